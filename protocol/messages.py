@@ -1,0 +1,238 @@
+"""Protocol v1 messages and their msgpack encoding.
+
+Every message is a msgpack map with a version field ``v`` and a type field
+``t``. Decoding validates every field's type, range and size, so a peer (or a
+file) can never make us allocate or trust more than the bounds below allow.
+
+Bounds a peer can claim are module constants so transports and tests share
+them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import MISSING, dataclass, fields
+from typing import Any, Union
+
+import msgpack
+
+from .errors import ProtocolError
+
+VERSION = 1
+
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+MAX_DIMENSION = 8192
+MAX_SCALE = 64
+MAX_STRIDE = 64
+MAX_FPS = 1000.0
+MAX_MODEL_BYTES = 512 * 1024 * 1024
+MAX_CHUNK_BYTES = 4 * 1024 * 1024
+MAX_FRAME_PAYLOAD_BYTES = 8 * 1024 * 1024
+MAX_SEQ = 2**53
+MAX_TEXT = 256
+SHA256_BYTES = 32
+
+FRAME_CODECS = ("png", "webp", "h264")
+PAYLOAD_KINDS = ("ae",)
+
+
+@dataclass(frozen=True)
+class Hello:
+    """Stream parameters, sent first."""
+
+    width: int
+    height: int
+    fps: float
+    scale: int
+    stride: int
+    codec: str
+    model_sha256: bytes
+    model_size: int
+    payload: str = "ae"
+    frame_count: int = 0
+    """Number of source frames, or 0 for a live stream of unknown length."""
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class ModelChunk:
+    """A slice of the model's wire form: ``data`` sits at ``offset`` of ``total`` bytes."""
+
+    offset: int
+    total: int
+    sha256: bytes
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One low-res frame payload.
+
+    ``seq`` counts sent frames; ``pts`` is the source frame index, so the
+    receiver knows how many frames to interpolate between two sent ones.
+    ``keyframe`` marks where an inter-coded payload stream can be decoded
+    from scratch. ``capture_us`` is the sender's capture clock in
+    microseconds (0 when unknown), used for latency.
+    """
+
+    seq: int
+    pts: int
+    keyframe: bool
+    payload: bytes
+    capture_us: int = 0
+
+
+@dataclass(frozen=True)
+class Bye:
+    """End of stream."""
+
+    frames: int = 0
+    reason: str = ""
+
+
+Message = Union[Hello, ModelChunk, Frame, Bye]
+
+_TYPE_NAMES: dict[type, str] = {Hello: "hello", ModelChunk: "model", Frame: "frame", Bye: "bye"}
+_TYPES_BY_NAME = {name: cls for cls, name in _TYPE_NAMES.items()}
+
+_INT, _FLOAT, _BYTES, _STR, _BOOL = "int", "float", "bytes", "str", "bool"
+
+# field -> (kind, low, high). For bytes and str, low/high bound the length.
+_SCHEMA: dict[type, dict[str, tuple[str, float, float]]] = {
+    Hello: {
+        "width": (_INT, 64, MAX_DIMENSION),
+        "height": (_INT, 64, MAX_DIMENSION),
+        "fps": (_FLOAT, 1e-3, MAX_FPS),
+        "scale": (_INT, 1, MAX_SCALE),
+        "stride": (_INT, 1, MAX_STRIDE),
+        "codec": (_STR, 1, 16),
+        "model_sha256": (_BYTES, SHA256_BYTES, SHA256_BYTES),
+        "model_size": (_INT, 1, MAX_MODEL_BYTES),
+        "payload": (_STR, 1, 16),
+        "frame_count": (_INT, 0, MAX_SEQ),
+        "source": (_STR, 0, MAX_TEXT),
+    },
+    ModelChunk: {
+        "offset": (_INT, 0, MAX_MODEL_BYTES),
+        "total": (_INT, 1, MAX_MODEL_BYTES),
+        "sha256": (_BYTES, SHA256_BYTES, SHA256_BYTES),
+        "data": (_BYTES, 1, MAX_CHUNK_BYTES),
+    },
+    Frame: {
+        "seq": (_INT, 0, MAX_SEQ),
+        "pts": (_INT, 0, MAX_SEQ),
+        "keyframe": (_BOOL, 0, 1),
+        "payload": (_BYTES, 1, MAX_FRAME_PAYLOAD_BYTES),
+        "capture_us": (_INT, 0, 2**63 - 1),
+    },
+    Bye: {
+        "frames": (_INT, 0, MAX_SEQ),
+        "reason": (_STR, 0, MAX_TEXT),
+    },
+}
+
+
+def _check_field(cls: type, name: str, value: Any) -> Any:
+    kind, low, high = _SCHEMA[cls][name]
+    where = f"{_TYPE_NAMES[cls]}.{name}"
+    if kind == _INT:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ProtocolError(f"{where} must be an integer, got {type(value).__name__}")
+        if not low <= value <= high:
+            raise ProtocolError(f"{where}={value} is outside [{low}, {high}]")
+    elif kind == _FLOAT:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ProtocolError(f"{where} must be a number, got {type(value).__name__}")
+        value = float(value)
+        if not math.isfinite(value) or not low <= value <= high:
+            raise ProtocolError(f"{where}={value} is outside [{low}, {high}]")
+    elif kind == _BOOL:
+        if not isinstance(value, bool):
+            raise ProtocolError(f"{where} must be a boolean, got {type(value).__name__}")
+    else:
+        want = bytes if kind == _BYTES else str
+        if not isinstance(value, want):
+            raise ProtocolError(f"{where} must be {kind}, got {type(value).__name__}")
+        if not low <= len(value) <= high:
+            raise ProtocolError(f"{where} has length {len(value)}, outside [{int(low)}, {int(high)}]")
+    return value
+
+
+def _check_semantics(msg: Message) -> None:
+    if isinstance(msg, Hello):
+        if msg.width % 64 or msg.height % 64:
+            raise ProtocolError(f"hello size {msg.height}x{msg.width} is not a multiple of 64")
+        if msg.width % msg.scale or msg.height % msg.scale:
+            raise ProtocolError(f"hello scale {msg.scale} does not divide size {msg.height}x{msg.width}")
+        if msg.codec not in FRAME_CODECS:
+            raise ProtocolError(f"hello.codec {msg.codec!r} is not one of {', '.join(FRAME_CODECS)}")
+        if msg.payload not in PAYLOAD_KINDS:
+            raise ProtocolError(f"hello.payload {msg.payload!r} is not one of {', '.join(PAYLOAD_KINDS)}")
+    elif isinstance(msg, ModelChunk):
+        if msg.offset + len(msg.data) > msg.total:
+            raise ProtocolError(
+                f"model chunk [{msg.offset}, {msg.offset + len(msg.data)}) runs past its total {msg.total}"
+            )
+
+
+def validate(msg: Message) -> Message:
+    """Check every field of ``msg``; return it unchanged or raise ProtocolError."""
+    cls = type(msg)
+    if cls not in _SCHEMA:
+        raise ProtocolError(f"not a protocol message: {cls.__name__}")
+    for f in fields(cls):
+        _check_field(cls, f.name, getattr(msg, f.name))
+    _check_semantics(msg)
+    return msg
+
+
+def encode(msg: Message) -> bytes:
+    """Validate ``msg`` and return its msgpack bytes."""
+    validate(msg)
+    body: dict[str, Any] = {"v": VERSION, "t": _TYPE_NAMES[type(msg)]}
+    for f in fields(msg):
+        body[f.name] = getattr(msg, f.name)
+    return msgpack.packb(body, use_bin_type=True)
+
+
+def decode(data: bytes) -> Message:
+    """Parse and validate one message; raise ProtocolError on anything else."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise ProtocolError(f"message must be bytes, got {type(data).__name__}")
+    if len(data) > MAX_MESSAGE_BYTES:
+        raise ProtocolError(f"message of {len(data)} bytes exceeds the {MAX_MESSAGE_BYTES}-byte limit")
+    try:
+        body = msgpack.unpackb(
+            bytes(data),
+            raw=False,
+            strict_map_key=True,
+            use_list=True,
+            max_bin_len=MAX_FRAME_PAYLOAD_BYTES,
+            max_str_len=MAX_TEXT,
+            max_array_len=64,
+            max_map_len=64,
+            max_ext_len=0,
+        )
+    except (ValueError, TypeError, msgpack.UnpackException) as exc:
+        raise ProtocolError(f"malformed message: {exc}") from None
+    if not isinstance(body, dict):
+        raise ProtocolError(f"message must be a map, got {type(body).__name__}")
+    version = body.pop("v", None)
+    if version != VERSION:
+        raise ProtocolError(f"unsupported protocol version {version!r} (this peer speaks {VERSION})")
+    name = body.pop("t", None)
+    cls = _TYPES_BY_NAME.get(name) if isinstance(name, str) else None
+    if cls is None:
+        raise ProtocolError(f"unknown message type {name!r}")
+    known = {f.name for f in fields(cls)}
+    required = {f.name for f in fields(cls) if f.default is MISSING}
+    # Unknown keys are ignored so a newer peer can add optional fields.
+    values = {k: v for k, v in body.items() if k in known}
+    missing = required - values.keys()
+    if missing:
+        raise ProtocolError(f"{name} message lacks {', '.join(sorted(missing))}")
+    for key, value in values.items():
+        values[key] = _check_field(cls, key, value)
+    msg = cls(**values)
+    _check_semantics(msg)
+    return msg

@@ -1,0 +1,1 @@
+"""The receiving end: reprojection, latent interpolation and playback."""

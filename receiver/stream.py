@@ -1,0 +1,220 @@
+"""The receiver's pipeline: protocol messages in, full-size frames out, in order.
+
+`StreamDecoder` drives a `ReceiverSession`, loads the model when it is
+complete (or from a cache), decodes the low-res payloads, reprojects them in
+batches, and fills the frames that were not sent (or were lost) by latent
+interpolation between their sent neighbours. Frames before the first
+received one, or after the last, are held.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from vsa.common import bundle as bundle_mod
+from vsa.common.bundle import Bundle
+from vsa.common.framecodec import FrameDecoder
+from vsa.common.resample import to_tensor
+from vsa.protocol.messages import Hello, Message
+from vsa.protocol.session import FrameReceived, ModelReady, ReceiverSession, StreamEnded, StreamStarted
+
+from .reconstruct import Reconstructor
+
+
+class Kind(enum.Enum):
+    SENT = "sent"
+    INTERPOLATED = "interpolated"
+    HELD = "held"
+
+
+@dataclass
+class OutputFrame:
+    index: int
+    """Output frame number; equals the source pts when the output keeps the source frame rate."""
+    position: float
+    """Where the frame sits on the source's timeline, in source frames."""
+    frame: torch.Tensor  # (3, H, W) float in [0, 1], on the CPU
+    kind: Kind
+    baseline: torch.Tensor | None = None
+    """Bicubic upsampling of the same low-res data (blended for frames not sent), if asked for."""
+
+
+@dataclass
+class _Anchor:
+    pts: int
+    frame: torch.Tensor
+    latent: torch.Tensor
+    baseline: torch.Tensor | None
+
+
+class StreamDecoder:
+    """Reconstructs one stream.
+
+    ``model_lookup(sha256) -> Bundle | None`` lets a cache supply the model so
+    the transfer can be skipped; ``batch`` trades latency for throughput.
+    """
+
+    def __init__(
+        self,
+        device: torch.device | str = "cpu",
+        iterations: int = 2,
+        consistency: bool = True,
+        batch: int = 8,
+        with_baseline: bool = False,
+        model_lookup: Callable[[bytes], Bundle | None] | None = None,
+        output_fps: float | None = None,
+    ) -> None:
+        self.session = ReceiverSession(ordered=True)
+        self.device = device
+        self.iterations = iterations
+        self.consistency = consistency
+        self.batch = max(1, batch)
+        self.with_baseline = with_baseline
+        self.model_lookup = model_lookup
+        self.hello: Hello | None = None
+        self.bundle: Bundle | None = None
+        self.model_wire: bytes | None = None
+        self.reconstructor: Reconstructor | None = None
+        self.decoder: FrameDecoder | None = None
+        self._queue: list[tuple[int, torch.Tensor]] = []  # (pts, low-res float frame)
+        self._anchor: _Anchor | None = None
+        self._next_index = 0  # next output frame to emit
+        self._ratio = 1.0  # source frames per output frame
+        self.output_fps = output_fps
+        self.ended = False
+        self.payload_bytes = 0
+        self.counts = {kind: 0 for kind in Kind}
+        self.frames_skipped = 0
+
+    # -- messages -------------------------------------------------------------------------
+
+    def feed(self, msg: Message) -> list[OutputFrame]:
+        """Process one message; return the output frames it completes."""
+        out: list[OutputFrame] = []
+        for event in self.session.receive(msg):
+            if isinstance(event, StreamStarted):
+                self._start(event.hello)
+            elif isinstance(event, ModelReady):
+                self.model_wire = event.wire
+                self._load(bundle_mod.from_wire(event.wire, self.session.hello.model_sha256))
+            elif isinstance(event, FrameReceived):
+                out += self._frame(event.frame)
+            elif isinstance(event, StreamEnded):
+                out += self.finish()
+        return out
+
+    def _start(self, hello: Hello) -> None:
+        self.hello = hello
+        if self.output_fps is None:
+            self.output_fps = hello.fps
+        self._ratio = hello.fps / self.output_fps
+        self.decoder = FrameDecoder(hello.codec, hello.width // hello.scale, hello.height // hello.scale)
+        cached = self.model_lookup(hello.model_sha256) if self.model_lookup else None
+        if cached is not None:
+            self.session.model_cached()
+            self._load(cached)
+
+    def _load(self, bundle: Bundle) -> None:
+        assert self.hello is not None
+        self.bundle = bundle
+        model = bundle.build()
+        self.reconstructor = Reconstructor(
+            model, (self.hello.height, self.hello.width), self.device, self.iterations, self.consistency
+        )
+
+    def _frame(self, frame) -> list[OutputFrame]:
+        if self.reconstructor is None or self.decoder is None:
+            return []  # cannot happen on an ordered transport: the session checks the order
+        self.payload_bytes += len(frame.payload)
+        rgb = self.decoder.decode(frame.payload, frame.keyframe)
+        if rgb is None:
+            self.frames_skipped += 1  # waiting for a keyframe; the gap will be interpolated
+            return []
+        self._queue.append((frame.pts, to_tensor(rgb)[0]))
+        if len(self._queue) >= self.batch:
+            return self._flush_queue()
+        return []
+
+    # -- reconstruction -------------------------------------------------------------------
+
+    def _flush_queue(self) -> list[OutputFrame]:
+        if not self._queue:
+            return []
+        assert self.reconstructor is not None
+        pts_list = [p for p, _ in self._queue]
+        low = torch.stack([t for _, t in self._queue])
+        self._queue = []
+        result = self.reconstructor.reproject(low)
+        baseline = self.reconstructor.bicubic(low).cpu() if self.with_baseline else None
+        out: list[OutputFrame] = []
+        frames = result.frames.cpu()
+        for i, pts in enumerate(pts_list):
+            anchor = _Anchor(pts, frames[i], result.latents[i : i + 1],
+                             baseline[i] if baseline is not None else None)
+            out += self._emit_until(anchor)
+        return out
+
+    def _position(self, index: int) -> float:
+        return index * self._ratio
+
+    def _emit_until(self, anchor: _Anchor) -> list[OutputFrame]:
+        """Emit every output frame that sits at or before ``anchor`` on the source timeline."""
+        previous = self._anchor
+        if previous is not None and anchor.pts <= previous.pts:
+            return []  # a duplicate or late frame: already past it
+        out: list[OutputFrame] = []
+        between: list[tuple[int, float]] = []
+        while self._position(self._next_index) <= anchor.pts + 1e-9:
+            index, pos = self._next_index, self._position(self._next_index)
+            self._next_index += 1
+            if abs(pos - anchor.pts) < 1e-9:
+                out += self._interpolated(previous, anchor, between)
+                between = []
+                out.append(self._output(index, pos, anchor.frame, Kind.SENT, anchor.baseline))
+            elif previous is None:
+                out.append(self._output(index, pos, anchor.frame, Kind.HELD, anchor.baseline))
+            else:
+                between.append((index, pos))
+        out += self._interpolated(previous, anchor, between)
+        self._anchor = anchor
+        return out
+
+    def _interpolated(self, a: _Anchor | None, b: _Anchor, targets: list[tuple[int, float]]) -> list[OutputFrame]:
+        if not targets:
+            return []
+        assert a is not None and self.reconstructor is not None
+        span = b.pts - a.pts
+        alphas = [(pos - a.pts) / span for _, pos in targets]
+        frames = self.reconstructor.interpolate(a.latent, b.latent, alphas).cpu()
+        out = []
+        for (index, pos), alpha, frame in zip(targets, alphas, frames):
+            base = None
+            if a.baseline is not None and b.baseline is not None:
+                base = (1 - alpha) * a.baseline + alpha * b.baseline
+            out.append(self._output(index, pos, frame, Kind.INTERPOLATED, base))
+        return out
+
+    def _output(self, index: int, pos: float, frame: torch.Tensor, kind: Kind,
+                baseline: torch.Tensor | None) -> OutputFrame:
+        self.counts[kind] += 1
+        return OutputFrame(index, pos, frame, kind, baseline)
+
+    def finish(self) -> list[OutputFrame]:
+        """Flush what is queued and hold the last frame up to the stream's known length."""
+        if self.ended:
+            return []
+        self.ended = True
+        out = self._flush_queue()
+        total = self.hello.frame_count if self.hello else 0
+        last = self._anchor
+        if last is not None:
+            # Output frames whose source position lies before the stream's end.
+            while self._position(self._next_index) <= total - 1 + 1e-9:
+                index, pos = self._next_index, self._position(self._next_index)
+                self._next_index += 1
+                out.append(self._output(index, pos, last.frame, Kind.HELD, last.baseline))
+        return out

@@ -1,0 +1,1 @@
+"""The sending end: training a video-specific model and producing the stream."""

@@ -1,0 +1,133 @@
+"""The sender's pipeline: full-size frames in, protocol messages out.
+
+Every ``stride``-th frame (and the last one, when the length is known, so the
+receiver can interpolate up to the end) is downscaled by ``scale`` and coded
+as a low-res payload. Everything is expressed as `vsa.protocol` messages, so
+the file container and the live data channels carry exactly the same stream.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from vsa.common.framecodec import DEFAULT_CODEC, DEFAULT_CRF, DEFAULT_WEBP_QUALITY, FrameEncoder, check_lowres_size
+from vsa.common.resample import downscale, to_tensor, to_uint8
+from vsa.common.bundle import sha256
+from vsa.protocol.messages import Bye, Frame, Hello, Message
+from vsa.protocol.session import SenderSession
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    scale: int = 4
+    stride: int = 1
+    codec: str = DEFAULT_CODEC
+    crf: int = DEFAULT_CRF
+    quality: int = DEFAULT_WEBP_QUALITY
+    keyint: int = 60
+    """Sent frames between h264 keyframes: where a receiver can restart."""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.scale <= 64:
+            raise ValueError(f"scale must be in [1, 64], got {self.scale}")
+        if not 1 <= self.stride <= 64:
+            raise ValueError(f"stride must be in [1, 64], got {self.stride}")
+        if not 0 <= self.crf <= 51:
+            raise ValueError(f"crf must be in [0, 51], got {self.crf}")
+        if not 0 <= self.quality <= 100:
+            raise ValueError(f"quality must be in [0, 100], got {self.quality}")
+        if self.keyint < 1:
+            raise ValueError(f"keyint must be at least 1, got {self.keyint}")
+
+
+def lowres_size(size: tuple[int, int], scale: int) -> tuple[int, int]:
+    h, w = size
+    if h % scale or w % scale:
+        raise ValueError(f"scale {scale} does not divide the working size {h}x{w}")
+    return h // scale, w // scale
+
+
+class StreamEncoder:
+    """Turns full-size RGB frames into the messages of one stream."""
+
+    def __init__(
+        self,
+        model_wire: bytes,
+        size: tuple[int, int],
+        fps: float,
+        settings: StreamSettings,
+        frame_count: int = 0,
+        source: str = "",
+    ) -> None:
+        self.settings = settings
+        self.size = size
+        self.low_h, self.low_w = lowres_size(size, settings.scale)
+        check_lowres_size(settings.codec, self.low_w, self.low_h)
+        self.model_wire = model_wire
+        self.frame_count = frame_count
+        hello = Hello(
+            width=size[1], height=size[0], fps=float(fps), scale=settings.scale, stride=settings.stride,
+            codec=settings.codec, model_sha256=sha256(model_wire), model_size=len(model_wire),
+            frame_count=frame_count, source=source[:256],
+        )
+        self.session = SenderSession(hello)
+        self.encoder = FrameEncoder(settings.codec, self.low_w, self.low_h, fps=fps, crf=settings.crf,
+                                    quality=settings.quality, keyint=settings.keyint)
+        self._pending: deque[tuple[int, int]] = deque()  # (pts, capture_us) awaiting a packet
+        self.payload_bytes = 0
+        self.frames_sent = 0
+
+    @property
+    def hello(self) -> Hello:
+        return self.session.hello
+
+    def start(self, send_model: bool = True, chunk_size: int = 64 * 1024) -> list[Message]:
+        """The hello and, unless the receiver has it cached, the model chunks."""
+        messages: list[Message] = [self.session.start()]
+        if send_model:
+            messages += self.session.model_chunks(self.model_wire, chunk_size)
+        else:
+            self.session.skip_model()
+        return messages
+
+    def wants(self, pts: int, last: bool = False) -> bool:
+        """Whether frame ``pts`` is sent: every stride-th, and the last one."""
+        return last or pts % self.settings.stride == 0
+
+    def lowres(self, rgb: np.ndarray) -> np.ndarray:
+        """The (h, w, 3) uint8 low-res frame that would be sent for ``rgb``."""
+        if rgb.shape[:2] != self.size:
+            raise ValueError(f"frame is {rgb.shape[0]}x{rgb.shape[1]}, the stream is {self.size[0]}x{self.size[1]}")
+        return to_uint8(downscale(to_tensor(rgb), self.settings.scale))[0]
+
+    def push(self, pts: int, rgb: np.ndarray, capture_us: int = 0, last: bool = False) -> list[Frame]:
+        """Offer source frame ``pts``; returns the frame messages ready to send.
+
+        Pass ``last=True`` for the final frame of a file so the receiver can
+        interpolate all the way to the end.
+        """
+        if not self.wants(pts, last):
+            return []
+        self._pending.append((pts, capture_us))
+        return self._frames(self.encoder.encode(self.lowres(rgb)))
+
+    def request_keyframe(self) -> None:
+        self.encoder.request_keyframe()
+
+    def finish(self, reason: str = "end of stream") -> list[Message]:
+        messages: list[Message] = list(self._frames(self.encoder.flush()))
+        bye: Bye = self.session.bye(reason)
+        return messages + [bye]
+
+    def _frames(self, packets) -> list[Frame]:
+        out = []
+        for packet in packets:
+            pts, capture_us = self._pending.popleft()
+            out.append(self.session.frame(pts, packet.keyframe, packet.payload, capture_us))
+            self.payload_bytes += len(packet.payload)
+            self.frames_sent += 1
+        return out
+

@@ -1,0 +1,1 @@
+"""Command line, file mode, demo, evaluation and benchmarks."""

@@ -1,0 +1,249 @@
+"""`vsa`: the command line (train, encode, decode, demo).
+
+Errors a user can cause (a missing file, a wrong model, a damaged `.vsa`)
+print one clear line and exit with status 2; they never show a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+EXIT_BAD_INPUT = 2
+
+
+class UserError(Exception):
+    """An error to report in one line, exit status 2."""
+
+
+def _size(text: str) -> tuple[int, int]:
+    from vsa.common.video import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not in [0, 1)")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be positive")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return value
+
+
+# --- train ---------------------------------------------------------------------------------
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from vsa.common import bundle as bundle_mod
+    from vsa.common.device import pick_device
+    from vsa.common.model import preset
+    from vsa.common.video import read_video
+    from vsa.sender.train import Trainer, TrainOptions
+
+    device = pick_device(args.device)
+    resume = None
+    if args.resume:
+        if not os.path.exists(args.output):
+            raise UserError(f"--resume: {args.output} does not exist yet; train without --resume first")
+        resume = bundle_mod.load(args.output)
+    config = resume.config if resume else preset(args.preset)
+    size = args.size or (tuple(resume.meta["size"]) if resume and "size" in resume.meta else None)
+    frames, info, size = read_video(args.video, size=size, limit=args.limit, progress=True)
+    train_count = len(frames) - int(round(len(frames) * args.holdout_tail))
+    if train_count < 1:
+        raise UserError(f"--holdout-tail {args.holdout_tail} leaves no frames to train on")
+    minutes = args.minutes if args.steps is None else None
+    options = TrainOptions(steps=args.steps, minutes=minutes, objective=args.objective, seed=args.seed,
+                           lr=args.lr)
+    meta = {
+        "source": info.name, "size": list(size), "fps": info.fps, "frames_total": len(frames),
+        "frames_used": train_count, "holdout_tail": args.holdout_tail, "preset": config.preset,
+        "device": str(device),
+    }
+    print(f"training a {config.preset} model (k={config.k}) on {train_count} of {len(frames)} frames of "
+          f"{info.name} at {size[0]}x{size[1]}, objective {args.objective}, on {device}", file=sys.stderr)
+    trainer = Trainer(frames[:train_count], config, options, device, meta=meta, resume=resume)
+    bundle = trainer.run(on_checkpoint=lambda b: bundle_mod.save(b, args.output))
+    wire = bundle_mod.to_wire(bundle)
+    print(f"saved {args.output}: {trainer.step} steps in {trainer.elapsed:.0f} s, "
+          f"train PSNR {bundle.meta.get('train_psnr', float('nan')):.2f} dB; "
+          f"wire form {len(wire) / 1024:.0f} KiB (int8 + zstd)")
+    return 0
+
+
+# --- encode / decode -----------------------------------------------------------------------
+
+
+def cmd_encode(args: argparse.Namespace) -> int:
+    from vsa.sender.stream import StreamSettings
+    from vsa.tools.filemode import encode_file
+
+    settings = StreamSettings(scale=args.scale, stride=args.stride, codec=args.codec, crf=args.crf,
+                              quality=args.quality, keyint=args.keyint)
+    report = encode_file(args.video, args.model, args.output, settings, size=args.size, limit=args.limit,
+                         progress=True)
+    print(f"wrote {args.output}\n{report.summary()}")
+    return 0
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
+    from vsa.common.device import pick_device
+    from vsa.tools.filemode import decode_file
+
+    report = decode_file(args.input, args.output, iterations=args.iterations, output_fps=args.fps,
+                         device=pick_device(args.device), reference=args.reference,
+                         consistency=not args.no_consistency, progress=True)
+    if report.frames and args.output:
+        print(f"wrote {args.output}")
+    print(report.summary())
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"frames": report.frames, "counts": report.counts, "fps": report.output_fps,
+                       "payload_bytes": report.payload_bytes, "file_bytes": report.file_bytes,
+                       "model_bytes": report.model_bytes, "metrics": report.metrics, "error": report.error}, f,
+                      indent=2)
+    if report.error:
+        print(f"vsa decode: {args.input} is damaged: {report.error}"
+              + (f" (decoded the {report.frames} frames before it)" if report.frames else ""), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from vsa.tools.demo import run_demo
+
+    return run_demo(args)
+
+
+# --- parser ----------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from vsa.common.device import DEVICE_CHOICES
+    from vsa.common.framecodec import CODECS, DEFAULT_CODEC, DEFAULT_CRF, DEFAULT_WEBP_QUALITY
+    from vsa.common.model import PRESETS
+    from vsa.sender.train import OBJECTIVES
+
+    parser = argparse.ArgumentParser(
+        prog="vsa",
+        description="vsa: a video codec built on video-specific autoencoders. Train a model on one video, "
+        "send it once, then send sparse low-res frames that the receiver reprojects onto the video's manifold.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train a video-specific autoencoder on one video",
+                       description="Train a video-specific autoencoder on the frames of VIDEO and save it as a "
+                       "model bundle. Checkpoints are written every minute; --resume continues one.")
+    p.add_argument("video", metavar="VIDEO", help="a video file, lavfi:GRAPH or cameraN")
+    p.add_argument("-o", "--output", default="ae.pt", help="model bundle to write (default: ae.pt)")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="fast",
+                   help="network width: fast (k=12, real time on a 2-core CPU), paper (k=64, 34M parameters), "
+                   "tiny (k=6, for tests) (default: fast)")
+    p.add_argument("--size", type=_size, metavar="HxW",
+                   help="working size, multiples of 64 (default: 256 high, source aspect)")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--minutes", type=_positive_float, default=2.0, help="time budget (default: 2)")
+    budget.add_argument("--steps", type=_positive_int, help="step budget, instead of --minutes")
+    p.add_argument("--objective", choices=OBJECTIVES, default="restore",
+                   help="restore: learn to map degraded low-res inputs to clean frames (default); "
+                   "reconstruct: the paper's plain autoencoding loss")
+    p.add_argument("--holdout-tail", type=_fraction, default=0.0, metavar="F",
+                   help="leave the last fraction F of the frames out of training (default: 0)")
+    p.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="default: auto (cuda, mps, cpu)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--lr", type=_positive_float, default=1e-3,
+                   help="peak learning rate (default: 1e-3; the paper's 2e-4 is too slow for minute budgets)")
+    p.add_argument("--limit", type=_positive_int, help="use only the first N frames")
+    p.add_argument("--resume", action="store_true", help="continue training the bundle at --output")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("encode", help="encode a video into a .vsa file",
+                       description="Write a .vsa file: the stream header, the model once, then every STRIDE-th "
+                       "frame downscaled by SCALE and coded as a low-res payload.")
+    p.add_argument("video", metavar="VIDEO", help="a video file, lavfi:GRAPH or cameraN")
+    p.add_argument("--model", required=True, help="model bundle from `vsa train`")
+    p.add_argument("-o", "--output", required=True, help=".vsa file to write")
+    p.add_argument("--scale", type=_positive_int, default=4, help="spatial downscale factor (default: 4)")
+    p.add_argument("--stride", type=_positive_int, default=1, help="send every STRIDE-th frame (default: 1)")
+    p.add_argument("--codec", choices=CODECS, default=DEFAULT_CODEC,
+                   help=f"low-res payload codec (default: {DEFAULT_CODEC}, the smallest by measurement)")
+    p.add_argument("--crf", type=int, default=DEFAULT_CRF, help=f"h264 quality, lower is better (default: {DEFAULT_CRF})")
+    p.add_argument("--quality", type=int, default=DEFAULT_WEBP_QUALITY,
+                   help=f"webp quality 0-100 (default: {DEFAULT_WEBP_QUALITY})")
+    p.add_argument("--keyint", type=_positive_int, default=60,
+                   help="h264: sent frames between keyframes, where decoding can restart (default: 60)")
+    p.add_argument("--size", type=_size, metavar="HxW", help="working size (default: the model's)")
+    p.add_argument("--limit", type=_positive_int, help="encode only the first N frames")
+    p.set_defaults(func=cmd_encode)
+
+    p = sub.add_parser("decode", help="decode a .vsa file to mp4",
+                       description="Reconstruct a .vsa file: reproject each sent frame onto the video's manifold "
+                       "and interpolate latent codes for the frames in between.")
+    p.add_argument("input", metavar="FILE.vsa")
+    p.add_argument("-o", "--output", help="mp4 to write (default: none, just report)")
+    p.add_argument("--iterations", type=_positive_int, default=2, help="reprojection passes (default: 2)")
+    p.add_argument("--fps", type=_positive_float,
+                   help="output frame rate; latent interpolation makes any rate (default: the source's)")
+    p.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="default: auto (cuda, mps, cpu)")
+    p.add_argument("--reference", metavar="VIDEO",
+                   help="original video: also print mean PSNR and SSIM of vsa and of bicubic upscaling")
+    p.add_argument("--no-consistency", action="store_true",
+                   help="plain reprojection (paper eq. 6), without back-projection onto the received frame")
+    p.add_argument("--json", metavar="PATH", help="also write the report as JSON")
+    p.set_defaults(func=cmd_decode)
+
+    p = sub.add_parser("demo", help="train, encode and decode the bundled clip; write a side-by-side video",
+                       description="The one-command tour: trains (or reuses) a model on the bundled clip, "
+                       "encodes it at --scale/--stride, decodes it, prints kbps and PSNR against bicubic, and writes "
+                       "original | bicubic | vsa side by side.")
+    p.add_argument("--video", help="clip to use (default: the bundled person_signing_webcam.mp4)")
+    p.add_argument("--out-dir", default="demo-out", help="where to write results (default: demo-out)")
+    p.add_argument("--minutes", type=_positive_float, default=2.0, help="training budget (default: 2)")
+    p.add_argument("--scale", type=_positive_int, default=4, help="default: 4")
+    p.add_argument("--stride", type=_positive_int, default=2, help="default: 2")
+    p.add_argument("--size", type=_size, default=(192, 256), metavar="HxW", help="default: 192x256")
+    p.add_argument("--retrain", action="store_true", help="ignore a cached model")
+    p.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="default: auto")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from vsa.common.bundle import BundleError
+    from vsa.common.framecodec import FrameCodecError
+    from vsa.common.video import VideoError
+    from vsa.protocol.errors import ProtocolError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (UserError, VideoError, BundleError, ProtocolError, FrameCodecError, FileNotFoundError,
+            ValueError) as exc:
+        print(f"vsa {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(f"vsa {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,259 @@
+"""Offline file mode: `vsa encode` and `vsa decode`.
+
+The `.vsa` file is a thin shell over the protocol: `protocol.container`
+frames exactly the messages a live stream sends (hello, the model once, the
+frames, bye). This module only moves bytes between disk and the sans-I/O
+pieces.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from vsa.common import bundle as bundle_mod
+from vsa.common.metrics import psnr, ssim
+from vsa.common.resample import to_tensor, to_uint8
+from vsa.common.video import VideoSource, VideoWriter, fit_frame, read_video
+from vsa.protocol.container import ContainerReader, file_header, record
+from vsa.protocol.errors import ProtocolError
+from vsa.receiver.stream import Kind, OutputFrame, StreamDecoder
+from vsa.sender.stream import StreamEncoder, StreamSettings
+
+READ_CHUNK = 1 << 20
+
+
+def kbps(num_bytes: int, seconds: float) -> float:
+    return num_bytes * 8 / 1000 / seconds if seconds > 0 else 0.0
+
+
+@dataclass
+class EncodeReport:
+    frames: int
+    frames_sent: int
+    fps: float
+    size: tuple[int, int]
+    payload_bytes: int
+    model_bytes: int
+    file_bytes: int
+
+    @property
+    def seconds(self) -> float:
+        return self.frames / self.fps
+
+    def summary(self) -> str:
+        return (
+            f"{self.frames} frames at {self.size[0]}x{self.size[1]}, {self.fps:g} fps, {self.frames_sent} sent\n"
+            f"payload: {self.payload_bytes} bytes = {kbps(self.payload_bytes, self.seconds):.1f} kbps (frames only)\n"
+            f"with model: {self.file_bytes} bytes = {kbps(self.file_bytes, self.seconds):.1f} kbps "
+            f"(whole file; model {self.model_bytes / 1024:.0f} KiB)"
+        )
+
+
+def encode_file(
+    video: str,
+    model_path: str,
+    output: str,
+    settings: StreamSettings,
+    size: tuple[int, int] | None = None,
+    limit: int | None = None,
+    progress: bool = False,
+) -> EncodeReport:
+    """Encode ``video`` with the model at ``model_path`` into a `.vsa` file."""
+    bundle = bundle_mod.load(model_path)
+    wire = bundle_mod.to_wire(bundle)
+    if size is None:
+        meta_size = bundle.meta.get("size")
+        size = tuple(meta_size) if isinstance(meta_size, (list, tuple)) and len(meta_size) == 2 else None
+    tmp = f"{output}.tmp-{os.getpid()}"
+    with VideoSource(video) as source:
+        info = source.info
+        if size is None:
+            from vsa.common.video import default_working_size
+
+            size = default_working_size(info.width, info.height)
+        encoder = StreamEncoder(wire, size, info.fps, settings, frame_count=min(info.frame_count, limit or 1 << 62),
+                                source=info.name)
+        frames = source.frames(limit)
+        if progress:
+            from tqdm import tqdm
+
+            frames = tqdm(frames, total=limit or info.frame_count or None, desc="encoding", unit="frame", mininterval=1.0)
+        count = 0
+        with open(tmp, "wb") as out:
+            out.write(file_header())
+            for msg in encoder.start():
+                out.write(record(msg))
+            previous = None
+            # One frame of look-ahead, so the last frame is known and always sent.
+            for rgb in frames:
+                if previous is not None:
+                    for msg in encoder.push(count - 1, previous):
+                        out.write(record(msg))
+                previous = fit_frame(rgb, *size)
+                count += 1
+            if previous is None:
+                raise ValueError(f"{video!r} contains no frames")
+            for msg in encoder.push(count - 1, previous, last=True):
+                out.write(record(msg))
+            for msg in encoder.finish():
+                out.write(record(msg))
+    os.replace(tmp, output)
+    return EncodeReport(count, encoder.frames_sent, info.fps, size, encoder.payload_bytes, len(wire),
+                        os.path.getsize(output))
+
+
+@dataclass
+class DecodeReport:
+    frames: int = 0
+    counts: dict = field(default_factory=dict)
+    fps: float = 0.0
+    output_fps: float = 0.0
+    size: tuple[int, int] = (0, 0)
+    payload_bytes: int = 0
+    file_bytes: int = 0
+    model_bytes: int = 0
+    source_frames: int = 0
+    error: str | None = None
+    metrics: dict = field(default_factory=dict)
+
+    @property
+    def seconds(self) -> float:
+        return self.source_frames / self.fps if self.fps else 0.0
+
+    def summary(self) -> str:
+        parts = ", ".join(f"{n} {k}" for k, n in self.counts.items() if n)
+        lines = [
+            f"{self.frames} frames at {self.size[0]}x{self.size[1]}, {self.output_fps:g} fps ({parts})",
+            f"payload: {kbps(self.payload_bytes, self.seconds):.1f} kbps (frames only); "
+            f"with model: {kbps(self.file_bytes, self.seconds):.1f} kbps (whole file; model {self.model_bytes / 1024:.0f} KiB)",
+        ]
+        for name, values in self.metrics.items():
+            lines.append(f"{name}: " + ", ".join(f"{k} {v:.3f}" for k, v in values.items()))
+        return "\n".join(lines)
+
+
+class _Scorer:
+    """Per-frame PSNR and SSIM of vsa and of the bicubic baseline against a reference."""
+
+    def __init__(self, reference: torch.Tensor | None) -> None:
+        self.reference = reference
+        self.rows: list[tuple[int, str, float, float, float, float]] = []
+
+    def add(self, index: int, kind: str, frame: torch.Tensor, baseline: torch.Tensor | None) -> None:
+        if self.reference is None or index >= len(self.reference) or baseline is None:
+            return
+        ref = to_tensor(self.reference[index])
+        ours, base = frame[None].clamp(0, 1), baseline[None].clamp(0, 1)
+        # Score what the user gets: frames rounded to 8 bits, as written.
+        ours, base = ours.mul(255).round().div(255), base.mul(255).round().div(255)
+        self.rows.append((index, kind, float(psnr(ours, ref)), float(ssim(ours, ref)),
+                          float(psnr(base, ref)), float(ssim(base, ref))))
+
+    def summary(self) -> dict:
+        out = {}
+        groups = {"all": self.rows, **{k.value: [r for r in self.rows if r[1] == k.value] for k in Kind}}
+        for name, rows in groups.items():
+            if not rows:
+                continue
+            n = len(rows)
+            out[name] = {
+                "frames": n,
+                "vsa_psnr": sum(min(r[2], 100.0) for r in rows) / n,
+                "vsa_ssim": sum(r[3] for r in rows) / n,
+                "bicubic_psnr": sum(min(r[4], 100.0) for r in rows) / n,
+                "bicubic_ssim": sum(r[5] for r in rows) / n,
+            }
+        return out
+
+
+def decode_file(
+    path: str,
+    output: str | None,
+    iterations: int = 2,
+    output_fps: float | None = None,
+    device: torch.device | str = "cpu",
+    reference: str | None = None,
+    consistency: bool = True,
+    frame_range: tuple[int, int] | None = None,
+    progress: bool = False,
+    on_frame: Callable[[OutputFrame], None] | None = None,
+) -> DecodeReport:
+    """Decode a `.vsa` file, writing what is intact even if the file is damaged.
+
+    ``frame_range`` = (first, end) restricts the metrics to those source frames.
+    ``on_frame`` sees every output frame (the demo uses it for its side-by-side video).
+    Returns a report whose ``error`` names the damage, if any.
+    """
+    if not os.path.exists(path):
+        raise FileNotFoundError(f".vsa file not found: {path}")
+    decoder = StreamDecoder(device=device, iterations=iterations, consistency=consistency,
+                            with_baseline=reference is not None, output_fps=output_fps)
+    reader = ContainerReader()
+    report = DecodeReport(file_bytes=os.path.getsize(path))
+    writer: VideoWriter | None = None
+    scorer = _Scorer(None)
+    bar = None
+
+    def consume(frames) -> None:
+        nonlocal writer, scorer, bar
+        for out in frames:
+            if writer is None and output is not None:
+                writer = VideoWriter(output, decoder.hello.width, decoder.hello.height, decoder.output_fps)
+            if writer is not None:
+                writer.write(to_uint8(out.frame[None])[0])
+            if frame_range is None or frame_range[0] <= out.index < frame_range[1]:
+                scorer.add(out.index, out.kind.value, out.frame, out.baseline)
+            if on_frame is not None:
+                on_frame(out)
+            report.frames += 1
+            if bar is not None:
+                bar.update(1)
+
+    try:
+        with open(path, "rb") as f:
+            while True:
+                chunk = f.read(READ_CHUNK)
+                if chunk:
+                    reader.feed(chunk)
+                while (msg := reader.next_message()) is not None:
+                    first = decoder.hello is None
+                    consume(decoder.feed(msg))
+                    if first and decoder.hello is not None:
+                        h = decoder.hello
+                        if reference is not None:
+                            ref, _, _ = read_video(reference, size=(h.height, h.width),
+                                                   limit=h.frame_count or None)
+                            scorer = _Scorer(ref)
+                        if progress:
+                            from tqdm import tqdm
+
+                            bar = tqdm(total=h.frame_count or None, desc="decoding", unit="frame", mininterval=1.0)
+                if not chunk:
+                    break
+            reader.close()
+            if not decoder.ended:
+                raise ProtocolError("stream ends without a bye message (file truncated?)")
+    except (ProtocolError, bundle_mod.BundleError) as exc:
+        report.error = str(exc)
+        consume(decoder.finish())
+    finally:
+        if bar is not None:
+            bar.close()
+        if writer is not None:
+            writer.close()
+    if decoder.hello is None:
+        report.error = report.error or "file holds no stream header"
+        return report
+    h = decoder.hello
+    report.counts = {k.value: n for k, n in decoder.counts.items()}
+    report.fps, report.output_fps = h.fps, decoder.output_fps
+    report.size = (h.height, h.width)
+    report.payload_bytes = decoder.payload_bytes
+    report.model_bytes = h.model_size
+    report.source_frames = h.frame_count or round(report.frames * h.fps / decoder.output_fps)
+    report.metrics = scorer.summary()
+    return report
