@@ -87,6 +87,9 @@ def load(path: str) -> Bundle:
     """Load a bundle with weights_only=True; raise BundleError with the reason on any problem."""
     if not os.path.exists(path):
         raise BundleError(f"model file not found: {path}")
+    if not zipfile.is_zipfile(path):
+        # torch.save always writes a zip archive; anything else is damaged or foreign.
+        raise BundleError(f"{path} is not a readable torch checkpoint (corrupt, truncated or not a model file)")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:

@@ -3,8 +3,8 @@
 * ``png``: lossless, each frame independent.
 * ``webp``: lossy intra (libwebp), each frame independent, so a lost frame
   costs only itself.
-* ``h264``: inter-coded (libx264, ``tune=zerolatency`` so one frame in gives
-  one packet out, no B-frames). A decoder that missed a packet, or starts
+* ``h264``: inter-coded (libx264 in 4:4:4, ``tune=zerolatency`` so one frame
+  in gives one packet out, no B-frames). A decoder that missed a packet, or starts
   mid-stream, waits for the next keyframe and restarts there.
 
 Measured sizes per frame are in the README; h264 is the default because it is
@@ -36,7 +36,7 @@ class EncodedFrame:
 
 
 def _needs_even(codec: str) -> bool:
-    return codec in ("h264", "webp")
+    return codec == "webp"  # 4:2:0 chroma
 
 
 def check_lowres_size(codec: str, width: int, height: int) -> None:
@@ -47,7 +47,7 @@ def check_lowres_size(codec: str, width: int, height: int) -> None:
         raise ValueError(f"low-res frame {height}x{width} is too small to encode; use a smaller --scale")
     if _needs_even(codec) and (width % 2 or height % 2):
         raise ValueError(
-            f"{codec} needs even low-res sides (4:2:0 chroma), got {height}x{width}; use --codec png or another --scale"
+            f"{codec} needs even low-res sides (4:2:0 chroma), got {height}x{width}; use --codec h264 or png"
         )
 
 
@@ -75,7 +75,9 @@ class FrameEncoder:
             ctx.options = {"quality": str(quality), "lossless": "0"}
         else:
             ctx = av.CodecContext.create("libx264", "w")
-            ctx.pix_fmt = "yuv420p"
+            # 4:4:4: at low-res sizes 4:2:0 chroma costs ~6 dB of PSNR for
+            # only ~12% fewer bytes (measured, README "Payload codecs").
+            ctx.pix_fmt = "yuv444p"
             ctx.options = {
                 "crf": str(crf),
                 "preset": "veryfast",
@@ -147,7 +149,9 @@ class FrameDecoder:
         if self._need_keyframe and not keyframe:
             self.skipped += 1
             return None
-        if self._need_keyframe:
+        if self._need_keyframe or self.codec != "h264":
+            # Intra codecs get a fresh context per frame: FFmpeg's png decoder
+            # otherwise carries state between packets and garbles later frames.
             self._ctx = self._new_context()
             self._need_keyframe = False
         try:

@@ -8,8 +8,11 @@ Two objectives:
   and the target is the clean x. This trains exactly the projection the
   receiver applies to upsampled low-res frames.
 
-The schedule is the paper's (Adam, lr 2e-4, batch 6, constant for the first
-half, then linear decay to zero), scaled to the step budget.
+The schedule is the paper's shape (Adam, batch 6, constant learning rate for
+the first half, then linear decay to zero), scaled to the step budget. The
+restore objective also scores the back-projected output (see
+`vsa.receiver.reconstruct`), so the network learns the high frequencies that
+complement the received low-res frame.
 """
 
 from __future__ import annotations
@@ -28,7 +31,9 @@ from vsa.common.model import AEConfig, Autoencoder
 from vsa.common.resample import consistent, to_tensor
 
 OBJECTIVES = ("reconstruct", "restore")
-LEARNING_RATE = 2e-4
+# The paper's 2e-4 suits 200 epochs on a GPU; for budgets of minutes 2e-3 reached
+# 3-4 dB higher PSNR in the same time on our clips (README, "Training").
+LEARNING_RATE = 2e-3
 BATCH_SIZE = 6
 MIN_FACTOR, MAX_FACTOR = 2.0, 16.0
 MAX_NOISE = 0.02
@@ -108,7 +113,7 @@ class Trainer:
         torch.manual_seed(options.seed)
         self.generator = torch.Generator().manual_seed(options.seed)
         self.model = Autoencoder(config).to(device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=options.lr, betas=(0.5, 0.999))
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=options.lr)
         self.step = 0
         self.total_steps = options.steps or 0
         self.elapsed = 0.0

@@ -140,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     from vsa.common.device import DEVICE_CHOICES
     from vsa.common.framecodec import CODECS, DEFAULT_CODEC, DEFAULT_CRF, DEFAULT_WEBP_QUALITY
     from vsa.common.model import PRESETS
-    from vsa.sender.train import OBJECTIVES
+    from vsa.sender.train import LEARNING_RATE, OBJECTIVES
 
     parser = argparse.ArgumentParser(
         prog="vsa",
@@ -169,8 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="leave the last fraction F of the frames out of training (default: 0)")
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="default: auto (cuda, mps, cpu)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--lr", type=_positive_float, default=1e-3,
-                   help="peak learning rate (default: 1e-3; the paper's 2e-4 is too slow for minute budgets)")
+    p.add_argument("--lr", type=_positive_float, default=LEARNING_RATE,
+                   help=f"peak learning rate (default: {LEARNING_RATE:g}; the paper's 2e-4 is too slow for minute budgets)")
     p.add_argument("--limit", type=_positive_int, help="use only the first N frames")
     p.add_argument("--resume", action="store_true", help="continue training the bundle at --output")
     p.set_defaults(func=cmd_train)

@@ -1,0 +1,52 @@
+"""Shared fixtures: the bundled real clip, and a small model trained on it once per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vsa.common import bundle as bundle_mod
+from vsa.common.assets import DEFAULT_CLIP
+from vsa.common.model import AEConfig
+from vsa.common.video import read_video
+from vsa.sender.train import Trainer, TrainOptions
+
+SHARED_VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos"
+SMALL_SIZE = (128, 192)
+
+
+def shared_video(name: str) -> Path:
+    """A clip from ../shared/data/videos, or skip the test with the reason."""
+    path = SHARED_VIDEOS / name
+    if not path.exists():
+        pytest.skip(f"{path} is absent: the extra clips of ../shared/data/videos are not checked out here")
+    return path
+
+
+@pytest.fixture(scope="session")
+def clip_path() -> str:
+    assert DEFAULT_CLIP.exists(), "the bundled clip is missing from common/assets"
+    return str(DEFAULT_CLIP)
+
+
+@pytest.fixture(scope="session")
+def small_frames(clip_path: str) -> np.ndarray:
+    """The first 48 frames of the bundled clip at 128x192."""
+    frames, _, _ = read_video(clip_path, size=SMALL_SIZE, limit=48)
+    return frames
+
+
+@pytest.fixture(scope="session")
+def trained_bundle(tmp_path_factory: pytest.TempPathFactory, small_frames: np.ndarray) -> tuple[str, bundle_mod.Bundle]:
+    """A k=6 model trained briefly on real frames, so its weights are realistic; saved to disk."""
+    torch.manual_seed(0)
+    options = TrainOptions(steps=120, objective="restore", seed=0, progress=False)
+    trainer = Trainer(small_frames, AEConfig(k=6, preset="tiny"), options, torch.device("cpu"),
+                      meta={"size": list(SMALL_SIZE), "source": "person_signing_webcam.mp4", "fps": 30.0})
+    bundle = trainer.run()
+    path = tmp_path_factory.mktemp("model") / "tiny.pt"
+    bundle_mod.save(bundle, str(path))
+    return str(path), bundle

@@ -1,0 +1,128 @@
+import hashlib
+
+import msgpack
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vsa.protocol.errors import ProtocolError
+from vsa.protocol.messages import (
+    MAX_FRAME_PAYLOAD_BYTES, MAX_MESSAGE_BYTES, VERSION, Bye, Frame, Hello, ModelChunk, decode, encode,
+)
+
+SHA = hashlib.sha256(b"model").digest()
+HELLO = Hello(width=448, height=256, fps=30.0, scale=4, stride=2, codec="h264", model_sha256=SHA,
+              model_size=1000, frame_count=282, source="clip.mp4")
+SAMPLES = [
+    HELLO,
+    ModelChunk(offset=0, total=1000, sha256=SHA, data=b"x" * 500),
+    Frame(seq=3, pts=6, keyframe=True, payload=b"\x00\x01payload", capture_us=123456),
+    Bye(frames=10, reason="done"),
+]
+
+
+@pytest.mark.parametrize("msg", SAMPLES, ids=lambda m: type(m).__name__)
+def test_round_trip(msg):
+    assert decode(encode(msg)) == msg
+
+
+def _raw(**fields):
+    return msgpack.packb({"v": VERSION, **fields}, use_bin_type=True)
+
+
+@pytest.mark.parametrize(
+    "raw, needle",
+    [
+        (b"\xc1", "malformed"),
+        (msgpack.packb([1, 2]), "must be a map"),
+        (msgpack.packb({"v": 99, "t": "bye"}), "unsupported protocol version"),
+        (_raw(t="nope"), "unknown message type"),
+        (_raw(t="frame", seq=1, pts=1, keyframe=True), "lacks payload"),
+        (_raw(t="frame", seq=-1, pts=1, keyframe=True, payload=b"x"), "frame.seq=-1"),
+        (_raw(t="frame", seq=1, pts=1, keyframe=1, payload=b"x"), "boolean"),
+        (_raw(t="frame", seq=1, pts=1, keyframe=True, payload="text"), "must be bytes"),
+        (_raw(t="frame", seq=1, pts=1, keyframe=True, payload=b""), "length 0"),
+        (_raw(t="model", offset=900, total=1000, sha256=SHA, data=b"x" * 200), "runs past"),
+        (_raw(t="model", offset=0, total=1000, sha256=b"short", data=b"x"), "sha256 has length 5"),
+        (_raw(t="hello", width=100, height=256, fps=30.0, scale=4, stride=1, codec="h264",
+              model_sha256=SHA, model_size=10), "not a multiple of 64"),
+        (_raw(t="hello", width=448, height=256, fps=float("nan"), scale=4, stride=1, codec="h264",
+              model_sha256=SHA, model_size=10), "hello.fps"),
+        (_raw(t="hello", width=448, height=256, fps=30, scale=4, stride=1, codec="mpeg2",
+              model_sha256=SHA, model_size=10), "hello.codec"),
+        (_raw(t="hello", width=448, height=256, fps=30, scale=4, stride=1, codec="h264",
+              model_sha256=SHA, model_size=10**12), "hello.model_size"),
+    ],
+)
+def test_bad_messages_raise_protocol_error_naming_the_problem(raw, needle):
+    with pytest.raises(ProtocolError, match=needle):
+        decode(raw)
+
+
+def test_oversized_message_is_refused_before_parsing():
+    with pytest.raises(ProtocolError, match="exceeds"):
+        decode(b"\x00" * (MAX_MESSAGE_BYTES + 1))
+
+
+def test_oversized_payload_claim_is_refused():
+    # A frame whose payload header claims more than the bound, with no data behind it.
+    raw = bytearray(_raw(t="frame", seq=1, pts=1, keyframe=True))
+    assert raw[0] == 0x85  # fixmap of 5 entries
+    raw[0] = 0x86
+    raw += msgpack.packb("payload") + b"\xc6" + (MAX_FRAME_PAYLOAD_BYTES + 1).to_bytes(4, "big")
+    with pytest.raises(ProtocolError):
+        decode(bytes(raw))
+
+
+def test_unknown_fields_are_ignored_for_forward_compatibility():
+    raw = _raw(t="bye", frames=1, reason="", future_field=[1, 2, 3])
+    assert decode(raw) == Bye(frames=1, reason="")
+
+
+def test_encode_validates_too():
+    with pytest.raises(ProtocolError):
+        encode(Frame(seq=0, pts=0, keyframe=True, payload=b""))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.binary(max_size=512))
+def test_random_bytes_only_ever_raise_protocol_error(data):
+    try:
+        decode(data)
+    except ProtocolError:
+        pass
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from([encode(m) for m in SAMPLES]), st.data())
+def test_mutated_messages_only_ever_raise_protocol_error(raw, data):
+    mutated = bytearray(raw)
+    for _ in range(data.draw(st.integers(1, 4))):
+        op = data.draw(st.sampled_from(["flip", "cut", "insert"]))
+        if op == "flip" and mutated:
+            i = data.draw(st.integers(0, len(mutated) - 1))
+            mutated[i] = data.draw(st.integers(0, 255))
+        elif op == "cut" and mutated:
+            i = data.draw(st.integers(0, len(mutated) - 1))
+            del mutated[i:]
+        else:
+            i = data.draw(st.integers(0, len(mutated)))
+            mutated[i:i] = data.draw(st.binary(min_size=1, max_size=8))
+    try:
+        msg = decode(bytes(mutated))
+    except ProtocolError:
+        return
+    assert decode(encode(msg)) == msg  # whatever decodes is itself valid
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.sampled_from(["v", "t", "seq", "pts", "keyframe", "payload", "width", "offset", "data"]),
+                       st.one_of(st.integers(-2**63, 2**64 - 1), st.floats(), st.text(max_size=8), st.binary(max_size=8),
+                                 st.booleans(), st.none(), st.lists(st.integers(-2**63, 2**63 - 1), max_size=3)),
+                       max_size=8))
+def test_structured_garbage_only_ever_raises_protocol_error(fields):
+    fields.setdefault("v", VERSION)
+    try:
+        decode(msgpack.packb(fields, use_bin_type=True))
+    except ProtocolError:
+        pass

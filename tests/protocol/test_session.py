@@ -1,0 +1,92 @@
+import hashlib
+
+import pytest
+
+from vsa.protocol.errors import ProtocolError
+from vsa.protocol.messages import Bye, Frame, Hello, ModelChunk
+from vsa.protocol.session import (
+    FrameReceived, ModelProgress, ModelReady, ReceiverSession, SenderSession, State, StreamEnded, StreamStarted,
+)
+
+WIRE = bytes(range(256)) * 40
+SHA = hashlib.sha256(WIRE).digest()
+HELLO = Hello(width=256, height=192, fps=30.0, scale=4, stride=2, codec="webp", model_sha256=SHA,
+              model_size=len(WIRE))
+
+
+def full_stream():
+    sender = SenderSession(HELLO)
+    msgs = [sender.start(), *sender.model_chunks(WIRE, chunk_size=3000)]
+    msgs += [sender.frame(pts=2 * i, keyframe=True, payload=b"p") for i in range(3)]
+    return msgs + [sender.bye("done")]
+
+
+def test_sender_and_receiver_agree_on_a_whole_stream():
+    receiver = ReceiverSession()
+    events = [e for m in full_stream() for e in receiver.receive(m)]
+    assert isinstance(events[0], StreamStarted)
+    progress = [e for e in events if isinstance(e, ModelProgress)]
+    assert [p.received for p in progress] == [3000, 6000, 9000, len(WIRE)]
+    ready = [e for e in events if isinstance(e, ModelReady)]
+    assert len(ready) == 1 and ready[0].wire == WIRE
+    frames = [e.frame for e in events if isinstance(e, FrameReceived)]
+    assert [f.pts for f in frames] == [0, 2, 4] and [f.seq for f in frames] == [0, 1, 2]
+    assert isinstance(events[-1], StreamEnded) and receiver.state is State.CLOSED
+
+
+def test_corrupted_model_fails_the_hash_check():
+    msgs = full_stream()
+    chunk = msgs[2]
+    msgs[2] = ModelChunk(chunk.offset, chunk.total, chunk.sha256, b"\x00" * len(chunk.data))
+    receiver = ReceiverSession()
+    with pytest.raises(ProtocolError, match="SHA-256"):
+        for m in msgs:
+            receiver.receive(m)
+
+
+@pytest.mark.parametrize(
+    "sequence, needle",
+    [
+        (lambda m: [m[-2]], "before hello"),
+        (lambda m: [m[0], m[0]], "second hello"),
+        (lambda m: [m[0], m[2]], "offset 3000, expected 0"),
+        (lambda m: [*m[:5], m[1]], "after the model was complete"),
+        (lambda m: [*m[:5], m[6], m[5]], "does not follow"),
+        (lambda m: [*m, m[5]], "after bye"),
+        (lambda m: [m[0], ModelChunk(0, 10, b"\x01" * 32, b"x")], "different model"),
+    ],
+)
+def test_receiver_rejects_messages_out_of_order(sequence, needle):
+    receiver = ReceiverSession()
+    with pytest.raises(ProtocolError, match=needle):
+        for m in sequence(full_stream()):
+            receiver.receive(m)
+
+
+def test_unordered_receiver_accepts_reordered_frames():
+    msgs = full_stream()
+    receiver = ReceiverSession(ordered=False)
+    for m in [*msgs[:5], msgs[6], msgs[5]]:
+        receiver.receive(m)
+    assert receiver.frames_received == 2
+
+
+def test_cached_model_skips_the_transfer():
+    receiver = ReceiverSession()
+    receiver.receive(HELLO)
+    receiver.model_cached()
+    events = receiver.receive(Frame(0, 0, True, b"p"))
+    assert isinstance(events[0], FrameReceived)
+
+
+def test_sender_enforces_its_own_order():
+    sender = SenderSession(HELLO)
+    with pytest.raises(ProtocolError):
+        sender.frame(0, True, b"p")
+    sender.start()
+    with pytest.raises(ProtocolError, match="does not match"):
+        sender.model_chunks(WIRE[:-1])
+    sender.model_chunks(WIRE)
+    sender.bye()
+    with pytest.raises(ProtocolError):
+        sender.bye()
