@@ -67,6 +67,35 @@ def from_model(model: Autoencoder, meta: dict[str, Any] | None = None) -> Bundle
     return Bundle(model.config, state, dict(meta or {}))
 
 
+def content_digest(obj: Any) -> str:
+    """SHA-256 over a checkpoint's contents: every key, number, string and tensor byte.
+
+    torch's zip reader does not check CRCs, so without this a flipped byte in
+    a weight would load silently.
+    """
+    h = hashlib.sha256()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, torch.Tensor):
+            t = value.detach().cpu()
+            h.update(f"T{tuple(t.shape)}{t.dtype}|".encode())
+            h.update(t.reshape(-1).numpy().tobytes())
+        elif isinstance(value, dict):
+            h.update(f"D{len(value)}|".encode())
+            for key in sorted(value, key=repr):
+                h.update(f"{key!r}:".encode())
+                walk(value[key])
+        elif isinstance(value, (list, tuple)):
+            h.update(f"L{len(value)}|".encode())
+            for item in value:
+                walk(item)
+        else:
+            h.update(f"{type(value).__name__}:{value!r}|".encode())
+
+    walk(obj)
+    return h.hexdigest()
+
+
 def save(bundle: Bundle, path: str) -> None:
     """Write atomically: a crash mid-write never destroys the previous file."""
     payload: dict[str, Any] = {
@@ -78,6 +107,7 @@ def save(bundle: Bundle, path: str) -> None:
     }
     if bundle.train_state is not None:
         payload["train_state"] = bundle.train_state
+    payload["sha256"] = content_digest(payload)
     tmp = f"{path}.tmp-{os.getpid()}"
     torch.save(payload, tmp)
     os.replace(tmp, path)
@@ -110,6 +140,8 @@ def load(path: str) -> Bundle:
     state = data.get("state_dict")
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise BundleError(f"{path} has no valid state_dict")
+    if data.get("sha256") != content_digest({k: v for k, v in data.items() if k != "sha256"}):
+        raise BundleError(f"{path} fails its SHA-256 check: the weights are corrupted")
     bundle = Bundle(config, state, dict(data.get("meta") or {}), data.get("train_state"))
     bundle.build()  # fail now, with a clear message, if the weights do not fit
     return bundle

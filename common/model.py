@@ -27,7 +27,7 @@ ENCODER_MULTIPLIERS = (1, 2, 4, 8, 8, 12)
 class AEConfig:
     """Everything needed to rebuild the network; stored in every bundle."""
 
-    k: int = 12
+    k: int = 8
     """Width of the first encoder layer; every other width scales with it."""
     preset: str = "fast"
 
@@ -50,9 +50,10 @@ class AEConfig:
 # k was chosen by measurement (README, "Presets"): `fast` is the widest
 # model that reprojects 256x512 twice within a 30 fps budget on a 2-core CPU.
 PRESETS: dict[str, AEConfig] = {
+    "tiny": AEConfig(k=4, preset="tiny"),
+    "fast": AEConfig(k=8, preset="fast"),
+    "large": AEConfig(k=16, preset="large"),
     "paper": AEConfig(k=64, preset="paper"),
-    "fast": AEConfig(k=12, preset="fast"),
-    "tiny": AEConfig(k=6, preset="tiny"),
 }
 
 

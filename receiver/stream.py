@@ -203,13 +203,16 @@ class StreamDecoder:
         self.counts[kind] += 1
         return OutputFrame(index, pos, frame, kind, baseline)
 
-    def finish(self) -> list[OutputFrame]:
-        """Flush what is queued and hold the last frame up to the stream's known length."""
+    def finish(self, fill: bool = True) -> list[OutputFrame]:
+        """Flush what is queued and, with ``fill``, hold the last frame up to the stream's known length.
+
+        A damaged file passes ``fill=False``: its output stops at the last intact frame.
+        """
         if self.ended:
             return []
         self.ended = True
         out = self._flush_queue()
-        total = self.hello.frame_count if self.hello else 0
+        total = self.hello.frame_count if self.hello and fill else 0
         last = self._anchor
         if last is not None:
             # Output frames whose source position lies before the stream's end.

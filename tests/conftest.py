@@ -14,16 +14,7 @@ from vsa.common.model import AEConfig
 from vsa.common.video import read_video
 from vsa.sender.train import Trainer, TrainOptions
 
-SHARED_VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos"
 SMALL_SIZE = (128, 192)
-
-
-def shared_video(name: str) -> Path:
-    """A clip from ../shared/data/videos, or skip the test with the reason."""
-    path = SHARED_VIDEOS / name
-    if not path.exists():
-        pytest.skip(f"{path} is absent: the extra clips of ../shared/data/videos are not checked out here")
-    return path
 
 
 @pytest.fixture(scope="session")
@@ -50,3 +41,18 @@ def trained_bundle(tmp_path_factory: pytest.TempPathFactory, small_frames: np.nd
     path = tmp_path_factory.mktemp("model") / "tiny.pt"
     bundle_mod.save(bundle, str(path))
     return str(path), bundle
+
+SHARED_VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos"
+
+
+@pytest.fixture
+def shared_video():
+    """Returns a function: name -> path of a clip in ../shared/data/videos, skipping the test if absent."""
+
+    def find(name: str) -> Path:
+        path = SHARED_VIDEOS / name
+        if not path.exists():
+            pytest.skip(f"{path} is absent: the extra clips of ../shared/data/videos are not checked out here")
+        return path
+
+    return find

@@ -41,6 +41,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _frame_range(text: str) -> tuple[int, int]:
+    try:
+        first, end = (int(part) for part in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not of the form A:B") from None
+    if not 0 <= first < end:
+        raise argparse.ArgumentTypeError(f"{text!r}: need 0 <= A < B")
+    return first, end
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -110,7 +120,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
     report = decode_file(args.input, args.output, iterations=args.iterations, output_fps=args.fps,
                          device=pick_device(args.device), reference=args.reference,
-                         consistency=not args.no_consistency, progress=True)
+                         consistency=not args.no_consistency, frame_range=args.score_frames, progress=True)
     if report.frames and args.output:
         print(f"wrote {args.output}")
     print(report.summary())
@@ -125,6 +135,12 @@ def cmd_decode(args: argparse.Namespace) -> int:
               + (f" (decoded the {report.frames} frames before it)" if report.frames else ""), file=sys.stderr)
         return EXIT_BAD_INPUT
     return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from vsa.tools import bench
+
+    return bench.main(args.rest)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -155,8 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("video", metavar="VIDEO", help="a video file, lavfi:GRAPH or cameraN")
     p.add_argument("-o", "--output", default="ae.pt", help="model bundle to write (default: ae.pt)")
     p.add_argument("--preset", choices=sorted(PRESETS), default="fast",
-                   help="network width: fast (k=12, real time on a 2-core CPU), paper (k=64, 34M parameters), "
-                   "tiny (k=6, for tests) (default: fast)")
+                   help="network width: fast (k=8, real time on a 2-core CPU), large (k=16), "
+                   "paper (k=64, 34M parameters), tiny (k=4, for tests) (default: fast)")
     p.add_argument("--size", type=_size, metavar="HxW",
                    help="working size, multiples of 64 (default: 256 high, source aspect)")
     budget = p.add_mutually_exclusive_group()
@@ -207,6 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="original video: also print mean PSNR and SSIM of vsa and of bicubic upscaling")
     p.add_argument("--no-consistency", action="store_true",
                    help="plain reprojection (paper eq. 6), without back-projection onto the received frame")
+    p.add_argument("--score-frames", type=_frame_range, metavar="A:B",
+                   help="with --reference, score only source frames A..B-1 (e.g. a held-out tail)")
     p.add_argument("--json", metavar="PATH", help="also write the report as JSON")
     p.set_defaults(func=cmd_decode)
 
@@ -223,6 +241,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retrain", action="store_true", help="ignore a cached model")
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="default: auto")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("bench", help="benchmarks: `vsa bench model --help`", add_help=False,
+                       description="Benchmarks that print figures and write JSON.")
+    p.add_argument("which", choices=["model"], help="model: size and receiver speed of each preset")
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

@@ -239,7 +239,7 @@ def decode_file(
                 raise ProtocolError("stream ends without a bye message (file truncated?)")
     except (ProtocolError, bundle_mod.BundleError) as exc:
         report.error = str(exc)
-        consume(decoder.finish())
+        consume(decoder.finish(fill=False))
     finally:
         if bar is not None:
             bar.close()

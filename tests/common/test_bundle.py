@@ -43,6 +43,19 @@ def test_corrupt_files_get_a_clear_error(trained_bundle, tmp_path, damage):
         bundle_mod.load(str(path))
 
 
+def test_flipped_weight_byte_fails_the_checksum(trained_bundle, tmp_path):
+    _, bundle = trained_bundle
+    path = str(tmp_path / "m.pt")
+    bundle_mod.save(bundle_mod.Bundle(bundle.config, bundle.state_dict, bundle.meta), path)
+    data = torch.load(path, weights_only=True)
+    key = next(k for k, v in data["state_dict"].items() if v.is_floating_point())
+    data["state_dict"][key] = data["state_dict"][key].clone()
+    data["state_dict"][key].view(-1)[0] += 1.0
+    torch.save(data, path)
+    with pytest.raises(BundleError, match="SHA-256"):
+        bundle_mod.load(path)
+
+
 def test_foreign_checkpoint_and_missing_file(tmp_path):
     path = tmp_path / "other.pt"
     torch.save({"weights": torch.zeros(3)}, path)
@@ -56,6 +69,7 @@ def test_wrong_shapes_are_refused(trained_bundle, tmp_path):
     _, bundle = trained_bundle
     data = {"format": "vsa-ae", "version": 1, "config": {"k": 8, "preset": "x"}, "state_dict": bundle.state_dict,
             "meta": {}}
+    data["sha256"] = bundle_mod.content_digest(data)
     path = tmp_path / "mismatch.pt"
     torch.save(data, path)
     with pytest.raises(BundleError, match="do not fit"):

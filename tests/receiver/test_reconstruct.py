@@ -1,0 +1,32 @@
+import torch
+
+from vsa.common.metrics import psnr
+from vsa.common.resample import downscale, to_tensor
+from vsa.receiver.reconstruct import Reconstructor
+
+
+def test_reproject_shapes_and_range(trained_bundle, small_frames):
+    rec = Reconstructor(trained_bundle[1].build(), (128, 192), iterations=2)
+    low = downscale(to_tensor(small_frames[:3]), 4)
+    out = rec.reproject(low)
+    assert out.frames.shape == (3, 3, 128, 192) and out.latents.shape == (3, 72, 2, 3)
+    assert out.frames.min() >= 0 and out.frames.max() <= 1
+
+
+def test_consistency_keeps_the_received_low_frequencies(trained_bundle, small_frames):
+    model = trained_bundle[1].build()
+    low = downscale(to_tensor(small_frames[:4]), 4)
+    plain = Reconstructor(model, (128, 192), consistency=False).reproject(low).frames
+    fused = Reconstructor(model, (128, 192), consistency=True).reproject(low).frames
+    assert float(psnr(downscale(fused, 4), low).mean()) > float(psnr(downscale(plain, 4), low).mean()) + 3
+
+
+def test_interpolation_end_points_are_the_decoded_codes(trained_bundle, small_frames):
+    rec = Reconstructor(trained_bundle[1].build(), (128, 192), iterations=1, consistency=False)
+    out = rec.reproject(downscale(to_tensor(small_frames[[0, 8]]), 4))
+    z0, z1 = out.latents[0:1], out.latents[1:2]
+    frames = rec.interpolate(z0, z1, [0.0, 0.5, 1.0])
+    assert torch.allclose(frames[0], out.frames[0], atol=1e-5)
+    assert torch.allclose(frames[2], out.frames[1], atol=1e-5)
+    middle_to_ends = min(float((frames[1] - frames[0]).abs().mean()), float((frames[1] - frames[2]).abs().mean()))
+    assert middle_to_ends > 0

@@ -1,0 +1,56 @@
+import pytest
+
+from vsa.common import bundle as bundle_mod
+from vsa.protocol.messages import Frame
+from vsa.receiver.stream import Kind, StreamDecoder
+from vsa.sender.stream import StreamEncoder, StreamSettings
+
+
+def _messages(bundle, frames, stride, drop=()):
+    wire = bundle_mod.to_wire(bundle)
+    enc = StreamEncoder(wire, (128, 192), 30.0, StreamSettings(scale=4, stride=stride, codec="webp"),
+                        frame_count=len(frames))
+    msgs = enc.start()
+    for pts, frame in enumerate(frames):
+        msgs += enc.push(pts, frame, last=pts == len(frames) - 1)
+    msgs += enc.finish()
+    return [m for m in msgs if not (isinstance(m, Frame) and m.pts in drop)]
+
+
+def _decode(msgs, **kwargs):
+    dec = StreamDecoder(batch=4, **kwargs)
+    out = [o for m in msgs for o in dec.feed(m)]
+    return dec, out
+
+
+def test_every_frame_comes_out_once_in_order(trained_bundle, small_frames):
+    dec, out = _decode(_messages(trained_bundle[1], small_frames[:11], stride=3))
+    assert [o.index for o in out] == list(range(11))
+    kinds = [o.kind for o in out]
+    assert [i for i, k in enumerate(kinds) if k is Kind.SENT] == [0, 3, 6, 9, 10]
+    assert kinds.count(Kind.INTERPOLATED) == 6 and dec.ended
+
+
+def test_lost_frames_are_interpolated_over(trained_bundle, small_frames):
+    dec, out = _decode(_messages(trained_bundle[1], small_frames[:9], stride=1, drop={3, 4}))
+    assert [o.index for o in out] == list(range(9))
+    assert [o.kind for o in out][3:5] == [Kind.INTERPOLATED] * 2
+
+
+def test_missing_first_frames_are_held(trained_bundle, small_frames):
+    _, out = _decode(_messages(trained_bundle[1], small_frames[:5], stride=1, drop={0, 1}))
+    assert [o.kind for o in out][:3] == [Kind.HELD, Kind.HELD, Kind.SENT]
+
+
+def test_output_frame_rate_is_free(trained_bundle, small_frames):
+    msgs = _messages(trained_bundle[1], small_frames[:10], stride=2)
+    _, out = _decode(msgs, output_fps=60.0)
+    assert [o.position for o in out] == pytest.approx([i / 2 for i in range(19)])
+    assert sum(o.kind is Kind.SENT for o in out) == 6
+
+
+def test_model_cache_skips_the_transfer(trained_bundle, small_frames):
+    msgs = [m for m in _messages(trained_bundle[1], small_frames[:4], stride=1)
+            if type(m).__name__ != "ModelChunk"]
+    dec, out = _decode(msgs, model_lookup=lambda sha: trained_bundle[1])
+    assert len(out) == 4 and dec.model_wire is None
