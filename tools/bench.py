@@ -1,4 +1,6 @@
-"""`vsa bench model`: size and speed of each preset, against the plain baselines.
+"""Benchmarks that print figures and write JSON.
+
+`vsa bench model`: size and speed of each preset, against the plain baselines.
 
 For each preset it reports parameters, fp32 and wire (int8 + zstd) sizes,
 and receiver throughput at a given size: reprojection with 1, 2 and 3 passes
@@ -73,8 +75,68 @@ def bench_model(config: AEConfig, size: tuple[int, int], device: torch.device, r
     return result
 
 
+def bench_codecs(video: str, size: tuple[int, int], scale: int, limit: int) -> list[dict]:
+    """Bytes per frame and low-res PSNR of each payload codec on real frames."""
+    import numpy as np
+
+    from vsa.common.framecodec import FrameDecoder, FrameEncoder
+    from vsa.common.metrics import psnr
+    from vsa.common.resample import downscale, to_tensor, to_uint8
+    from vsa.common.video import read_video
+
+    frames, info, size = read_video(video, size=size, limit=limit)
+    low = to_uint8(downscale(to_tensor(frames), scale))
+    h, w = low.shape[1:3]
+    rows = []
+    settings = [("png", {}), ("webp", {"quality": 90}), ("webp", {"quality": 75}),
+                ("h264", {"crf": 14}), ("h264", {"crf": 20}), ("h264", {"crf": 26})]
+    for codec, options in settings:
+        enc, dec = FrameEncoder(codec, w, h, fps=info.fps, **options), FrameDecoder(codec, w, h)
+        start = time.perf_counter()
+        packets = [p for f in low for p in enc.encode(f)] + enc.flush()
+        encode_s = time.perf_counter() - start
+        start = time.perf_counter()
+        out = [dec.decode(p.payload, p.keyframe) for p in packets]
+        decode_s = time.perf_counter() - start
+        quality = psnr(to_tensor(np.stack(out)), to_tensor(low)).clamp(max=100).mean()
+        total = sum(len(p.payload) for p in packets)
+        rows.append({"codec": codec, **options, "lowres": f"{h}x{w}", "bytes_per_frame": round(total / len(low), 1),
+                     "kbps_at_source_fps": round(total * 8 / 1000 / (len(low) / info.fps), 1),
+                     "lowres_psnr": round(float(quality), 2), "encode_ms": round(encode_s / len(low) * 1000, 2),
+                     "decode_ms": round(decode_s / len(low) * 1000, 2)})
+        r = rows[-1]
+        print(f"{codec:>5} {str(options):18} {r['bytes_per_frame']:8.1f} B/frame  {r['kbps_at_source_fps']:7.1f} kbps  "
+              f"low-res PSNR {r['lowres_psnr']:6.2f} dB  enc {r['encode_ms']:.2f} ms  dec {r['decode_ms']:.2f} ms",
+              flush=True)
+    return rows
+
+
+def _machine(device: torch.device) -> dict:
+    return {"platform": platform.platform(), "processor": platform.processor(), "threads": torch.get_num_threads(),
+            "torch": torch.__version__, "device": str(device)}
+
+
+def main_codecs(argv: list[str]) -> int:
+    from vsa.common.assets import DEFAULT_CLIP
+    from vsa.common.video import parse_size
+
+    parser = argparse.ArgumentParser(prog="vsa bench codecs",
+                                     description="Bytes per frame of each low-res payload codec on real video.")
+    parser.add_argument("video", nargs="?", default=str(DEFAULT_CLIP), help="default: the bundled clip")
+    parser.add_argument("--size", default="192x256")
+    parser.add_argument("--scale", type=int, default=4)
+    parser.add_argument("--limit", type=int, default=300)
+    parser.add_argument("-o", "--output", default="bench_codecs.json")
+    args = parser.parse_args(argv)
+    rows = bench_codecs(args.video, parse_size(args.size), args.scale, args.limit)
+    with open(args.output, "w") as f:
+        json.dump({"machine": _machine(torch.device("cpu")), "video": args.video, "results": rows}, f, indent=2)
+    print(f"wrote {args.output}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="vsa bench model", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="vsa bench model", description="Size and receiver speed of each preset.")
     parser.add_argument("--size", default="256x512", help="frame size HxW (default: 256x512, the paper's)")
     parser.add_argument("--presets", default="tiny,fast,large,paper", help="comma-separated presets, or k=N widths")
     parser.add_argument("--device", default="auto")
@@ -102,9 +164,7 @@ def main(argv: list[str] | None = None) -> int:
               f"reproject x1/x2/x3 {row['reproject1_ms']:.1f}/{row['reproject2_ms']:.1f}/{row['reproject3_ms']:.1f} ms "
               f"({row['reproject2_fps']:.0f} fps at 2 passes; eager x2 {row['eager2_ms']:.1f} ms)  "
               f"interpolate {row['interpolate_ms']:.1f} ms", flush=True)
-    report = {"machine": {"platform": platform.platform(), "processor": platform.processor(),
-                          "threads": torch.get_num_threads(), "torch": torch.__version__,
-                          "device": str(device)}, "results": rows}
+    report = {"machine": _machine(device), "results": rows}
     with open(args.output, "w") as f:
         json.dump(report, f, indent=2)
     print(f"wrote {args.output}")

@@ -140,7 +140,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from vsa.tools import bench
 
-    return bench.main(args.rest)
+    return bench.main_codecs(args.rest) if args.which == "codecs" else bench.main(args.rest)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -242,9 +242,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="default: auto")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("bench", help="benchmarks: `vsa bench model --help`", add_help=False,
+    p = sub.add_parser("bench", help="benchmarks: `vsa bench model|codecs --help`",
                        description="Benchmarks that print figures and write JSON.")
-    p.add_argument("which", choices=["model"], help="model: size and receiver speed of each preset")
+    p.add_argument("which", choices=["model", "codecs"],
+                   help="model: size and receiver speed of each preset; codecs: bytes per low-res frame")
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_bench)
     return parser

@@ -17,7 +17,7 @@ import torch
 from vsa.common import bundle as bundle_mod
 from vsa.common.metrics import psnr, ssim
 from vsa.common.resample import to_tensor, to_uint8
-from vsa.common.video import VideoSource, VideoWriter, fit_frame, read_video
+from vsa.common.video import VideoSource, VideoWriter, default_working_size, fit_frame, read_video
 from vsa.protocol.container import ContainerReader, file_header, record
 from vsa.protocol.errors import ProtocolError
 from vsa.receiver.stream import Kind, OutputFrame, StreamDecoder
@@ -72,8 +72,6 @@ def encode_file(
     with VideoSource(video) as source:
         info = source.info
         if size is None:
-            from vsa.common.video import default_working_size
-
             size = default_working_size(info.width, info.height)
         encoder = StreamEncoder(wire, size, info.fps, settings, frame_count=min(info.frame_count, limit or 1 << 62),
                                 source=info.name)
