@@ -15,7 +15,7 @@ from typing import Callable
 import torch
 
 from vsa.common import bundle as bundle_mod
-from vsa.common.metrics import psnr, ssim
+from vsa.common.metrics import mean_psnr, psnr, ssim
 from vsa.common.resample import to_tensor, to_uint8
 from vsa.common.video import VideoSource, VideoWriter, default_working_size, fit_frame, read_video
 from vsa.protocol.container import ContainerReader, file_header, record
@@ -160,9 +160,9 @@ class _Scorer:
             n = len(rows)
             out[name] = {
                 "frames": n,
-                "vsa_psnr": sum(min(r[2], 100.0) for r in rows) / n,
+                "vsa_psnr": mean_psnr(torch.tensor([r[2] for r in rows])),
                 "vsa_ssim": sum(r[3] for r in rows) / n,
-                "bicubic_psnr": sum(min(r[4], 100.0) for r in rows) / n,
+                "bicubic_psnr": mean_psnr(torch.tensor([r[4] for r in rows])),
                 "bicubic_ssim": sum(r[5] for r in rows) / n,
             }
         return out
