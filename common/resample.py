@@ -40,17 +40,28 @@ def to_uint8(frames: torch.Tensor):
     return frames.detach().clamp(0, 1).mul(255).round_().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
+def back_projection(frames: torch.Tensor, lowres: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The correction that back-projects ``frames`` onto ``lowres``, and how well each frame agreed before it.
+
+    Returns (correction, agreement): adding the correction replaces the
+    low-frequency band of ``frames`` by that of the received low-res frame,
+    keeping the high frequencies (one step of Irani and Peleg's iterative
+    back-projection). Agreement is the per-frame PSNR, in dB, between the
+    downscaled ``frames`` and ``lowres``.
+    """
+    size = tuple(frames.shape[-2:])
+    down = F.interpolate(frames, size=tuple(lowres.shape[-2:]), mode="bicubic", antialias=True, align_corners=False)
+    residual = lowres - down
+    agreement = -10.0 * torch.log10(residual.pow(2).flatten(1).mean(1).clamp_min(1e-10))
+    return F.interpolate(residual, size=size, mode="bicubic", align_corners=False), agreement
+
+
 def consistent(frames: torch.Tensor, lowres: torch.Tensor) -> torch.Tensor:
     """Back-project ``frames`` onto the set of frames whose downscale is ``lowres``.
 
-    Replaces the low-frequency band of ``frames`` by that of the received
-    low-res frame, keeping the high frequencies the autoencoder supplied
-    (one step of Irani and Peleg's iterative back-projection). The result is
-    not clamped, so training sees the true error.
+    The result is not clamped, so training sees the true error.
     """
-    size = tuple(frames.shape[-2:])
-    low_size = tuple(lowres.shape[-2:])
-    if low_size == size:
+    if tuple(lowres.shape[-2:]) == tuple(frames.shape[-2:]):
         return lowres.expand_as(frames).clone()
-    down = F.interpolate(frames, size=low_size, mode="bicubic", antialias=True, align_corners=False)
-    return frames + F.interpolate(lowres - down, size=size, mode="bicubic", align_corners=False)
+    correction, _ = back_projection(frames, lowres)
+    return frames + correction

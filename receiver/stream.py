@@ -62,7 +62,7 @@ class StreamDecoder:
         self,
         device: torch.device | str = "cpu",
         iterations: int = 2,
-        consistency: bool = True,
+        back_project: str = "auto",
         batch: int = 8,
         with_baseline: bool = False,
         model_lookup: Callable[[bytes], Bundle | None] | None = None,
@@ -71,7 +71,7 @@ class StreamDecoder:
         self.session = ReceiverSession(ordered=True)
         self.device = device
         self.iterations = iterations
-        self.consistency = consistency
+        self.back_project = back_project
         self.batch = max(1, batch)
         self.with_baseline = with_baseline
         self.model_lookup = model_lookup
@@ -123,7 +123,7 @@ class StreamDecoder:
         self.bundle = bundle
         model = bundle.build()
         self.reconstructor = Reconstructor(
-            model, (self.hello.height, self.hello.width), self.device, self.iterations, self.consistency
+            model, (self.hello.height, self.hello.width), self.device, self.iterations, self.back_project
         )
 
     def _frame(self, frame) -> list[OutputFrame]:

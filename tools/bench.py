@@ -55,7 +55,7 @@ def bench_model(config: AEConfig, size: tuple[int, int], device: torch.device, r
     }
     eager = Autoencoder(config).to(device).eval()
     eager.load_state_dict(model.state_dict())
-    rec = Reconstructor(model, size, device, iterations=1, consistency=True)
+    rec = Reconstructor(model, size, device, iterations=1, back_project="always")
 
     @torch.inference_mode()
     def eager_pass(passes: int) -> None:

@@ -120,7 +120,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
     report = decode_file(args.input, args.output, iterations=args.iterations, output_fps=args.fps,
                          device=pick_device(args.device), reference=args.reference,
-                         consistency=not args.no_consistency, frame_range=args.score_frames, progress=True)
+                         back_project=args.back_project, frame_range=args.score_frames, progress=True)
     if report.frames and args.output:
         print(f"wrote {args.output}")
     print(report.summary())
@@ -221,8 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="default: auto (cuda, mps, cpu)")
     p.add_argument("--reference", metavar="VIDEO",
                    help="original video: also print mean PSNR and SSIM of vsa and of bicubic upscaling")
-    p.add_argument("--no-consistency", action="store_true",
-                   help="plain reprojection (paper eq. 6), without back-projection onto the received frame")
+    p.add_argument("--back-project", choices=["auto", "always", "never"], default="auto",
+                   help="back-project the reconstruction onto the received low-res frame: auto (default) does it "
+                   "only for frames the model does not already explain; never is the paper's plain eq. 6")
     p.add_argument("--score-frames", type=_frame_range, metavar="A:B",
                    help="with --reference, score only source frames A..B-1 (e.g. a held-out tail)")
     p.add_argument("--json", metavar="PATH", help="also write the report as JSON")

@@ -175,7 +175,7 @@ def decode_file(
     output_fps: float | None = None,
     device: torch.device | str = "cpu",
     reference: str | None = None,
-    consistency: bool = True,
+    back_project: str = "auto",
     frame_range: tuple[int, int] | None = None,
     progress: bool = False,
     on_frame: Callable[[OutputFrame], None] | None = None,
@@ -188,7 +188,7 @@ def decode_file(
     """
     if not os.path.exists(path):
         raise FileNotFoundError(f".vsa file not found: {path}")
-    decoder = StreamDecoder(device=device, iterations=iterations, consistency=consistency,
+    decoder = StreamDecoder(device=device, iterations=iterations, back_project=back_project,
                             with_baseline=reference is not None, output_fps=output_fps)
     reader = ContainerReader()
     report = DecodeReport(file_bytes=os.path.getsize(path))

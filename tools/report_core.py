@@ -10,56 +10,51 @@ import json
 import sys
 from pathlib import Path
 
+CLIPS = {"th": "talking_head_indoor_woman", "street_pedestrians_static": "street_pedestrians_static",
+         "person_signing_webcam": "person_signing_webcam"}
+# (json stem without the back-projection mode, clip, training, setting)
 ROWS = [
-    # (json stem, clip, training, setting)
-    ("th_s4_it2", "talking_head_indoor_woman", "10 min, restore", "scale 4, stride 1"),
-    ("th_s4_it1", "talking_head_indoor_woman", "10 min, restore", "scale 4, stride 1, 1 pass"),
-    ("th_s4_plain", "talking_head_indoor_woman", "10 min, restore", "scale 4, stride 1, no back-projection"),
-    ("th_s4_k2", "talking_head_indoor_woman", "10 min, restore", "scale 4, stride 2"),
-    ("th_s8", "talking_head_indoor_woman", "10 min, restore", "scale 8, stride 1"),
-    ("th_s8_plain", "talking_head_indoor_woman", "10 min, restore", "scale 8, stride 1, no back-projection"),
-    ("th_hold_tail", "talking_head_indoor_woman", "10 min, restore, first 70% only", "scale 4, stride 1, held-out 30%"),
-    ("th_hold_tail_plain", "talking_head_indoor_woman", "10 min, restore, first 70% only",
-     "scale 4, stride 1, held-out 30%, no back-projection"),
-    ("th_rec_s4", "talking_head_indoor_woman", "10 min, reconstruct", "scale 4, stride 1"),
-    ("th_rec_s4_plain", "talking_head_indoor_woman", "10 min, reconstruct", "scale 4, stride 1, no back-projection"),
-    ("th_rec_s8", "talking_head_indoor_woman", "10 min, reconstruct", "scale 8, stride 1"),
-    ("th_rec_s8_plain", "talking_head_indoor_woman", "10 min, reconstruct", "scale 8, stride 1, no back-projection"),
+    ("th_restore_s4", "th", "10 min, restore", "scale 4, stride 1"),
+    ("th_reconstruct_s4", "th", "10 min, reconstruct", "scale 4, stride 1"),
+    ("th_restore_s4_k2", "th", "10 min, restore", "scale 4, stride 2"),
+    ("th_reconstruct_s4_k2", "th", "10 min, reconstruct", "scale 4, stride 2"),
+    ("th_restore_s8", "th", "10 min, restore", "scale 8, stride 1"),
+    ("th_reconstruct_s8", "th", "10 min, reconstruct", "scale 8, stride 1"),
+    ("th_hold_tail", "th", "10 min, restore, first 70% only", "scale 4, stride 1, held-out 30%"),
     ("street_pedestrians_static_s4", "street_pedestrians_static", "5 min, restore", "scale 4, stride 1"),
     ("street_pedestrians_static_s8", "street_pedestrians_static", "5 min, restore", "scale 8, stride 1"),
     ("person_signing_webcam_s4", "person_signing_webcam", "5 min, restore", "scale 4, stride 1"),
-    ("person_signing_webcam_s8", "person_signing_webcam", "5 min, restore", "scale 8, stride 1"),
-    ("person_signing_webcam_s4_plain", "person_signing_webcam", "5 min, restore", "scale 4, stride 1, no back-projection"),
-    ("person_signing_webcam_s8_plain", "person_signing_webcam", "5 min, restore", "scale 8, stride 1, no back-projection"),
     ("person_signing_webcam_rec_s4", "person_signing_webcam", "5 min, reconstruct", "scale 4, stride 1"),
+    ("person_signing_webcam_s8", "person_signing_webcam", "5 min, restore", "scale 8, stride 1"),
     ("person_signing_webcam_rec_s8", "person_signing_webcam", "5 min, reconstruct", "scale 8, stride 1"),
-    ("person_signing_webcam_rec_s4_plain", "person_signing_webcam", "5 min, reconstruct",
-     "scale 4, stride 1, no back-projection"),
-    ("person_signing_webcam_rec_s8_plain", "person_signing_webcam", "5 min, reconstruct",
-     "scale 8, stride 1, no back-projection"),
 ]
+MODES = ("auto", "always", "never")
 
 
 def table(folder: Path) -> str:
+    """One row per setting and frame group; vsa PSNR for each back-projection mode."""
     lines = [
-        "| clip | training | setting | frames scored | payload kbps | vsa PSNR | bicubic PSNR | gain | vsa SSIM | bicubic SSIM |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| clip | training | setting | frames | payload kbps | bicubic PSNR | vsa PSNR, auto (default) | always | never "
+        "| gain (auto) | vsa SSIM (auto) | bicubic SSIM |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for stem, clip, training, setting in ROWS:
-        path = folder / f"{stem}.json"
-        if not path.exists():
+        runs = {mode: folder / f"{stem}_{mode}.json" for mode in MODES}
+        if not all(path.exists() for path in runs.values()):
             continue
-        data = json.loads(path.read_text())
-        seconds = data["frames"] / data["fps"] if data["fps"] else 0
-        kbps = data["payload_bytes"] * 8 / 1000 / seconds if seconds else 0
-        groups = data["metrics"]
-        for group in ("all", "sent", "interpolated") if "interpolated" in groups else ("all",):
-            m = groups[group]
-            scored = f"{m['frames']} ({group})" if group != "all" else str(m["frames"])
+        data = {mode: json.loads(path.read_text()) for mode, path in runs.items()}
+        auto = data["auto"]
+        seconds = auto["frames"] / auto["fps"] if auto["fps"] else 0
+        kbps = auto["payload_bytes"] * 8 / 1000 / seconds if seconds else 0
+        groups = ("all", "sent", "interpolated") if "interpolated" in auto["metrics"] else ("all",)
+        for group in groups:
+            m = {mode: data[mode]["metrics"][group] for mode in MODES}
+            a = m["auto"]
+            frames = f"{a['frames']} ({group})" if group != "all" else str(a["frames"])
             lines.append(
-                f"| {clip} | {training} | {setting} | {scored} | {kbps:.1f} | {m['vsa_psnr']:.2f} | "
-                f"{m['bicubic_psnr']:.2f} | {m['vsa_psnr'] - m['bicubic_psnr']:+.2f} | {m['vsa_ssim']:.3f} | "
-                f"{m['bicubic_ssim']:.3f} |"
+                f"| {CLIPS[clip]} | {training} | {setting} | {frames} | {kbps:.1f} | {a['bicubic_psnr']:.2f} | "
+                f"**{a['vsa_psnr']:.2f}** | {m['always']['vsa_psnr']:.2f} | {m['never']['vsa_psnr']:.2f} | "
+                f"{a['vsa_psnr'] - a['bicubic_psnr']:+.2f} | {a['vsa_ssim']:.3f} | {a['bicubic_ssim']:.3f} |"
             )
     return "\n".join(lines)
 

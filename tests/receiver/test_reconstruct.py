@@ -1,8 +1,9 @@
+import pytest
 import torch
 
 from vsa.common.metrics import psnr
-from vsa.common.resample import downscale, to_tensor
-from vsa.receiver.reconstruct import Reconstructor
+from vsa.common.resample import back_projection, downscale, to_tensor
+from vsa.receiver.reconstruct import AUTO_FIX_DB, AUTO_TRUST_DB, Reconstructor, auto_weight
 
 
 def test_reproject_shapes_and_range(trained_bundle, small_frames):
@@ -13,16 +14,28 @@ def test_reproject_shapes_and_range(trained_bundle, small_frames):
     assert out.frames.min() >= 0 and out.frames.max() <= 1
 
 
-def test_consistency_keeps_the_received_low_frequencies(trained_bundle, small_frames):
+def test_back_projection_keeps_the_received_low_frequencies(trained_bundle, small_frames):
     model = trained_bundle[1].build()
     low = downscale(to_tensor(small_frames[:4]), 4)
-    plain = Reconstructor(model, (128, 192), consistency=False).reproject(low).frames
-    fused = Reconstructor(model, (128, 192), consistency=True).reproject(low).frames
+    plain = Reconstructor(model, (128, 192), back_project="never").reproject(low).frames
+    fused = Reconstructor(model, (128, 192), back_project="always").reproject(low).frames
     assert float(psnr(downscale(fused, 4), low).mean()) > float(psnr(downscale(plain, 4), low).mean()) + 3
+    # This briefly trained model explains the frames poorly, so auto back-projects them fully.
+    _, agreement = back_projection(plain, low)
+    assert (agreement < AUTO_FIX_DB).all()
+    auto = Reconstructor(model, (128, 192), back_project="auto").reproject(low).frames
+    assert torch.allclose(auto, fused, atol=1e-6)
+
+
+def test_auto_weight_trusts_frames_the_model_explains():
+    weights = auto_weight(torch.tensor([40.0, AUTO_TRUST_DB, 32.0, AUTO_FIX_DB, 15.0]))
+    assert weights.tolist() == [0.0, 0.0, 0.5, 1.0, 1.0]
+    with pytest.raises(ValueError, match="back_project"):
+        Reconstructor(torch.nn.Identity(), (64, 64), back_project="sometimes")
 
 
 def test_interpolation_end_points_are_the_decoded_codes(trained_bundle, small_frames):
-    rec = Reconstructor(trained_bundle[1].build(), (128, 192), iterations=1, consistency=False)
+    rec = Reconstructor(trained_bundle[1].build(), (128, 192), iterations=1, back_project="never")
     out = rec.reproject(downscale(to_tensor(small_frames[[0, 8]]), 4))
     z0, z1 = out.latents[0:1], out.latents[1:2]
     frames = rec.interpolate(z0, z1, [0.0, 0.5, 1.0])
