@@ -63,8 +63,11 @@ class FrameEncoder:
         crf: int = DEFAULT_CRF,
         quality: int = DEFAULT_WEBP_QUALITY,
         keyint: int = 60,
+        chroma: str = "444",
     ) -> None:
         check_lowres_size(codec, width, height)
+        if chroma not in ("444", "420"):
+            raise ValueError(f"chroma must be 444 or 420, got {chroma!r}")
         self.codec, self.width, self.height = codec, width, height
         if codec == "png":
             ctx = av.CodecContext.create("png", "w")
@@ -77,7 +80,7 @@ class FrameEncoder:
             ctx = av.CodecContext.create("libx264", "w")
             # 4:4:4: at low-res sizes 4:2:0 chroma costs ~6 dB of PSNR for
             # only ~12% fewer bytes (measured, README "Payload codecs").
-            ctx.pix_fmt = "yuv444p"
+            ctx.pix_fmt = f"yuv{chroma}p"  # 420 only for comparison (vsa bench codecs)
             ctx.options = {
                 "crf": str(crf),
                 "preset": "veryfast",

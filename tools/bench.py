@@ -89,7 +89,8 @@ def bench_codecs(video: str, size: tuple[int, int], scale: int, limit: int) -> l
     h, w = low.shape[1:3]
     rows = []
     settings = [("png", {}), ("webp", {"quality": 90}), ("webp", {"quality": 75}),
-                ("h264", {"crf": 14}), ("h264", {"crf": 20}), ("h264", {"crf": 26})]
+                ("h264", {"crf": 14}), ("h264", {"crf": 20}), ("h264", {"crf": 26}),
+                ("h264", {"crf": 20, "chroma": "420"})]
     for codec, options in settings:
         enc, dec = FrameEncoder(codec, w, h, fps=info.fps, **options), FrameDecoder(codec, w, h)
         start = time.perf_counter()
