@@ -179,7 +179,7 @@ def read_video(
 class VideoWriter:
     """Write RGB frames to an mp4 (H.264, yuv420p, near-lossless by default)."""
 
-    def __init__(self, path: str, width: int, height: int, fps: float, crf: int = 16) -> None:
+    def __init__(self, path: str, width: int, height: int, fps: float, crf: int = 16, preset: str = "medium") -> None:
         try:
             self._container = av.open(path, mode="w")
         except (av.error.FFmpegError, OSError) as exc:
@@ -189,7 +189,7 @@ class VideoWriter:
         self._stream.width = width
         self._stream.height = height
         self._stream.pix_fmt = "yuv420p"
-        self._stream.options = {"crf": str(crf), "preset": "medium"}
+        self._stream.options = {"crf": str(crf), "preset": preset}
         self.frames = 0
 
     def write(self, rgb: np.ndarray) -> None:

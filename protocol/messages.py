@@ -90,9 +90,51 @@ class Bye:
     reason: str = ""
 
 
-Message = Union[Hello, ModelChunk, Frame, Bye]
+@dataclass(frozen=True)
+class ModelRequest:
+    """Receiver to sender, in answer to the hello: send the model from ``offset``.
 
-_TYPE_NAMES: dict[type, str] = {Hello: "hello", ModelChunk: "model", Frame: "frame", Bye: "bye"}
+    A receiver that already holds the model answers with `Ready` instead.
+    """
+
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class Ready:
+    """Receiver to sender: the model is loaded, start sending frames."""
+
+
+@dataclass(frozen=True)
+class KeyframeRequest:
+    """Receiver to sender: a frame was lost, make the next sent frame a keyframe."""
+
+    after_seq: int = 0
+    """The last frame seq the receiver decoded (for the sender's log)."""
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Receiver to sender, about once a second: what the receiver sees."""
+
+    received: int = 0
+    interpolated: int = 0
+    concealed: int = 0
+    lost: int = 0
+    fps: float = 0.0
+    media_kbps: float = 0.0
+    latency_ms: float = 0.0
+    """Median end-to-end latency over the last second (capture to display)."""
+    iterations: int = 0
+    """Reprojection passes in use (the receiver drops passes to keep up)."""
+
+
+Message = Union[Hello, ModelChunk, Frame, Bye, ModelRequest, Ready, KeyframeRequest, Stats]
+
+_TYPE_NAMES: dict[type, str] = {
+    Hello: "hello", ModelChunk: "model", Frame: "frame", Bye: "bye",
+    ModelRequest: "model-request", Ready: "ready", KeyframeRequest: "keyframe-request", Stats: "stats",
+}
 _TYPES_BY_NAME = {name: cls for cls, name in _TYPE_NAMES.items()}
 
 _INT, _FLOAT, _BYTES, _STR, _BOOL = "int", "float", "bytes", "str", "bool"
@@ -128,6 +170,19 @@ _SCHEMA: dict[type, dict[str, tuple[str, float, float]]] = {
     Bye: {
         "frames": (_INT, 0, MAX_SEQ),
         "reason": (_STR, 0, MAX_TEXT),
+    },
+    ModelRequest: {"offset": (_INT, 0, MAX_MODEL_BYTES)},
+    Ready: {},
+    KeyframeRequest: {"after_seq": (_INT, 0, MAX_SEQ)},
+    Stats: {
+        "received": (_INT, 0, MAX_SEQ),
+        "interpolated": (_INT, 0, MAX_SEQ),
+        "concealed": (_INT, 0, MAX_SEQ),
+        "lost": (_INT, 0, MAX_SEQ),
+        "fps": (_FLOAT, 0.0, MAX_FPS),
+        "media_kbps": (_FLOAT, 0.0, 1e7),
+        "latency_ms": (_FLOAT, 0.0, 1e7),
+        "iterations": (_INT, 0, 64),
     },
 }
 

@@ -7,6 +7,11 @@ the sender side builds its messages through `SenderSession`.
 
     WAIT_HELLO --hello--> WAIT_MODEL --last model chunk--> STREAMING --bye--> CLOSED
                               \\------model_cached()-------^
+
+A live receiver talks back on the reliable channel: it answers the hello
+with `ModelRequest` (or `Ready` when it has the model cached), says `Ready`
+once the model is loaded, and sends `KeyframeRequest` and `Stats` while
+streaming. `SenderSession.receive` checks those replies the same way.
 """
 
 from __future__ import annotations
@@ -17,7 +22,10 @@ from dataclasses import dataclass
 from typing import Union
 
 from .errors import ProtocolError
-from .messages import MAX_CHUNK_BYTES, MAX_MODEL_BYTES, Bye, Frame, Hello, Message, ModelChunk, validate
+from .messages import (
+    MAX_CHUNK_BYTES, MAX_MODEL_BYTES, Bye, Frame, Hello, KeyframeRequest, Message, ModelChunk, ModelRequest, Ready,
+    Stats, validate,
+)
 
 
 class State(enum.Enum):
@@ -55,7 +63,32 @@ class StreamEnded:
     bye: Bye
 
 
-Event = Union[StreamStarted, ModelProgress, ModelReady, FrameReceived, StreamEnded]
+@dataclass(frozen=True)
+class ModelWanted:
+    """The receiver asks for the model, from ``offset``."""
+
+    offset: int
+
+
+@dataclass(frozen=True)
+class PeerReady:
+    """The receiver has the model loaded: frames may flow."""
+
+
+@dataclass(frozen=True)
+class KeyframeWanted:
+    request: KeyframeRequest
+
+
+@dataclass(frozen=True)
+class PeerStats:
+    stats: Stats
+
+
+Event = Union[StreamStarted, ModelProgress, ModelReady, FrameReceived, StreamEnded,
+              ModelWanted, PeerReady, KeyframeWanted, PeerStats]
+
+_SENDER_BOUND = (ModelRequest, Ready, KeyframeRequest, Stats)
 
 
 class ReceiverSession:
@@ -83,6 +116,8 @@ class ReceiverSession:
     def receive(self, msg: Message) -> list[Event]:
         """Feed one decoded message; return the events it causes."""
         validate(msg)
+        if isinstance(msg, _SENDER_BOUND):
+            raise ProtocolError(f"{type(msg).__name__} is sent by receivers, not to them")
         if self.state is State.CLOSED:
             raise ProtocolError(f"{type(msg).__name__.lower()} message after bye")
         if isinstance(msg, Hello):
@@ -132,6 +167,33 @@ class SenderSession:
         self.hello = validate(hello)
         self.state = State.WAIT_HELLO
         self._next_seq = 0
+        self.peer_ready = False
+        """Whether the receiver said `Ready`; a live sender holds frames back until then."""
+
+    def receive(self, msg: Message) -> list[Event]:
+        """Feed one message from the receiver; return the events it causes."""
+        validate(msg)
+        if not isinstance(msg, _SENDER_BOUND):
+            raise ProtocolError(f"{type(msg).__name__} is sent to receivers, not by them")
+        if self.state is State.WAIT_HELLO:
+            raise ProtocolError(f"{type(msg).__name__} before the hello was sent")
+        if isinstance(msg, ModelRequest):
+            if self.state is not State.WAIT_MODEL:
+                raise ProtocolError(f"model requested in {self.state.value}")
+            if msg.offset >= self.hello.model_size:
+                raise ProtocolError(f"model requested from offset {msg.offset} of {self.hello.model_size} bytes")
+            return [ModelWanted(msg.offset)]
+        if isinstance(msg, Ready):
+            if self.peer_ready:
+                raise ProtocolError("second ready")
+            if self.state is State.WAIT_MODEL:
+                self.skip_model()  # the receiver had the model cached
+            self.peer_ready = True
+            return [PeerReady()]
+        if isinstance(msg, KeyframeRequest):
+            return [KeyframeWanted(msg)]
+        assert isinstance(msg, Stats)
+        return [PeerStats(msg)]
 
     def start(self) -> Hello:
         if self.state is not State.WAIT_HELLO:
@@ -139,8 +201,8 @@ class SenderSession:
         self.state = State.WAIT_MODEL
         return self.hello
 
-    def model_chunks(self, wire: bytes, chunk_size: int = 64 * 1024) -> list[ModelChunk]:
-        """Split the model's wire form into chunks; the hello must name its hash and size."""
+    def model_chunks(self, wire: bytes, chunk_size: int = 64 * 1024, offset: int = 0) -> list[ModelChunk]:
+        """Split the model's wire form, from ``offset``, into chunks; the hello must name its hash and size."""
         if self.state is not State.WAIT_MODEL:
             raise ProtocolError(f"model can only follow the hello, not come in {self.state.value}")
         if not 1 <= chunk_size <= MAX_CHUNK_BYTES:
@@ -151,8 +213,10 @@ class SenderSession:
         if digest != self.hello.model_sha256:
             raise ProtocolError("model bytes do not match hello.model_sha256")
         self.state = State.STREAMING
-        return [ModelChunk(offset, len(wire), digest, wire[offset : offset + chunk_size])
-                for offset in range(0, len(wire), chunk_size)]
+        if not 0 <= offset < len(wire):
+            raise ProtocolError(f"model offset {offset} outside its {len(wire)} bytes")
+        return [ModelChunk(start, len(wire), digest, wire[start : start + chunk_size])
+                for start in range(offset, len(wire), chunk_size)]
 
     def skip_model(self) -> None:
         """The receiver has the model cached."""

@@ -1,17 +1,96 @@
-"""`vrecv`: receive and reconstruct a live vsa stream."""
+"""`vrecv`: receive a live vsa stream, reconstruct it in real time, show and/or record it."""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import sys
+
+from vsa.common.cliargs import EXIT_BAD_INPUT, UserError, address, positive_float, positive_int, setup_logging
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from vsa.common.device import DEVICE_CHOICES
+    from vsa.common.webrtc import DEFAULT_HOST, DEFAULT_PORT, TOKEN_ENV
+
+    p = argparse.ArgumentParser(
+        prog="vrecv",
+        description="Wait for a `vsend`, receive its model once (or find it in the cache), then reconstruct "
+        "the sparse low-res frames it streams: reprojection for detail, latent interpolation for the frames "
+        "in between, concealment for lost ones.",
+        epilog="example: vrecv --display    (then, in another terminal: vsend --model ae.pt camera0)",
+    )
+    p.add_argument("--listen", type=address, default=(DEFAULT_HOST, DEFAULT_PORT), metavar="HOST:PORT",
+                   help=f"signaling address (default: {DEFAULT_HOST}:{DEFAULT_PORT}); anything but loopback "
+                   "needs --token")
+    p.add_argument("--bind", metavar="ADDR", help="gather ICE host candidates on this address only "
+                   "(default: the --listen host when it is loopback, else every interface)")
+    p.add_argument("--token", help=f"shared secret a sender must present (default: ${TOKEN_ENV})")
+    p.add_argument("--display", action="store_true", help="show the video in a window (needs a screen)")
+    p.add_argument("--output", metavar="OUT.mp4", help="also write the reconstructed video")
+    p.add_argument("--fps", type=positive_float, help="output frame rate (default: the source's)")
+    p.add_argument("--iterations", type=positive_int, default=2,
+                   help="reprojection passes; fewer are used while the receiver cannot keep up (default: 2)")
+    p.add_argument("--fixed-iterations", action="store_true", help="never drop reprojection passes")
+    p.add_argument("--back-project", choices=["auto", "always", "never"], default="auto",
+                   help="see `vsa decode --help` (default: auto)")
+    p.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="default: auto (cuda, mps, cpu)")
+    p.add_argument("--jitter", type=positive_float, default=2.0, metavar="FRAMES",
+                   help="how long a missing frame is waited for before it counts as lost (default: 2 frames)")
+    p.add_argument("--cache-dir", metavar="DIR", help="where received models are kept by hash "
+                   "(default: ~/.cache/vsa/models)")
+    p.add_argument("--no-cache", action="store_true", help="neither use nor fill the model cache")
+    p.add_argument("--sessions", type=int, default=1, metavar="N",
+                   help="streams to receive before exiting; 0 = keep listening (default: 1)")
+    p.add_argument("--idle-timeout", type=positive_float, default=10.0,
+                   help="end a stream when nothing arrives for this many seconds (default: 10)")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: aiortc too)")
+    p.add_argument("-q", "--quiet", action="store_true", help="only warnings and the final summary")
+    return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    print(
-        "vrecv: live streaming over WebRTC is not built yet (see the streaming issue).\n"
-        "Use the offline file mode meanwhile: vsa decode clip.vsa -o out.mp4",
-        file=sys.stderr,
-    )
-    return 2
+    from vsa.common.device import pick_device
+    from vsa.common.video import VideoError
+    from vsa.common.webrtc import SignalingError, install_uvloop, token_from_env
+    from vsa.receiver.cache import ModelCache
+    from vsa.receiver.display import Display, DisplayError
+    from vsa.receiver.live import ReceiverOptions, serve
+
+    args = build_parser().parse_args(argv)
+    setup_logging(-1 if args.quiet else args.verbose)
+    display = None
+    try:
+        if args.sessions < 0:
+            raise UserError("--sessions must be 0 (forever) or more")
+        if args.display:
+            display = Display()
+        if args.output and args.sessions != 1:
+            raise UserError("--output records one stream: use it with --sessions 1")
+        options = ReceiverOptions(
+            listen=args.listen, token=token_from_env(args.token), bind=args.bind, device=pick_device(args.device),
+            iterations=args.iterations, back_project=args.back_project, fps=args.fps, output=args.output,
+            jitter_frames=args.jitter, cache=None if args.no_cache else ModelCache(args.cache_dir),
+            adaptive=not args.fixed_iterations, idle_timeout=args.idle_timeout,
+        )
+        on_display = None
+        if display is not None:
+            def on_display(out, overlay) -> None:
+                display.show(out.frame, overlay)
+        install_uvloop()
+        reports = asyncio.run(serve(options, sessions=args.sessions, on_display=on_display))
+    except (UserError, VideoError, SignalingError, DisplayError, ValueError) as exc:
+        print(f"vrecv: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("vrecv: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        if display is not None:
+            display.close()
+    for report in reports:
+        print(report.summary())
+    return 1 if any(r.error for r in reports) else 0
 
 
 if __name__ == "__main__":

@@ -28,6 +28,8 @@ from .reconstruct import Reconstructor
 class Kind(enum.Enum):
     SENT = "sent"
     INTERPOLATED = "interpolated"
+    CONCEALED = "concealed"
+    """Interpolated across a gap longer than the stride: a frame there was lost."""
     HELD = "held"
 
 
@@ -41,6 +43,8 @@ class OutputFrame:
     kind: Kind
     baseline: torch.Tensor | None = None
     """Bicubic upsampling of the same low-res data (blended for frames not sent), if asked for."""
+    capture_us: float = 0.0
+    """When the sender captured this moment, on its clock (interpolated between sent frames); 0 if unknown."""
 
 
 @dataclass
@@ -49,6 +53,7 @@ class _Anchor:
     frame: torch.Tensor
     latent: torch.Tensor
     baseline: torch.Tensor | None
+    capture_us: int = 0
 
 
 class StreamDecoder:
@@ -80,7 +85,7 @@ class StreamDecoder:
         self.model_wire: bytes | None = None
         self.reconstructor: Reconstructor | None = None
         self.decoder: FrameDecoder | None = None
-        self._queue: list[tuple[int, torch.Tensor]] = []  # (pts, low-res float frame)
+        self._queue: list[tuple[int, torch.Tensor, int]] = []  # (pts, low-res float frame, capture_us)
         self._anchor: _Anchor | None = None
         self._next_index = 0  # next output frame to emit
         self._ratio = 1.0  # source frames per output frame
@@ -89,6 +94,7 @@ class StreamDecoder:
         self.payload_bytes = 0
         self.counts = {kind: 0 for kind in Kind}
         self.frames_skipped = 0
+        self.frames_lost = 0
 
     # -- messages -------------------------------------------------------------------------
 
@@ -126,6 +132,17 @@ class StreamDecoder:
             model, (self.hello.height, self.hello.width), self.device, self.iterations, self.back_project
         )
 
+    @property
+    def ready(self) -> bool:
+        """Whether the model is loaded, so frames can be decoded."""
+        return self.reconstructor is not None
+
+    def lost(self, seq: int) -> None:
+        """A live transport gave up on frame ``seq``: an inter-coded payload must wait for a keyframe."""
+        self.frames_lost += 1
+        if self.decoder is not None:
+            self.decoder.lost()
+
     def _frame(self, frame) -> list[OutputFrame]:
         if self.reconstructor is None or self.decoder is None:
             return []  # cannot happen on an ordered transport: the session checks the order
@@ -134,7 +151,7 @@ class StreamDecoder:
         if rgb is None:
             self.frames_skipped += 1  # waiting for a keyframe; the gap will be interpolated
             return []
-        self._queue.append((frame.pts, to_tensor(rgb)[0]))
+        self._queue.append((frame.pts, to_tensor(rgb)[0], frame.capture_us))
         if len(self._queue) >= self.batch:
             return self._flush_queue()
         return []
@@ -145,21 +162,25 @@ class StreamDecoder:
         if not self._queue:
             return []
         assert self.reconstructor is not None
-        pts_list = [p for p, _ in self._queue]
-        low = torch.stack([t for _, t in self._queue])
-        self._queue = []
-        result = self.reconstructor.reproject(low)
+        queued, self._queue = self._queue, []
+        low = torch.stack([t for _, t, _ in queued])
+        result = self.reconstructor.reproject(low, self.iterations)
         baseline = self.reconstructor.bicubic(low).cpu() if self.with_baseline else None
         out: list[OutputFrame] = []
         frames = result.frames.cpu()
-        for i, pts in enumerate(pts_list):
+        for i, (pts, _, capture_us) in enumerate(queued):
             anchor = _Anchor(pts, frames[i], result.latents[i : i + 1],
-                             baseline[i] if baseline is not None else None)
+                             baseline[i] if baseline is not None else None, capture_us)
             out += self._emit_until(anchor)
         return out
 
     def _position(self, index: int) -> float:
         return index * self._ratio
+
+    def _capture_at(self, anchor: _Anchor, pos: float) -> float:
+        if not anchor.capture_us or self.hello is None:
+            return 0.0
+        return anchor.capture_us + (pos - anchor.pts) * 1e6 / self.hello.fps
 
     def _emit_until(self, anchor: _Anchor) -> list[OutputFrame]:
         """Emit every output frame that sits at or before ``anchor`` on the source timeline."""
@@ -174,9 +195,11 @@ class StreamDecoder:
             if abs(pos - anchor.pts) < 1e-9:
                 out += self._interpolated(previous, anchor, between)
                 between = []
-                out.append(self._output(index, pos, anchor.frame, Kind.SENT, anchor.baseline))
+                out.append(self._output(index, pos, anchor.frame, Kind.SENT, anchor.baseline,
+                                        self._capture_at(anchor, pos)))
             elif previous is None:
-                out.append(self._output(index, pos, anchor.frame, Kind.HELD, anchor.baseline))
+                out.append(self._output(index, pos, anchor.frame, Kind.HELD, anchor.baseline,
+                                        self._capture_at(anchor, pos)))
             else:
                 between.append((index, pos))
         out += self._interpolated(previous, anchor, between)
@@ -188,6 +211,8 @@ class StreamDecoder:
             return []
         assert a is not None and self.reconstructor is not None
         span = b.pts - a.pts
+        # A gap wider than the stride means sent frames went missing in between.
+        kind = Kind.CONCEALED if self.hello is not None and span > self.hello.stride else Kind.INTERPOLATED
         alphas = [(pos - a.pts) / span for _, pos in targets]
         frames = self.reconstructor.interpolate(a.latent, b.latent, alphas).cpu()
         out = []
@@ -195,13 +220,13 @@ class StreamDecoder:
             base = None
             if a.baseline is not None and b.baseline is not None:
                 base = (1 - alpha) * a.baseline + alpha * b.baseline
-            out.append(self._output(index, pos, frame, Kind.INTERPOLATED, base))
+            out.append(self._output(index, pos, frame, kind, base, self._capture_at(a, pos)))
         return out
 
     def _output(self, index: int, pos: float, frame: torch.Tensor, kind: Kind,
-                baseline: torch.Tensor | None) -> OutputFrame:
+                baseline: torch.Tensor | None, capture_us: float = 0.0) -> OutputFrame:
         self.counts[kind] += 1
-        return OutputFrame(index, pos, frame, kind, baseline)
+        return OutputFrame(index, pos, frame, kind, baseline, capture_us)
 
     def finish(self, fill: bool = True) -> list[OutputFrame]:
         """Flush what is queued and, with ``fill``, hold the last frame up to the stream's known length.
@@ -219,5 +244,6 @@ class StreamDecoder:
             while self._position(self._next_index) <= total - 1 + 1e-9:
                 index, pos = self._next_index, self._position(self._next_index)
                 self._next_index += 1
-                out.append(self._output(index, pos, last.frame, Kind.HELD, last.baseline))
+                out.append(self._output(index, pos, last.frame, Kind.HELD, last.baseline,
+                                        self._capture_at(last, pos)))
         return out

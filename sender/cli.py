@@ -1,17 +1,83 @@
-"""`vsend`: stream a video over WebRTC data channels."""
+"""`vsend`: stream a video or camera to a `vrecv` over WebRTC data channels."""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import sys
+
+from vsa.common.cliargs import (
+    EXIT_BAD_INPUT, UserError, address, fraction, positive_float, positive_int, setup_logging, size_arg,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from vsa.common.framecodec import CODECS, DEFAULT_CODEC, DEFAULT_CRF
+    from vsa.common.webrtc import DEFAULT_HOST, DEFAULT_PORT, TOKEN_ENV
+
+    p = argparse.ArgumentParser(
+        prog="vsend",
+        description="Ship a video-specific autoencoder to a receiver once, then stream sparse low-res frames "
+        "over WebRTC data channels. Start `vrecv` first (vsend retries until it is up).",
+        epilog="example: vsend --model ae.pt camera0    (then watch with: vrecv --display)",
+    )
+    p.add_argument("source", metavar="SOURCE", help="a video file (played at its own frame rate), lavfi:GRAPH, "
+                   "or cameraN")
+    p.add_argument("--model", required=True, help="model bundle from `vsa train`")
+    p.add_argument("--connect", type=address, default=(DEFAULT_HOST, DEFAULT_PORT), metavar="HOST:PORT",
+                   help=f"the receiver's signaling address (default: {DEFAULT_HOST}:{DEFAULT_PORT})")
+    p.add_argument("--bind", metavar="ADDR", help="gather ICE host candidates on this address only "
+                   "(default: the --connect host when it is loopback, else every interface)")
+    p.add_argument("--token", help=f"shared secret the receiver asks for (default: ${TOKEN_ENV})")
+    p.add_argument("--scale", type=positive_int, default=4, help="spatial downscale factor (default: 4)")
+    p.add_argument("--stride", type=positive_int, default=2,
+                   help="send every STRIDE-th frame; the receiver interpolates the rest (default: 2)")
+    p.add_argument("--codec", choices=CODECS, default=DEFAULT_CODEC, help=f"low-res payload codec (default: "
+                   f"{DEFAULT_CODEC})")
+    p.add_argument("--crf", type=int, default=DEFAULT_CRF, help=f"h264 quality (default: {DEFAULT_CRF})")
+    p.add_argument("--keyint", type=positive_int, default=60,
+                   help="h264: sent frames between keyframes (default: 60; lost frames also trigger one)")
+    p.add_argument("--size", type=size_arg,
+                   metavar="HxW", help="working size (default: the model's)")
+    p.add_argument("--loop", action="store_true", help="play a file again and again")
+    p.add_argument("--limit", type=positive_int, help="stop after N source frames")
+    p.add_argument("--timeout", type=positive_float, default=30.0,
+                   help="seconds to wait for the receiver (connecting, loading the model) (default: 30)")
+    p.add_argument("--simulate-loss", type=fraction, default=0.0, metavar="P",
+                   help="testing: drop a fraction P of media datagrams before they are sent")
+    p.add_argument("--seed", type=int, default=0, help="seed for --simulate-loss (default: 0)")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: aiortc too)")
+    p.add_argument("-q", "--quiet", action="store_true", help="only warnings and the final summary")
+    return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    print(
-        "vsend: live streaming over WebRTC is not built yet (see the streaming issue).\n"
-        "Use the offline file mode meanwhile: vsa encode VIDEO --model ae.pt -o clip.vsa",
-        file=sys.stderr,
-    )
-    return 2
+    from vsa.common.bundle import BundleError
+    from vsa.common.video import VideoError
+    from vsa.common.webrtc import SignalingError, install_uvloop, token_from_env
+    from vsa.sender.live import LiveSender, SenderOptions
+    from vsa.sender.stream import StreamSettings
+
+    args = build_parser().parse_args(argv)
+    setup_logging(-1 if args.quiet else args.verbose)
+    try:
+        settings = StreamSettings(scale=args.scale, stride=args.stride, codec=args.codec, crf=args.crf,
+                                  keyint=args.keyint)
+        options = SenderOptions(connect=args.connect, token=token_from_env(args.token), bind=args.bind,
+                                settings=settings, size=args.size, loop=args.loop, limit=args.limit,
+                                timeout=args.timeout, drop_media=args.simulate_loss, seed=args.seed)
+        sender = LiveSender(args.model, args.source, options)
+        install_uvloop()
+        report = asyncio.run(sender.run())
+    except (UserError, VideoError, BundleError, SignalingError, ConnectionError, TimeoutError, FileNotFoundError,
+            ValueError) as exc:
+        print(f"vsend: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("vsend: interrupted", file=sys.stderr)
+        return 130
+    print(report.summary())
+    return 0
 
 
 if __name__ == "__main__":

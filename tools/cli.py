@@ -11,34 +11,11 @@ import json
 import os
 import sys
 
-EXIT_BAD_INPUT = 2
-
-
-class UserError(Exception):
-    """An error to report in one line, exit status 2."""
-
-
-def _size(text: str) -> tuple[int, int]:
-    from vsa.common.video import parse_size
-
-    try:
-        return parse_size(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _fraction(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"{text} is not in [0, 1)")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text} must be positive")
-    return value
+from vsa.common.cliargs import EXIT_BAD_INPUT, UserError
+from vsa.common.cliargs import fraction as _fraction
+from vsa.common.cliargs import positive_float as _positive_float
+from vsa.common.cliargs import positive_int as _positive_int
+from vsa.common.cliargs import size_arg as _size
 
 
 def _frame_range(text: str) -> tuple[int, int]:
@@ -50,12 +27,6 @@ def _frame_range(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(f"{text!r}: need 0 <= A < B")
     return first, end
 
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
-    return value
 
 
 # --- train ---------------------------------------------------------------------------------
@@ -140,6 +111,10 @@ def cmd_decode(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from vsa.tools import bench
 
+    if args.which == "stream":
+        from vsa.tools import bench_stream
+
+        return bench_stream.main(args.rest)
     return bench.main_codecs(args.rest) if args.which == "codecs" else bench.main(args.rest)
 
 
@@ -243,10 +218,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="default: auto")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("bench", help="benchmarks: `vsa bench model|codecs --help`",
+    p = sub.add_parser("bench", help="benchmarks: `vsa bench model|codecs|stream --help`",
                        description="Benchmarks that print figures and write JSON.")
-    p.add_argument("which", choices=["model", "codecs"],
-                   help="model: size and receiver speed of each preset; codecs: bytes per low-res frame")
+    p.add_argument("which", choices=["model", "codecs", "stream"],
+                   help="model: size and receiver speed of each preset; codecs: bytes per low-res frame; "
+                   "stream: live receiver fps and loopback latency")
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_bench)
     return parser

@@ -7,7 +7,8 @@ from hypothesis import strategies as st
 
 from vsa.protocol.errors import ProtocolError
 from vsa.protocol.messages import (
-    MAX_FRAME_PAYLOAD_BYTES, MAX_MESSAGE_BYTES, VERSION, Bye, Frame, Hello, ModelChunk, decode, encode,
+    MAX_FRAME_PAYLOAD_BYTES, MAX_MESSAGE_BYTES, VERSION, Bye, Frame, Hello, KeyframeRequest, ModelChunk,
+    ModelRequest, Ready, Stats, decode, encode,
 )
 
 SHA = hashlib.sha256(b"model").digest()
@@ -18,6 +19,11 @@ SAMPLES = [
     ModelChunk(offset=0, total=1000, sha256=SHA, data=b"x" * 500),
     Frame(seq=3, pts=6, keyframe=True, payload=b"\x00\x01payload", capture_us=123456),
     Bye(frames=10, reason="done"),
+    ModelRequest(offset=0),
+    Ready(),
+    KeyframeRequest(after_seq=41),
+    Stats(received=10, interpolated=9, concealed=2, lost=1, fps=30.0, media_kbps=19.5, latency_ms=61.0,
+          iterations=2),
 ]
 
 

@@ -90,3 +90,60 @@ def test_sender_enforces_its_own_order():
     sender.bye()
     with pytest.raises(ProtocolError):
         sender.bye()
+
+
+def _started_sender():
+    sender = SenderSession(HELLO)
+    sender.start()
+    return sender
+
+
+def test_sender_follows_the_receivers_replies():
+    from vsa.protocol.messages import KeyframeRequest, ModelRequest, Ready, Stats
+    from vsa.protocol.session import KeyframeWanted, ModelWanted, PeerReady, PeerStats
+
+    sender = _started_sender()
+    (wanted,) = sender.receive(ModelRequest(0))
+    assert wanted == ModelWanted(0)
+    assert len(sender.model_chunks(WIRE, 3000, offset=wanted.offset)) == 4
+    assert not sender.peer_ready
+    assert sender.receive(Ready()) == [PeerReady()] and sender.peer_ready
+    assert isinstance(sender.receive(KeyframeRequest(3))[0], KeyframeWanted)
+    assert isinstance(sender.receive(Stats(received=1))[0], PeerStats)
+
+
+def test_a_receiver_with_the_model_cached_skips_the_transfer():
+    from vsa.protocol.messages import Ready
+
+    sender = _started_sender()
+    sender.receive(Ready())
+    assert sender.state is State.STREAMING
+    assert sender.frame(0, True, b"p").seq == 0
+
+
+@pytest.mark.parametrize("needle", ["before the hello", "sent to receivers", "model requested in", "second ready",
+                                    "offset 10240"])
+def test_sender_rejects_replies_out_of_order(needle):
+    from vsa.protocol.messages import ModelRequest, Ready
+
+    sender = SenderSession(HELLO)
+    with pytest.raises(ProtocolError, match=needle):
+        if needle == "before the hello":
+            sender.receive(Ready())
+        sender.start()
+        if needle == "sent to receivers":
+            sender.receive(HELLO)
+        if needle == "offset 10240":
+            sender.receive(ModelRequest(len(WIRE)))
+        sender.receive(Ready())
+        if needle == "model requested in":
+            sender.receive(ModelRequest(0))
+        sender.receive(Ready())
+
+
+def test_receiver_rejects_messages_meant_for_the_sender():
+    from vsa.protocol.messages import Stats
+
+    receiver = ReceiverSession()
+    with pytest.raises(ProtocolError, match="sent by receivers"):
+        receiver.receive(Stats())

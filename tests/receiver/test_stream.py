@@ -34,7 +34,7 @@ def test_every_frame_comes_out_once_in_order(trained_bundle, small_frames):
 def test_lost_frames_are_interpolated_over(trained_bundle, small_frames):
     dec, out = _decode(_messages(trained_bundle[1], small_frames[:9], stride=1, drop={3, 4}))
     assert [o.index for o in out] == list(range(9))
-    assert [o.kind for o in out][3:5] == [Kind.INTERPOLATED] * 2
+    assert [o.kind for o in out][3:5] == [Kind.CONCEALED] * 2
 
 
 def test_missing_first_frames_are_held(trained_bundle, small_frames):

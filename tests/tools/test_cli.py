@@ -68,7 +68,7 @@ def test_encode_decode_round_trip_reports_bitrates_and_metrics(encoded, clip_pat
     assert code == 0 and out.exists()
     assert "payload:" in text and "with model:" in text and "vsa_psnr" in text
     data = json.loads(report.read_text())
-    assert data["frames"] == 24 and data["counts"] == {"sent": 13, "interpolated": 11, "held": 0}
+    assert data["frames"] == 24 and data["counts"] == {"sent": 13, "interpolated": 11, "concealed": 0, "held": 0}
     assert data["file_bytes"] == os.path.getsize(encoded) > data["model_bytes"] > data["payload_bytes"] > 0
     assert 10 < data["metrics"]["all"]["vsa_psnr"] < 60
 
@@ -99,7 +99,10 @@ def test_not_a_vsa_file(tmp_path, clip_path):
     assert result.returncode == 2 and "not a .vsa file" in result.stderr
 
 
-def test_streaming_commands_say_they_are_not_built_yet():
-    for module in ["vsa.sender.cli", "vsa.receiver.cli"]:
-        result = subprocess.run([sys.executable, "-m", module], capture_output=True, text=True, timeout=60)
-        assert result.returncode == 2 and "not built yet" in result.stderr
+def test_streaming_commands_explain_themselves():
+    for module, needle in [("vsa.sender.cli", "--connect HOST:PORT"), ("vsa.receiver.cli", "--listen HOST:PORT")]:
+        result = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0 and needle in result.stdout
+    result = subprocess.run([sys.executable, "-m", "vsa.sender.cli", "--model", "missing.pt", "x.mp4"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "missing.pt" in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,60 @@
+"""argparse value types and error reporting shared by `vsa`, `vsend` and `vrecv`."""
+
+from __future__ import annotations
+
+import argparse
+
+EXIT_BAD_INPUT = 2
+
+
+class UserError(Exception):
+    """An error to report in one line, exit status 2."""
+
+
+def size_arg(text: str) -> tuple[int, int]:
+    from vsa.common.video import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not in [0, 1)")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be positive")
+    return value
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return value
+
+
+def address(text: str) -> tuple[str, int]:
+    from vsa.common.webrtc import parse_address
+
+    try:
+        return parse_address(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def setup_logging(verbose: int) -> None:
+    import logging
+
+    level = logging.DEBUG if verbose > 1 else logging.INFO if verbose >= 0 else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    # aiortc and aioice are chatty at INFO.
+    for name in ("aiortc", "aioice"):
+        logging.getLogger(name).setLevel(logging.WARNING if verbose < 2 else logging.DEBUG)

@@ -1,0 +1,142 @@
+"""Media packetisation: split encoded frame messages into small datagrams and join them again.
+
+An unreliable WebRTC data channel loses a whole message when any of its SCTP
+fragments is lost, and a burst of large messages overflows the socket's
+receive buffer. So the sender cuts every frame message into datagrams of at
+most `MAX_DATAGRAM` bytes, each with a 9-byte header::
+
+    magic 0xF7 | frame seq (u32) | fragment index (u16) | fragment count (u16)
+
+and the receiver's `Reassembler` joins them. A frame whose fragments do not
+all arrive before its deadline is dropped (`expire`). Time is passed in by
+the caller, so this stays sans-I/O.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+
+from .errors import ProtocolError
+from .messages import MAX_FRAME_PAYLOAD_BYTES
+
+MAGIC = 0xF7
+HEADER = struct.Struct(">BIHH")
+MAX_DATAGRAM = 1200
+"""Bytes per media message, header included: one IP packet on any path."""
+MAX_FRAGMENTS = -(-(MAX_FRAME_PAYLOAD_BYTES + 1024) // (MAX_DATAGRAM - HEADER.size))
+SEQ_MODULO = 2**32
+
+
+def fragment(message: bytes, seq: int, size: int = MAX_DATAGRAM) -> list[bytes]:
+    """Cut one encoded message into datagrams of at most ``size`` bytes."""
+    if not HEADER.size < size <= 65535:
+        raise ValueError(f"datagram size {size} must be in ({HEADER.size}, 65535]")
+    if not message:
+        raise ValueError("cannot fragment an empty message")
+    room = size - HEADER.size
+    count = -(-len(message) // room)
+    if count > MAX_FRAGMENTS:
+        raise ValueError(f"message of {len(message)} bytes needs {count} fragments, more than {MAX_FRAGMENTS}")
+    seq %= SEQ_MODULO
+    return [HEADER.pack(MAGIC, seq, i, count) + message[i * room : (i + 1) * room] for i in range(count)]
+
+
+@dataclass
+class _Partial:
+    count: int
+    first_seen: float
+    parts: dict[int, bytes] = field(default_factory=dict)
+    size: int = 0
+
+
+class Reassembler:
+    """Joins datagrams back into messages, with every size and count bounded.
+
+    ``max_pending`` frames may be incomplete at once (the oldest is dropped
+    beyond that) and at most ``max_pending_bytes`` are held for them.
+    Fragments of a frame already completed or dropped are ignored.
+    """
+
+    def __init__(self, max_pending: int = 32, max_pending_bytes: int = 16 * 1024 * 1024) -> None:
+        self.max_pending = max_pending
+        self.max_pending_bytes = max_pending_bytes
+        self._partial: OrderedDict[int, _Partial] = OrderedDict()
+        self._held = 0
+        self._done: deque[int] = deque(maxlen=1024)
+        self._done_set: set[int] = set()
+        self.dropped = 0
+        """Frames given up on: deadline passed, or pushed out by newer ones."""
+        self.duplicates = 0
+
+    @staticmethod
+    def parse(datagram: bytes) -> tuple[int, int, int, bytes]:
+        """(seq, index, count, body) of one datagram, or ProtocolError."""
+        if len(datagram) <= HEADER.size:
+            raise ProtocolError(f"media datagram of {len(datagram)} bytes is shorter than its header")
+        if len(datagram) > 65535:
+            raise ProtocolError(f"media datagram of {len(datagram)} bytes is too large")
+        magic, seq, index, count = HEADER.unpack_from(datagram)
+        if magic != MAGIC:
+            raise ProtocolError(f"media datagram has magic {magic:#x}, expected {MAGIC:#x}")
+        if not 1 <= count <= MAX_FRAGMENTS or index >= count:
+            raise ProtocolError(f"media fragment {index} of {count} is out of range")
+        return seq, index, count, bytes(datagram[HEADER.size :])
+
+    def feed(self, datagram: bytes, now: float) -> bytes | None:
+        """Take one datagram; return the whole message once its last fragment is in."""
+        seq, index, count, body = self.parse(datagram)
+        if seq in self._done_set:
+            self.duplicates += 1
+            return None
+        if count == 1:
+            self._finish(seq)
+            return body
+        partial = self._partial.get(seq)
+        if partial is None:
+            partial = self._partial[seq] = _Partial(count, now)
+            while len(self._partial) > self.max_pending:
+                self._drop(next(iter(self._partial)))
+        elif partial.count != count:
+            raise ProtocolError(f"media frame {seq} claims {count} fragments, earlier {partial.count}")
+        if index in partial.parts:
+            self.duplicates += 1
+            return None
+        partial.parts[index] = body
+        partial.size += len(body)
+        self._held += len(body)
+        while self._held > self.max_pending_bytes and self._partial:
+            oldest = next(iter(self._partial))
+            self._drop(oldest)
+            if oldest == seq:
+                return None
+        if len(partial.parts) < count:
+            return None
+        del self._partial[seq]
+        self._held -= partial.size
+        self._finish(seq)
+        return b"".join(partial.parts[i] for i in range(count))
+
+    def expire(self, now: float, max_age: float) -> list[int]:
+        """Drop incomplete frames first seen more than ``max_age`` seconds ago; return their seqs."""
+        old = [seq for seq, p in self._partial.items() if now - p.first_seen > max_age]
+        for seq in old:
+            self._drop(seq)
+        return old
+
+    @property
+    def pending(self) -> int:
+        return len(self._partial)
+
+    def _drop(self, seq: int) -> None:
+        partial = self._partial.pop(seq)
+        self._held -= partial.size
+        self.dropped += 1
+        self._finish(seq)
+
+    def _finish(self, seq: int) -> None:
+        if len(self._done) == self._done.maxlen:
+            self._done_set.discard(self._done[0])
+        self._done.append(seq)
+        self._done_set.add(seq)

@@ -1,0 +1,554 @@
+"""The live receiver: WebRTC data channels in, reconstructed video out, in real time.
+
+::
+
+    media  --datagrams--> Reassembler --frames--> JitterBuffer --in order--> worker thread
+    control --hello, model, bye--------------------------------------------> (StreamDecoder)
+                                                                                 |
+    display / latency  <-- Playout (output clock) <-- reconstructed frames ------+--> mp4
+
+The event loop only moves bytes and keeps time; decoding, reprojection and
+the mp4 writer run in one worker thread, in order, so networking never
+stalls behind the model. The worker drops reprojection passes (down to one)
+when it falls behind, before any frame is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import statistics
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from vsa.common import webrtc
+from vsa.common.bundle import BundleError
+from vsa.common.framecodec import FrameCodecError
+from vsa.common.resample import to_uint8
+from vsa.common.video import VideoWriter
+from vsa.protocol.errors import ProtocolError
+from vsa.protocol.fragment import Reassembler
+from vsa.protocol.messages import Bye, Frame, Hello, KeyframeRequest, Message, ModelChunk, ModelRequest, Ready, Stats
+from vsa.protocol.messages import decode as decode_message
+from vsa.protocol.messages import encode as encode_message
+
+from .cache import ModelCache
+from .jitter import JitterBuffer, Lost
+from .playout import Playout
+from .stream import Kind, OutputFrame, StreamDecoder
+
+log = logging.getLogger("vsa.recv")
+
+
+@dataclass
+class ReceiverOptions:
+    listen: tuple[str, int] = (webrtc.DEFAULT_HOST, webrtc.DEFAULT_PORT)
+    token: str | None = None
+    bind: str | None = None
+    """Address for ICE host candidates; defaults to the listen address when that is loopback."""
+    device: torch.device | str = "cpu"
+    iterations: int = 2
+    back_project: str = "auto"
+    fps: float | None = None
+    output: str | None = None
+    jitter_frames: float = 2.0
+    """How long (in source frames) a missing frame is waited for before it counts as lost."""
+    cache: ModelCache | None = None
+    adaptive: bool = True
+    """Drop reprojection passes when the worker falls behind."""
+    idle_timeout: float = 10.0
+    """End the session when nothing arrives for this long."""
+    stats_interval: float = 1.0
+
+
+@dataclass
+class SessionReport:
+    frames: int = 0
+    counts: dict = field(default_factory=dict)
+    lost: int = 0
+    late: int = 0
+    garbage: int = 0
+    model_transferred: bool = False
+    media_bytes: int = 0
+    control_bytes: int = 0
+    seconds: float = 0.0
+    latencies_ms: list[float] = field(default_factory=list)
+    """Capture-to-display latency of every shown frame (same-machine clocks)."""
+    display_gaps_ms: list[float] = field(default_factory=list)
+    """Time between consecutive shown frames."""
+    iterations_used: dict[int, int] = field(default_factory=dict)
+    keyframe_requests: int = 0
+    lags_ms: list = field(default_factory=list)
+    error: str | None = None
+    hello: Hello | None = None
+
+    def latency(self, q: float) -> float:
+        if not self.latencies_ms:
+            return float("nan")
+        data = sorted(self.latencies_ms)
+        return data[min(len(data) - 1, int(q * len(data)))]
+
+    def summary(self) -> str:
+        parts = ", ".join(f"{n} {k}" for k, n in self.counts.items() if n)
+        gap = max(self.display_gaps_ms, default=0.0)
+        return (
+            f"{self.frames} frames ({parts}); {self.lost} lost in transit, {self.garbage} bad messages\n"
+            f"media {self.media_bytes * 8 / 1000 / max(self.seconds, 1e-9):.1f} kbps, "
+            f"model {'transferred' if self.model_transferred else 'from cache'}\n"
+            f"latency median {self.latency(0.5):.0f} ms, p95 {self.latency(0.95):.0f} ms; "
+            f"longest display gap {gap:.0f} ms"
+        )
+
+
+class _Window:
+    """Counters over the last stats interval."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.media_bytes = self.control_bytes = self.shown = 0
+        self.latencies: list[float] = []
+
+
+class LiveSession:
+    """One stream from one sender, over an answered peer connection."""
+
+    def __init__(self, options: ReceiverOptions, on_display: Callable[[OutputFrame, dict], None] | None = None
+                 ) -> None:
+        self.options = options
+        self.on_display = on_display
+        cache = options.cache
+        self.decoder = StreamDecoder(
+            device=options.device, iterations=options.iterations, back_project=options.back_project, batch=1,
+            model_lookup=cache.get if cache is not None else None, output_fps=options.fps,
+        )
+        self.report = SessionReport()
+        self.reassembler = Reassembler()
+        self.jitter: JitterBuffer | None = None
+        self.playout: Playout | None = None
+        self.control = self.media = None
+        self.writer: VideoWriter | None = None
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vsa-reconstruct")
+        self._backlog = 0  # work items submitted and not finished
+        self._frames_queued = 0  # of which frames: what the worker is behind by
+        self._good_streak = 0
+        self._control_q: asyncio.Queue[bytes] = asyncio.Queue(maxsize=4096)
+        self._to_show: list[tuple[float, OutputFrame]] = []
+        self._new_frames = asyncio.Event()
+        self._finishing = False
+        self._overlay: dict = {}
+        self._done = asyncio.Event()
+        self._last_rx = time.monotonic()
+        self._last_keyframe_request = 0.0
+        self._window = _Window()
+        self._last_shown_at: float | None = None
+        self._started = time.monotonic()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- wiring ------------------------------------------------------------------------------
+
+    def attach(self, pc) -> None:
+        @pc.on("datachannel")
+        def on_channel(channel) -> None:
+            if channel.label == webrtc.CONTROL_LABEL:
+                self.control = channel
+                channel.on("message", self._on_control)
+            elif channel.label == webrtc.MEDIA_LABEL:
+                self.media = channel
+                channel.on("message", self._on_media)
+            else:
+                log.warning("ignoring unexpected data channel %r", channel.label)
+            channel.on("close", self._on_close)
+
+        @pc.on("connectionstatechange")
+        def on_state() -> None:
+            if pc.connectionState in ("failed", "closed"):
+                self._on_close()
+
+    def _on_close(self) -> None:
+        if not self._done.is_set():
+            if self.jitter is not None and not self.jitter.done:
+                self.report.error = self.report.error or "sender went away before the end of the stream"
+            self._done.set()
+
+    def _send(self, msg: Message) -> None:
+        if self.control is not None and self.control.readyState == "open":
+            data = encode_message(msg)
+            self.control.send(data)
+            self._window.control_bytes += len(data)
+            self.report.control_bytes += len(data)
+
+    # -- control -----------------------------------------------------------------------------
+
+    def _on_control(self, data) -> None:
+        self._last_rx = time.monotonic()
+        if not isinstance(data, bytes):
+            self.report.garbage += 1
+            return
+        self._window.control_bytes += len(data)
+        self.report.control_bytes += len(data)
+        try:
+            self._control_q.put_nowait(data)
+        except asyncio.QueueFull:
+            self.report.garbage += 1
+
+    async def _control_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._done.is_set():
+            data = await self._control_q.get()
+            try:
+                msg = decode_message(data)
+                if isinstance(msg, (Hello, ModelChunk)):
+                    await loop.run_in_executor(self._worker, self.decoder.feed, msg)
+                    if isinstance(msg, Hello):
+                        self._started_stream(msg)
+                    if self.decoder.ready:
+                        await self._model_ready(loop)
+                elif isinstance(msg, Bye):
+                    if self.jitter is None:
+                        raise ProtocolError("bye before hello")
+                    self.jitter.end(msg.frames, time.monotonic())
+                    self._pump()
+                else:
+                    raise ProtocolError(f"{type(msg).__name__} does not belong on the control channel")
+            except ProtocolError as exc:
+                self.report.garbage += 1
+                log.warning("ignoring bad control message: %s", exc)
+            except BundleError as exc:
+                self.report.error = f"model rejected: {exc}"
+                log.error("%s", self.report.error)
+                self._done.set()
+
+    def _started_stream(self, hello: Hello) -> None:
+        self.report.hello = hello
+        frame_time = 1.0 / hello.fps
+        self.jitter = JitterBuffer(wait=self.options.jitter_frames * frame_time, skip_to_keyframe=hello.codec == "h264")
+        self.playout = Playout(self.decoder.output_fps or hello.fps)
+        log.info("stream from %s: %dx%d at %g fps, scale %d, stride %d, %s payload, model %s (%d KiB)",
+                 hello.source or "sender", hello.height, hello.width, hello.fps, hello.scale, hello.stride,
+                 hello.codec, hello.model_sha256.hex()[:12], hello.model_size // 1024)
+        if not self.decoder.ready:
+            log.info("model not in cache: requesting it")
+            self.report.model_transferred = True
+            self._send(ModelRequest(0))
+
+    async def _model_ready(self, loop) -> None:
+        if self.report.model_transferred and self.options.cache is not None and self.decoder.model_wire:
+            await loop.run_in_executor(None, self.options.cache.put, self.decoder.model_wire)
+        if self.options.output and self.writer is None:
+            h = self.decoder.hello
+            self.writer = VideoWriter(self.options.output, h.width, h.height, self.decoder.output_fps,
+                                      preset="veryfast")
+        log.info("model loaded; ready for frames")
+        self._send(Ready())
+
+    # -- media -------------------------------------------------------------------------------
+
+    def _on_media(self, data) -> None:
+        now = time.monotonic()
+        self._last_rx = now
+        if not isinstance(data, bytes):
+            self.report.garbage += 1
+            return
+        self._window.media_bytes += len(data)
+        self.report.media_bytes += len(data)
+        try:
+            whole = self.reassembler.feed(data, now)
+            if whole is None:
+                return
+            msg = decode_message(whole)
+            if not isinstance(msg, Frame):
+                raise ProtocolError(f"{type(msg).__name__} does not belong on the media channel")
+            if self.jitter is None or not self.decoder.ready:
+                raise ProtocolError("frame before the stream is ready")
+        except ProtocolError as exc:
+            self.report.garbage += 1
+            log.debug("ignoring bad media message: %s", exc)
+            return
+        assert self.playout is not None
+        if msg.capture_us:
+            self.playout.arrived(msg.capture_us / 1e6, time.time())
+        log.debug("frame seq %d pts %d%s arrived", msg.seq, msg.pts, " (key)" if msg.keyframe else "")
+        if self.jitter.push(msg, now):
+            log.debug("hole before seq %d", msg.seq)
+            self._request_keyframe()
+        self._pump()
+
+    def _request_keyframe(self) -> None:
+        # An inter-coded stream cannot go on past a hole; ask at once, not after the jitter wait.
+        now = time.monotonic()
+        hello = self.decoder.hello
+        if hello is None or hello.codec != "h264" or now - self._last_keyframe_request < 2.0 / hello.fps:
+            return
+        self._last_keyframe_request = now
+        self.report.keyframe_requests += 1
+        self._send(KeyframeRequest(max(0, (self.jitter.next_seq if self.jitter else 1) - 1)))
+
+    def _pump(self) -> None:
+        if self.jitter is None:
+            return
+        loop = asyncio.get_running_loop()
+        for item in self.jitter.pop(time.monotonic()):
+            if isinstance(item, Lost):
+                log.debug("seq %d lost", item.seq)
+                self._request_keyframe()
+            self._backlog += 1
+            if isinstance(item, Frame):
+                self._frames_queued += 1
+            future = loop.run_in_executor(self._worker, self._work, item)
+            future.frame = isinstance(item, Frame)
+            future.add_done_callback(self._worked)
+        if self.jitter.done and not self._finishing and self._backlog == 0:
+            self._finishing = True
+            self._backlog += 1
+            future = loop.run_in_executor(self._worker, self._work, None)
+            future.frame = False
+            future.add_done_callback(self._finished)
+
+    # -- worker thread -----------------------------------------------------------------------
+
+    def _work(self, item: Frame | Lost | None) -> list[OutputFrame]:
+        """Runs in the worker thread: decode, reproject, interpolate, write."""
+        start = time.perf_counter()
+        try:
+            if item is None:
+                frames = self.decoder.finish()
+            elif isinstance(item, Lost):
+                self.decoder.lost(item.seq)
+                frames = []
+            else:
+                frames = self.decoder.feed(item)
+        except (ProtocolError, FrameCodecError) as exc:
+            log.warning("dropping undecodable frame: %s", exc)
+            self.report.garbage += 1
+            frames = []
+        # Hand the frames to the output clock before the (slower) mp4 encode.
+        self._loop.call_soon_threadsafe(self._schedule, frames, time.time())
+        if self.writer is not None:
+            for out in frames:
+                self.writer.write(to_uint8(out.frame[None])[0])
+        elapsed = time.perf_counter() - start
+        if isinstance(item, Frame):
+            self.report.iterations_used[self.decoder.iterations] = (
+                self.report.iterations_used.get(self.decoder.iterations, 0) + 1)
+            self._adapt(elapsed)
+        return frames
+
+    def _adapt(self, elapsed: float) -> None:
+        """Fewer passes when a sent frame takes longer than the time until the next one.
+
+        A pass is added back only when the last 30 frames show that one more would
+        still fit in 80% of the budget (the cost per pass is about elapsed / passes).
+        """
+        hello = self.decoder.hello
+        if not self.options.adaptive or hello is None:
+            return
+        budget = hello.stride / hello.fps
+        n = self.decoder.iterations
+        if (elapsed > 0.9 * budget or self._frames_queued > 2) and n > 1:
+            self.decoder.iterations = n - 1
+            self._good_streak = 0
+            log.info("falling behind (%.0f ms for %.0f ms): %d reprojection passes", elapsed * 1e3,
+                     budget * 1e3, n - 1)
+        elif n < self.options.iterations and elapsed * (n + 1) / n < 0.8 * budget and self._frames_queued <= 1:
+            self._good_streak += 1
+            if self._good_streak >= 30:
+                self.decoder.iterations = n + 1
+                self._good_streak = 0
+        else:
+            self._good_streak = 0
+
+    def _worked(self, future) -> None:
+        self._backlog -= 1
+        self._frames_queued = max(0, self._frames_queued - 1) if future.frame else self._frames_queued
+        try:
+            future.result()
+        except Exception as exc:  # noqa: BLE001 - a worker crash must end the session, loudly
+            self.report.error = f"reconstruction failed: {exc!r}"
+            log.exception("reconstruction failed")
+            self._done.set()
+            return
+        if self.jitter is not None and self.jitter.done:
+            self._pump()
+
+    def _finished(self, future) -> None:
+        self._worked(future)
+        # The last frames were scheduled with call_soon_threadsafe: end after them.
+        self._loop.call_soon(self._done.set)
+
+    # -- output clock ------------------------------------------------------------------------
+
+    def _schedule(self, frames: list[OutputFrame], ready: float) -> None:
+        assert self.playout is not None
+        for out in frames:
+            self.report.frames += 1
+            capture = out.capture_us / 1e6 if out.capture_us else ready
+            if out.capture_us:
+                self.report.lags_ms.append(((ready - self.playout.local(capture)) * 1e3, out.kind.value))
+            due = self.playout.due(capture, ready, adapt=out.kind is not Kind.CONCEALED)
+            self._to_show.append((due, out))
+        self._new_frames.set()
+
+    async def _display_loop(self) -> None:
+        """Show each frame at its due time; of several already due, only the newest is shown."""
+        while not (self._done.is_set() and not self._to_show):
+            now = time.time()
+            due = 0
+            while due < len(self._to_show) and self._to_show[due][0] <= now:
+                due += 1
+            if due:
+                shown = self._to_show[due - 1][1]
+                del self._to_show[:due]
+                self._show(shown, now)
+                continue
+            if self._done.is_set():
+                # The stream is over: show the rest on its own clock, without waiting for more.
+                await asyncio.sleep(max(0.0, self._to_show[0][0] - now))
+                continue
+            wait = self._to_show[0][0] - now if self._to_show else 0.05
+            self._new_frames.clear()
+            try:
+                await asyncio.wait_for(self._new_frames.wait(), timeout=min(max(wait, 0.0005), 0.05))
+            except asyncio.TimeoutError:
+                pass
+
+    def _show(self, out: OutputFrame, now: float) -> None:
+        if out.capture_us:
+            latency = (now - out.capture_us / 1e6) * 1e3
+            self.report.latencies_ms.append(latency)
+            self._window.latencies.append(latency)
+        if self._last_shown_at is not None:
+            self.report.display_gaps_ms.append((now - self._last_shown_at) * 1e3)
+        log.debug("show %d (%s)", out.index, out.kind.value)
+        self._last_shown_at = now
+        self._window.shown += 1
+        if self.on_display is not None:
+            self.on_display(out, self.overlay())
+
+    # -- stats -------------------------------------------------------------------------------
+
+    def overlay(self) -> dict:
+        """The figures the display draws over the video (refreshed once a second)."""
+        return dict(self._overlay)
+
+    async def _stats_loop(self) -> None:
+        interval = self.options.stats_interval
+        while not self._done.is_set():
+            try:
+                await asyncio.wait_for(self._done.wait(), interval)
+            except asyncio.TimeoutError:
+                pass
+            w = self._window
+            counts = self.decoder.counts
+            lat = statistics.median(w.latencies) if w.latencies else 0.0
+            self._overlay = {
+                "media_kbps": w.media_bytes * 8 / 1000 / interval,
+                "control_kbps": w.control_bytes * 8 / 1000 / interval,
+                "fps": w.shown / interval,
+                "latency_ms": lat,
+                "lost": self.decoder.frames_lost,
+                "iterations": self.decoder.iterations,
+            }
+            o = self._overlay
+            log.info(
+                "media %.1f kbps, control %.1f kbps | %.1f fps | received %d, interpolated %d, concealed %d, "
+                "lost %d | latency %.0f ms | %d passes",
+                o["media_kbps"], o["control_kbps"], o["fps"], self.decoder.session.frames_received,
+                counts[Kind.INTERPOLATED], counts[Kind.CONCEALED], o["lost"], lat, o["iterations"],
+            )
+            if self.decoder.ready:
+                self._send(Stats(
+                    received=self.decoder.session.frames_received, interpolated=counts[Kind.INTERPOLATED],
+                    concealed=counts[Kind.CONCEALED], lost=self.decoder.frames_lost, fps=min(o["fps"], 1000.0),
+                    media_kbps=min(o["media_kbps"], 1e7), latency_ms=min(lat, 1e7),
+                    iterations=self.decoder.iterations,
+                ))
+            w.reset()
+
+    async def _timer_loop(self) -> None:
+        """Expire incomplete frames and missing ones on time, and notice a silent sender."""
+        while not self._done.is_set():
+            await asyncio.sleep(0.005)
+            now = time.monotonic()
+            if self.jitter is not None:
+                self.reassembler.expire(now, self.jitter.wait)
+                self._pump()
+            if now - self._last_rx > self.options.idle_timeout:
+                self.report.error = self.report.error or f"nothing received for {self.options.idle_timeout:g} s"
+                self._done.set()
+
+    # -- run ---------------------------------------------------------------------------------
+
+    async def run(self, pc) -> SessionReport:
+        self._loop = asyncio.get_running_loop()
+        tasks = [asyncio.create_task(c) for c in
+                 (self._control_loop(), self._display_loop(), self._stats_loop(), self._timer_loop())]
+        try:
+            await self._done.wait()
+            # Let the display loop show what is left, then stop everything.
+            await asyncio.wait_for(asyncio.shield(tasks[1]), timeout=5.0)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.get_running_loop().run_in_executor(self._worker, self._close_writer)
+            self._worker.shutdown(wait=True)
+            await pc.close()
+        r = self.report
+        r.counts = {k.value: n for k, n in self.decoder.counts.items()}
+        r.lost = self.decoder.frames_lost
+        r.late = self.jitter.late if self.jitter else 0
+        r.seconds = time.monotonic() - self._started
+        return r
+
+    def _close_writer(self) -> None:
+        if not self.decoder.ended:
+            # Ended early (sender gone): write out what was decoded so far.
+            try:
+                for out in self.decoder.finish(fill=False):
+                    if self.writer is not None:
+                        self.writer.write(to_uint8(out.frame[None])[0])
+                    self.report.frames += 1
+            except Exception:  # noqa: BLE001 - best effort on the way out
+                log.exception("could not flush the last frames")
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+async def serve(options: ReceiverOptions, sessions: int = 1, server: webrtc.SignalingServer | None = None,
+                on_display: Callable[[OutputFrame, dict], None] | None = None,
+                on_listening: Callable[[int], None] | None = None) -> list[SessionReport]:
+    """Accept ``sessions`` streams one after another (0: forever); return their reports."""
+    own = server is None
+    if server is None:
+        server = webrtc.SignalingServer(*options.listen, token=options.token)
+        await server.start()
+    host = options.listen[0]
+    bind = options.bind or (host if webrtc.is_loopback(host) else None)
+    if on_listening is not None:
+        on_listening(server.port)
+    log.info("listening on %s:%d", host, server.port)
+    reports = []
+    try:
+        while sessions == 0 or len(reports) < sessions:
+            offer = await server.next_offer()
+            log.info("offer from %s", offer.peer)
+            pc = webrtc.make_peer()
+            session = LiveSession(options, on_display)
+            session.attach(pc)
+            await offer.answer(pc, bind=bind)
+            report = await session.run(pc)
+            log.info("session ended%s\n%s", f" ({report.error})" if report.error else "", report.summary())
+            reports.append(report)
+    finally:
+        if own:
+            await server.close()
+    return reports

@@ -1,0 +1,66 @@
+"""The output clock: when each reconstructed frame is shown.
+
+Frame ``i`` is due at its capture time plus a playout delay. The delay is
+the worst lag (capture to ready) seen over the last few seconds plus a
+margin, so the output runs smoothly at the source's frame rate: a frame
+interpolated between two sent frames can only be ready once the second one
+arrives, which is (stride - 1) frames after its own capture. The delay grows
+at once when a frame comes in late and shrinks slowly when all are early.
+
+The sender's capture clock and ours may differ: the smallest
+(arrival - capture) of any sent frame stands for their offset plus the
+fastest transit, and all capture times are mapped through it. No I/O here:
+times are passed in (seconds).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+
+class Playout:
+    def __init__(self, fps: float, margin: float | None = None, window: float = 3.0,
+                 max_delay: float = 2.0, shrink_per_s: float = 0.01) -> None:
+        self.fps = fps
+        # The window maximum already covers the usual jitter; a quarter frame absorbs the rest.
+        self.margin = 0.25 / fps if margin is None else margin
+        self.window = window
+        self.max_delay = max_delay
+        self.shrink_per_s = shrink_per_s
+        self.offset: float | None = None
+        self.delay = 0.0
+        self._lags: deque[tuple[float, float]] = deque()  # (ready time, lag)
+        self._last_due = float("-inf")
+        self._last_update: float | None = None
+
+    def arrived(self, capture: float, now: float) -> None:
+        """A sent frame captured at ``capture`` (sender's clock) arrived ``now``."""
+        gap = now - capture
+        if self.offset is None or gap < self.offset:
+            self.offset = gap
+
+    def local(self, capture: float) -> float:
+        """A sender capture time on our clock."""
+        return capture + (self.offset or 0.0)
+
+    def due(self, capture: float, ready: float, adapt: bool = True) -> float:
+        """When to show a frame captured at ``capture`` (sender's clock) that was ready at ``ready``.
+
+        Frames concealing a loss pass ``adapt=False``: they are late because data was lost,
+        not because of jitter, and raising the delay for them would cost latency for seconds
+        without making the next loss any shorter.
+        """
+        lag = max(0.0, ready - self.local(capture))
+        if adapt or not self._lags:
+            self._lags.append((ready, lag))
+        while len(self._lags) > 1 and self._lags[0][0] < ready - self.window:
+            self._lags.popleft()
+        want = min(self.max_delay, max(l for _, l in self._lags) + self.margin)
+        if want >= self.delay:
+            self.delay = want
+        elif self._last_update is not None:
+            self.delay = max(want, self.delay - self.shrink_per_s * (ready - self._last_update))
+        self._last_update = ready
+        due = max(self.local(capture) + self.delay, self._last_due)
+        self._last_due = due
+        return due

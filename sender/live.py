@@ -1,0 +1,338 @@
+"""The live sender: a camera or file in, a vsa stream out over WebRTC data channels.
+
+1. Connect to the receiver (signaling with retries), open ``control``
+   (reliable) and ``media`` (unordered, no retransmits).
+2. Send the hello on control. The receiver answers `Ready` (model cached)
+   or `ModelRequest`; the model then goes in 64 KiB chunks, with
+   back-pressure, and frames wait for `Ready`.
+3. Capture frames at the source's pace (a file plays at its own frame rate,
+   as a camera would deliver it), code every stride-th one, cut each
+   message into datagrams of at most 1200 bytes and send them paced.
+4. A `KeyframeRequest` makes the very next captured frame a keyframe, sent
+   even off the stride, so a receiver that lost a frame recovers within one
+   frame time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from vsa.common import bundle as bundle_mod
+from vsa.common import webrtc
+from vsa.common.video import VideoSource, default_working_size, fit_frame
+from vsa.protocol.errors import ProtocolError
+from vsa.protocol.fragment import MAX_DATAGRAM, fragment
+from vsa.protocol.messages import Frame, Message
+from vsa.protocol.messages import decode as decode_message
+from vsa.protocol.messages import encode as encode_message
+from vsa.protocol.session import KeyframeWanted, ModelWanted, PeerReady, PeerStats
+
+from .stream import StreamEncoder, StreamSettings
+
+log = logging.getLogger("vsa.send")
+
+MODEL_CHUNK = 64 * 1024
+CONTROL_HIGH_WATER = 1024 * 1024
+MEDIA_HIGH_WATER = 256 * 1024
+"""Media queued beyond this means the path cannot keep up: frames are skipped, not queued."""
+
+
+@dataclass
+class SenderOptions:
+    connect: tuple[str, int] = (webrtc.DEFAULT_HOST, webrtc.DEFAULT_PORT)
+    token: str | None = None
+    bind: str | None = None
+    """Address for ICE host candidates; defaults to the receiver's address when that is loopback."""
+    settings: StreamSettings = field(default_factory=lambda: StreamSettings(stride=2))
+    size: tuple[int, int] | None = None
+    loop: bool = False
+    limit: int | None = None
+    """Stop after this many source frames."""
+    timeout: float = 30.0
+    """For connecting, and for the receiver to load the model."""
+    pace_kbps: float = 20000.0
+    """Media datagrams go out no faster than this, so bursts do not overflow the receiver's socket."""
+    drop_media: float = 0.0
+    """Test hook: drop this fraction of media datagrams, as a lossy network would."""
+    seed: int = 0
+    stats_interval: float = 1.0
+
+
+@dataclass
+class SenderReport:
+    frames: int = 0
+    frames_sent: int = 0
+    skipped_busy: int = 0
+    datagrams: int = 0
+    datagrams_dropped: int = 0
+    media_bytes: int = 0
+    control_bytes: int = 0
+    model_sent: bool = False
+    keyframe_requests: int = 0
+    seconds: float = 0.0
+    receiver_stats: list[dict] = field(default_factory=list)
+
+    def summary(self) -> str:
+        kbps = self.media_bytes * 8 / 1000 / max(self.seconds, 1e-9)
+        return (f"{self.frames} frames captured, {self.frames_sent} sent ({self.datagrams} datagrams, "
+                f"{self.datagrams_dropped} dropped by --simulate-loss); media {kbps:.1f} kbps; "
+                f"model {'sent' if self.model_sent else 'cached at the receiver'}; "
+                f"{self.keyframe_requests} keyframe requests")
+
+
+class _Capture:
+    """Reads the source in a thread, paced like a camera, into a small queue.
+
+    Files and lavfi graphs are released at their own frame rate; cameras
+    deliver at theirs already. When the sender falls behind, the oldest
+    frame is dropped, as a camera would.
+    """
+
+    def __init__(self, spec: str, size: tuple[int, int] | None, loop: bool, limit: int | None,
+                 asyncio_loop: asyncio.AbstractEventLoop) -> None:
+        self.source = VideoSource(spec)
+        info = self.source.info
+        self.info = info
+        self.size = size or default_working_size(info.width, info.height)
+        self.live = info.frame_count == 0 or spec.startswith("camera")
+        self.loop_file = loop
+        self.limit = limit
+        self.queue: asyncio.Queue = asyncio.Queue(maxsize=3)
+        self._loop = asyncio_loop
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="vsa-capture", daemon=True)
+        self.dropped = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _put(self, item) -> None:
+        if self.queue.full():
+            self.queue.get_nowait()
+            self.dropped += 1
+        self.queue.put_nowait(item)
+
+    def _run(self) -> None:
+        pace = not self.source.spec.startswith("camera")
+        period = 1.0 / self.info.fps
+        start = time.monotonic()
+        count = 0
+        try:
+            while not self._stop.is_set():
+                for rgb in self.source.frames():
+                    if self._stop.is_set() or (self.limit is not None and count >= self.limit):
+                        break
+                    frame = fit_frame(rgb, *self.size)
+                    if pace:
+                        delay = start + count * period - time.monotonic()
+                        if delay > 0:
+                            self._stop.wait(delay)
+                    capture_us = time.time_ns() // 1000
+                    self._loop.call_soon_threadsafe(self._put, (count, frame, capture_us))
+                    count += 1
+                if not self.loop_file or (self.limit is not None and count >= self.limit):
+                    break
+                self.source.close()
+                self.source = VideoSource(self.source.spec)
+        except Exception as exc:  # noqa: BLE001 - surfaced in the event loop
+            self._loop.call_soon_threadsafe(self._put, exc)
+        finally:
+            self.source.close()
+            self._loop.call_soon_threadsafe(self._put, None)
+
+
+class LiveSender:
+    def __init__(self, model_path: str, source: str, options: SenderOptions) -> None:
+        self.options = options
+        self.bundle = bundle_mod.load(model_path)
+        self.wire = bundle_mod.to_wire(self.bundle)
+        self.source = source
+        self.report = SenderReport()
+        self._rng = random.Random(options.seed)
+        self._ready = asyncio.Event()
+        self._closed = asyncio.Event()
+        self._force_key = False
+        self._control_tasks: set[asyncio.Task] = set()
+        self._window_media = self._window_control = self._window_frames = 0
+        self.encoder: StreamEncoder | None = None
+        self.control = self.media = None
+
+    def _size(self, capture: _Capture) -> tuple[int, int]:
+        if self.options.size:
+            return self.options.size
+        meta = self.bundle.meta.get("size")
+        if isinstance(meta, (list, tuple)) and len(meta) == 2:
+            return int(meta[0]), int(meta[1])
+        return capture.size
+
+    # -- control -----------------------------------------------------------------------------
+
+    def _send_control(self, msg: Message) -> None:
+        data = encode_message(msg)
+        self.control.send(data)
+        self.report.control_bytes += len(data)
+        self._window_control += len(data)
+
+    def _on_control(self, data) -> None:
+        try:
+            if not isinstance(data, bytes):
+                raise ProtocolError("control message is not binary")
+            events = self.encoder.session.receive(decode_message(data))
+        except ProtocolError as exc:
+            log.warning("ignoring bad message from the receiver: %s", exc)
+            return
+        for event in events:
+            if isinstance(event, ModelWanted):
+                task = asyncio.ensure_future(self._send_model(event.offset))
+                self._control_tasks.add(task)
+                task.add_done_callback(self._control_tasks.discard)
+            elif isinstance(event, PeerReady):
+                log.info("receiver ready (%s)", "model sent" if self.report.model_sent else "model was cached")
+                self._ready.set()
+            elif isinstance(event, KeyframeWanted):
+                self.report.keyframe_requests += 1
+                self.encoder.request_keyframe()
+                self._force_key = True
+            elif isinstance(event, PeerStats):
+                s = event.stats
+                self.report.receiver_stats.append(s.__dict__.copy())
+                log.info("receiver: %.1f fps, %d received, %d interpolated, %d concealed, %d lost, latency %.0f ms, "
+                         "%d passes", s.fps, s.received, s.interpolated, s.concealed, s.lost, s.latency_ms,
+                         s.iterations)
+
+    async def _send_model(self, offset: int) -> None:
+        chunks = self.encoder.session.model_chunks(self.wire, MODEL_CHUNK, offset)
+        log.info("sending the model: %d KiB in %d chunks", len(self.wire) // 1024, len(chunks))
+        self.report.model_sent = True
+        for chunk in chunks:
+            await webrtc.wait_buffer_below(self.control, CONTROL_HIGH_WATER, self.options.timeout)
+            self._send_control(chunk)
+
+    # -- media -------------------------------------------------------------------------------
+
+    async def _send_frame(self, msg) -> None:
+        if self.media.bufferedAmount > MEDIA_HIGH_WATER:
+            # The path is congested: skipping is better than queueing (latency), and the
+            # receiver will ask for a keyframe at the hole.
+            self.report.skipped_busy += 1
+            return
+        data = encode_message(msg)
+        parts = fragment(data, msg.seq, MAX_DATAGRAM)
+        rate = self.options.pace_kbps * 1000 / 8
+        owed = 0.0
+        for part in parts:
+            self.report.datagrams += 1
+            if self.options.drop_media and self._rng.random() < self.options.drop_media:
+                self.report.datagrams_dropped += 1
+            else:
+                self.media.send(part)
+            self.report.media_bytes += len(part)
+            self._window_media += len(part)
+            owed += len(part) / rate
+            if owed > 0.002:
+                await asyncio.sleep(owed)
+                owed = 0.0
+        self.report.frames_sent += 1
+
+    # -- run ---------------------------------------------------------------------------------
+
+    async def _stats_loop(self) -> None:
+        interval = self.options.stats_interval
+        while not self._closed.is_set():
+            await asyncio.sleep(interval)
+            log.info("media %.1f kbps, control %.1f kbps | %.1f fps captured | %d sent, %d keyframe requests",
+                     self._window_media * 8 / 1000 / interval, self._window_control * 8 / 1000 / interval,
+                     self._window_frames / interval, self.report.frames_sent, self.report.keyframe_requests)
+            self._window_media = self._window_control = self._window_frames = 0
+
+    async def run(self) -> SenderReport:
+        loop = asyncio.get_running_loop()
+        o = self.options
+        capture = _Capture(self.source, o.size, o.loop, o.limit, loop)
+        size = self._size(capture)
+        capture.size = size
+        info = capture.info
+        frame_count = 0 if (capture.live or o.loop) else min(info.frame_count, o.limit or 1 << 62)
+        self.encoder = StreamEncoder(self.wire, size, info.fps, o.settings, frame_count=frame_count,
+                                     source=info.name)
+        pc = webrtc.make_peer()
+        self.control = pc.createDataChannel(webrtc.CONTROL_LABEL)
+        self.media = pc.createDataChannel(webrtc.MEDIA_LABEL, ordered=False, maxRetransmits=0)
+        self.control.on("message", self._on_control)
+        self.control.on("close", self._closed.set)
+        host = o.connect[0]
+        bind = o.bind or (host if webrtc.is_loopback(host) else None)
+        stats = None
+        started = time.monotonic()
+        try:
+            await webrtc.connect_and_offer(pc, *o.connect, token=o.token, timeout=o.timeout, bind=bind)
+            await webrtc.wait_open([self.control, self.media], o.timeout)
+            log.info("connected to %s:%d; streaming %s at %dx%d, %g fps, scale %d, stride %d, %s",
+                     *o.connect, info.name, size[0], size[1], info.fps, o.settings.scale, o.settings.stride,
+                     o.settings.codec)
+            stats = asyncio.create_task(self._stats_loop())
+            self._send_control(self.encoder.session.start())
+            await self._wait(self._ready, o.timeout + len(self.wire) / 50_000, "the receiver to load the model")
+            capture.start()
+            await self._stream(capture, frame_count)
+            for msg in self.encoder.finish():
+                if isinstance(msg, Frame):
+                    await self._send_frame(msg)
+                else:
+                    self._send_control(msg)
+            # The receiver closes once it has played everything out.
+            await self._wait(self._closed, o.timeout, "the receiver to finish")
+        finally:
+            capture.stop()
+            if stats is not None:
+                stats.cancel()
+            self.report.seconds = time.monotonic() - started
+            await pc.close()
+        return self.report
+
+    async def _wait(self, event: asyncio.Event, timeout: float, what: str) -> None:
+        waiter = asyncio.ensure_future(event.wait())
+        closed = asyncio.ensure_future(self._closed.wait())
+        done, pending = await asyncio.wait({waiter, closed}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        for t in pending:
+            t.cancel()
+        if event.is_set():
+            return
+        if self._closed.is_set():
+            raise ConnectionError(f"the receiver closed the connection while waiting for {what}")
+        raise TimeoutError(f"gave up waiting {timeout:.0f} s for {what}")
+
+    async def _stream(self, capture: _Capture, frame_count: int) -> None:
+        last_sent = -1
+        previous: tuple[int, np.ndarray, int] | None = None
+        while True:
+            item = await capture.queue.get()
+            if isinstance(item, Exception):
+                raise item
+            if item is None:
+                break
+            if self._closed.is_set():
+                raise ConnectionError("the receiver closed the connection")
+            pts, rgb, capture_us = item
+            self.report.frames += 1
+            self._window_frames += 1
+            last = frame_count > 0 and pts == frame_count - 1
+            force, self._force_key = self._force_key, False
+            for msg in self.encoder.push(pts, rgb, capture_us, last=last or force):
+                await self._send_frame(msg)
+                last_sent = pts
+            previous = item
+        if previous is not None and frame_count and last_sent != previous[0]:
+            # The container's frame count was off: still send the true last frame.
+            for msg in self.encoder.push(previous[0], previous[1], previous[2], last=True):
+                await self._send_frame(msg)

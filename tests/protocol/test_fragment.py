@@ -1,0 +1,78 @@
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vsa.protocol.errors import ProtocolError
+from vsa.protocol.fragment import HEADER, MAX_DATAGRAM, MAX_FRAGMENTS, Reassembler, fragment
+
+
+def test_every_datagram_fits_and_the_message_comes_back_in_any_order():
+    message = bytes(random.Random(0).randbytes(10_000))
+    parts = fragment(message, seq=7)
+    assert len(parts) == 9 and all(len(p) <= MAX_DATAGRAM for p in parts)
+    random.Random(1).shuffle(parts)
+    reassembler = Reassembler()
+    results = [reassembler.feed(p, now=0.0) for p in parts]
+    assert results[:-1] == [None] * 8 and results[-1] == message
+
+
+def test_a_frame_missing_a_fragment_is_dropped_at_its_deadline_and_later_fragments_are_ignored():
+    parts = fragment(b"x" * 3000, seq=1)
+    reassembler = Reassembler()
+    assert reassembler.feed(parts[0], now=0.0) is None
+    assert reassembler.expire(now=0.05, max_age=0.1) == []
+    assert reassembler.expire(now=0.2, max_age=0.1) == [1]
+    assert reassembler.dropped == 1 and reassembler.pending == 0
+    assert reassembler.feed(parts[1], now=0.3) is None and reassembler.pending == 0
+
+
+def test_duplicates_are_counted_not_delivered_twice():
+    reassembler = Reassembler()
+    (only,) = fragment(b"small", seq=3)
+    assert reassembler.feed(only, 0.0) == b"small"
+    assert reassembler.feed(only, 0.0) is None and reassembler.duplicates == 1
+
+
+def test_pending_frames_and_bytes_are_bounded():
+    reassembler = Reassembler(max_pending=4, max_pending_bytes=10_000)
+    for seq in range(10):
+        reassembler.feed(fragment(b"y" * 5000, seq)[0], now=0.0)
+        assert reassembler.pending <= 4
+        assert reassembler._held <= 10_000
+    assert reassembler.dropped >= 6
+
+
+@pytest.mark.parametrize(
+    "datagram, needle",
+    [
+        (b"\xf7\x00", "shorter than its header"),
+        (HEADER.pack(0x00, 1, 0, 1) + b"x", "magic"),
+        (HEADER.pack(0xF7, 1, 5, 2) + b"x", "out of range"),
+        (HEADER.pack(0xF7, 1, 0, MAX_FRAGMENTS + 1) + b"x", "out of range"),
+    ],
+)
+def test_malformed_datagrams_get_a_clear_error(datagram, needle):
+    with pytest.raises(ProtocolError, match=needle):
+        Reassembler().feed(datagram, 0.0)
+
+
+def test_a_frame_cannot_change_its_fragment_count():
+    reassembler = Reassembler()
+    reassembler.feed(HEADER.pack(0xF7, 1, 0, 3) + b"a", 0.0)
+    with pytest.raises(ProtocolError, match="claims 4 fragments"):
+        reassembler.feed(HEADER.pack(0xF7, 1, 1, 4) + b"b", 0.0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.binary(min_size=0, max_size=1500), max_size=40))
+def test_garbage_never_escapes_as_anything_but_protocol_error(datagrams):
+    reassembler = Reassembler(max_pending=8)
+    for d in datagrams:
+        try:
+            out = reassembler.feed(d, 0.0)
+        except ProtocolError:
+            continue
+        assert out is None or isinstance(out, bytes)
+    assert reassembler.pending <= 8

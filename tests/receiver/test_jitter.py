@@ -1,0 +1,81 @@
+from vsa.protocol.messages import Frame
+from vsa.receiver.jitter import MAX_GAP, JitterBuffer, Lost
+from vsa.receiver.playout import Playout
+
+
+def frame(seq):
+    return Frame(seq=seq, pts=2 * seq, keyframe=False, payload=b"p")
+
+
+def seqs(items):
+    return [("lost", x.seq) if isinstance(x, Lost) else x.seq for x in items]
+
+
+def test_in_order_frames_pass_at_once():
+    jb = JitterBuffer(wait=0.066)
+    for s in range(3):
+        assert not jb.push(frame(s), now=s * 0.066)
+        assert seqs(jb.pop(now=s * 0.066)) == [s]
+
+
+def test_reordered_frames_are_put_back_in_order():
+    jb = JitterBuffer(wait=0.066)
+    assert jb.push(frame(1), now=0.0)  # seq 0 is missing
+    assert jb.pop(now=0.01) == []
+    jb.push(frame(0), now=0.02)
+    assert seqs(jb.pop(now=0.02)) == [0, 1]
+
+
+def test_a_missing_frame_is_declared_lost_after_the_wait_and_a_late_copy_is_dropped():
+    jb = JitterBuffer(wait=0.066)
+    jb.push(frame(0), 0.0)
+    jb.pop(0.0)
+    jb.push(frame(2), 0.1)
+    assert jb.pop(0.15) == [] and abs(jb.deadline() - 0.166) < 1e-9
+    assert seqs(jb.pop(0.17)) == [("lost", 1), 2]
+    assert not jb.push(frame(1), 0.2) and jb.late == 1 and jb.lost == 1
+
+
+def test_frames_missing_at_the_end_are_lost_after_the_bye():
+    jb = JitterBuffer(wait=0.05)
+    jb.push(frame(0), 0.0)
+    jb.pop(0.0)
+    jb.end(total=3, now=1.0)
+    assert not jb.done and jb.pop(1.01) == []
+    assert seqs(jb.pop(1.06)) == [("lost", 1), ("lost", 2)] and jb.done
+
+
+def test_a_seq_far_ahead_is_refused_and_capacity_forces_progress():
+    jb = JitterBuffer(wait=10.0, capacity=4)
+    jb.push(frame(MAX_GAP + 5), 0.0)
+    assert jb.refused == 1 and jb.deadline() is None
+    for s in range(1, 7):
+        jb.push(frame(s), 0.0)
+    out = seqs(jb.pop(0.0))
+    assert out[0] == ("lost", 0) and out[1:] == [1, 2, 3, 4, 5, 6]
+
+
+def test_playout_delay_covers_the_interpolation_wait_and_keeps_frames_evenly_spaced():
+    fps = 30.0
+    play = Playout(fps, margin=1 / fps)
+    dues = []
+    # Stride 2: frame 2k+1 is only ready when frame 2k+2 arrives (plus 10 ms to reconstruct).
+    for k in range(30):
+        for i in (2 * k, 2 * k + 1):
+            capture = i / fps
+            arrival = (2 * k + (0 if i % 2 == 0 else 2)) / fps + 0.005
+            play.arrived(capture, arrival) if i % 2 == 0 else None
+            dues.append(play.due(capture, arrival + 0.010))
+    steps = [b - a for a, b in zip(dues[20:], dues[21:])]
+    assert all(abs(s - 1 / fps) < 1e-6 for s in steps)
+    # The delay is the worst lag (one frame + 10 ms) plus one frame of margin.
+    assert abs(play.delay - (1 / fps + 0.010 + 1 / fps)) < 1e-6
+
+
+def test_a_keyframe_behind_a_hole_ends_the_wait_for_inter_coded_streams():
+    for skip, expected in ((True, [("lost", 1), 2]), (False, [])):
+        jb = JitterBuffer(wait=1.0, skip_to_keyframe=skip)
+        jb.push(frame(0), 0.0)
+        jb.pop(0.0)
+        jb.push(Frame(seq=2, pts=4, keyframe=True, payload=b"k"), 0.1)
+        assert seqs(jb.pop(0.1)) == expected

@@ -1,0 +1,124 @@
+"""`vrecv` and `vsend` as two processes on loopback, and `vrecv --display` under Xvfb."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import av
+import numpy as np
+import pytest
+
+from vsa.common.metrics import mean_psnr, psnr
+from vsa.common.resample import to_tensor
+from vsa.common.video import read_video
+from vsa.tools.cli import main as vsa_main
+
+pytestmark = pytest.mark.slow
+BIN = os.path.dirname(sys.executable)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _run_pair(model, clip, tmp_path, recv_args, send_args, env=None, timeout=120):
+    port = _free_port()
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), **(env or {})}
+    recv = subprocess.Popen([f"{BIN}/vrecv", "--listen", f"127.0.0.1:{port}", *recv_args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        send = subprocess.run([f"{BIN}/vsend", "--model", str(model), str(clip), "--connect", f"127.0.0.1:{port}",
+                               "--bind", "127.0.0.1", *send_args], env=env, capture_output=True, text=True,
+                              timeout=timeout)
+        recv_out, _ = recv.communicate(timeout=30)
+    finally:
+        recv.kill()
+    return recv.returncode, recv_out, send
+
+
+def test_two_processes_on_loopback_match_vsa_decode(trained_bundle, clip_path, tmp_path):
+    model, _ = trained_bundle
+    out = tmp_path / "out.mp4"
+    code, recv_out, send = _run_pair(model, clip_path, tmp_path, ["--output", str(out), "--fixed-iterations"],
+                                     ["--limit", "60"])
+    assert send.returncode == 0, send.stderr
+    assert code == 0, recv_out
+    assert "model sent" in send.stdout and "60 frames" in recv_out
+    live, info, _ = read_video(str(out))
+    assert len(live) == 60 and info.fps == pytest.approx(30.0, rel=0.01)
+    ref, _, _ = read_video(clip_path, size=(128, 192), limit=60)
+    assert vsa_main(["encode", clip_path, "--model", str(model), "-o", str(tmp_path / "c.vsa"), "--stride", "2",
+                     "--limit", "60"]) == 0
+    assert vsa_main(["decode", str(tmp_path / "c.vsa"), "-o", str(tmp_path / "offline.mp4"), "--device", "cpu"]) == 0
+    offline, _, _ = read_video(str(tmp_path / "offline.mp4"))
+    score = lambda v: float(mean_psnr(psnr(to_tensor(v), to_tensor(ref))))  # noqa: E731
+    assert abs(score(live) - score(offline)) < 0.5, (score(live), score(offline))
+
+
+def test_vsend_without_a_receiver_fails_clearly(trained_bundle, clip_path):
+    model, _ = trained_bundle
+    result = subprocess.run([f"{BIN}/vsend", "--model", model, clip_path, "--connect", f"127.0.0.1:{_free_port()}",
+                             "--timeout", "1"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "no receiver at" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_vrecv_display_without_a_screen_fails_clearly():
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    result = subprocess.run([f"{BIN}/vrecv", "--display"], capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 2 and "needs a screen" in result.stderr
+
+
+def _screenshot(display: str, size: tuple[int, int]) -> np.ndarray:
+    """Grab the virtual screen through FFmpeg's x11grab, via PyAV."""
+    with av.open(display, format="x11grab", options={"video_size": f"{size[1]}x{size[0]}"}) as grab:
+        frame = next(grab.decode(video=0))
+        return frame.to_ndarray(format="rgb24")
+
+
+@pytest.mark.skipif(shutil.which("Xvfb") is None, reason="Xvfb is not installed (apt install xvfb; .ci/run does)")
+def test_display_window_shows_the_video(trained_bundle, clip_path, tmp_path):
+    model, _ = trained_bundle
+    display = f":{_free_port() % 500 + 100}"
+    xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "320x240x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not os.path.exists(f"/tmp/.X11-unix/X{display[1:]}") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        port = _free_port()
+        env = {**os.environ, "DISPLAY": display, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+        recv = subprocess.Popen([f"{BIN}/vrecv", "--listen", f"127.0.0.1:{port}", "--display"], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        send = subprocess.Popen([f"{BIN}/vsend", "--model", model, clip_path, "--connect", f"127.0.0.1:{port}",
+                                 "--loop", "--limit", "200"], env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(4.0)
+            shot = _screenshot(display, (240, 320))
+        finally:
+            send.kill()
+            recv.kill()
+            recv.communicate(timeout=10)
+    finally:
+        xvfb.kill()
+    if os.environ.get("VSA_SAVE_SHOT"):
+        np.save("/tmp/shot.npy", shot)
+    # With no window manager SDL centres the window: find it as the part of the screen that is not black.
+    rows = np.flatnonzero(shot.max(axis=(1, 2)) > 0)
+    cols = np.flatnonzero(shot.max(axis=(0, 2)) > 0)
+    assert rows.size and cols.size, "the screen is blank: no window"
+    window = shot[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].astype(float)
+    assert window.shape[:2] == (128, 192), window.shape
+    # Not a flat fill, and a frame of the clip rather than noise (compared below the overlay).
+    assert window.std() > 20, window.std()
+    ref, _, _ = read_video(clip_path, size=(128, 192), limit=109)
+    best = min(np.abs(window[30:] - f[30:].astype(float)).mean() for f in ref)
+    noise = np.abs(window[30:] - np.random.default_rng(0).uniform(0, 255, window[30:].shape)).mean()
+    assert best < 25 and best < noise / 3, (best, noise)

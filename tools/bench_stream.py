@@ -1,0 +1,166 @@
+"""`vsa bench stream`: receiver throughput and loopback latency of live streaming.
+
+1. Throughput: the receiver's whole per-frame path (h264 decode, reprojection
+   with 1, 2 and 3 passes, latent interpolation, back-projection) on a real
+   clip at 256x512, one frame at a time as it runs live, in output frames
+   per second. Baseline in the same run: h264 decode plus bicubic upscaling.
+2. Latency: sender and receiver in one process over loopback WebRTC, the
+   clip played in real time; capture-to-display latency (median, p95), the
+   longest display gap, and with ``--loss`` the same under simulated media
+   loss. With ``--model`` the output is also scored (PSNR) against the source.
+
+Without ``--model`` a fast-preset model with random weights is used: speed
+and latency do not depend on the weights' values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from vsa.common import bundle as bundle_mod
+from vsa.common.assets import DEFAULT_CLIP
+from vsa.common.metrics import mean_psnr, psnr
+from vsa.common.model import preset
+from vsa.common.framecodec import FrameDecoder
+from vsa.common.resample import to_tensor, upscale
+from vsa.protocol.messages import Frame
+from vsa.common.video import parse_size, read_video
+from vsa.receiver.stream import StreamDecoder
+from vsa.sender.stream import StreamEncoder, StreamSettings
+
+
+def _messages(wire: bytes, frames, fps: float, stride: int) -> list:
+    size = frames.shape[1:3]
+    encoder = StreamEncoder(wire, size, fps, StreamSettings(scale=4, stride=stride), frame_count=len(frames))
+    msgs = encoder.start()
+    for i, rgb in enumerate(frames):
+        msgs += encoder.push(i, rgb, last=i == len(frames) - 1)
+    return msgs + encoder.finish()
+
+
+def _timed_feed(decoder, msgs: list) -> float:
+    """Feed a whole stream; time the second half (the first warms up threads and caches)."""
+    frames_at = [i for i, m in enumerate(msgs) if isinstance(m, Frame)]
+    split = frames_at[len(frames_at) // 2]
+    out = 0
+    for m in msgs[:split]:
+        decoder(m)
+    start = time.perf_counter()
+    for m in msgs[split:]:
+        out += decoder(m)
+    return out / (time.perf_counter() - start)
+
+
+def throughput(bundle, frames, fps: float, stride: int, iterations: int) -> float:
+    """Output frames per second of the live receiver path (one frame at a time)."""
+    msgs = _messages(bundle_mod.to_wire(bundle), frames, fps, stride)
+    decoder = StreamDecoder(device="cpu", iterations=iterations, batch=1)
+    return _timed_feed(lambda m: len(decoder.feed(m)), msgs)
+
+
+def bicubic_throughput(bundle, frames, fps: float, stride: int) -> float:
+    """The floor: the same payload decode, then bicubic upscaling of every output frame."""
+    msgs = _messages(bundle_mod.to_wire(bundle), frames, fps, stride)
+    h, w = frames.shape[1:3]
+    payloads = FrameDecoder("h264", w // 4, h // 4)
+
+    def feed(m) -> int:
+        if not isinstance(m, Frame):
+            return 0
+        low = to_tensor(payloads.decode(m.payload, m.keyframe))
+        for _ in range(stride):
+            upscale(low, (h, w))
+        return stride
+
+    return _timed_feed(feed, msgs)
+
+
+async def _live(model_path: str, clip: str, size, stride: int, loss: float, output: str | None, port_hint=0) -> dict:
+    from vsa.common import webrtc
+    from vsa.receiver.live import ReceiverOptions, serve
+    from vsa.sender.live import LiveSender, SenderOptions
+
+    server = webrtc.SignalingServer("127.0.0.1", port_hint)
+    await server.start()
+    with tempfile.TemporaryDirectory() as cache:
+        from vsa.receiver.cache import ModelCache
+
+        options = ReceiverOptions(listen=("127.0.0.1", server.port), cache=ModelCache(cache), output=output)
+        receiving = asyncio.create_task(serve(options, server=server))
+        sender = LiveSender(model_path, clip, SenderOptions(
+            connect=("127.0.0.1", server.port), bind="127.0.0.1", size=size, drop_media=loss, seed=1,
+            settings=StreamSettings(scale=4, stride=stride)))
+        await sender.run()
+        (report,) = await asyncio.wait_for(receiving, 60)
+    await server.close()
+    gaps = sorted(report.display_gaps_ms)
+    return {
+        "stride": stride, "loss": loss, "frames": report.frames, "counts": report.counts, "lost": report.lost,
+        "latency_median_ms": round(report.latency(0.5), 1), "latency_p95_ms": round(report.latency(0.95), 1),
+        "longest_gap_ms": round(gaps[-1], 1) if gaps else None,
+        "media_kbps": round(sender.report.media_bytes * 8 / 1000 / max(sender.report.seconds, 1e-9), 1),
+        "passes_used": report.iterations_used,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="vsa bench stream", description=__doc__.split("\n\n")[0])
+    parser.add_argument("video", nargs="?", default=str(DEFAULT_CLIP), help="default: the bundled clip")
+    parser.add_argument("--model", help="a trained bundle (default: random fast-preset weights; no PSNR)")
+    parser.add_argument("--size", default="256x512", help="working size HxW (default: 256x512)")
+    parser.add_argument("--strides", default="1,2", help="strides for the latency runs (default: 1,2)")
+    parser.add_argument("--loss", type=float, default=0.1, help="media loss for the lossy run (default: 0.1)")
+    parser.add_argument("--limit", type=int, default=120, help="frames for the throughput test (default: 120)")
+    parser.add_argument("-o", "--output", default="bench_stream.json")
+    args = parser.parse_args(argv)
+    size = parse_size(args.size)
+    frames, info, _ = read_video(args.video, size=size, limit=args.limit)
+    with tempfile.TemporaryDirectory() as tmp:
+        model_path = args.model
+        if model_path is None:
+            torch.manual_seed(0)
+            from vsa.common.model import Autoencoder
+
+            model_path = str(Path(tmp) / "random_fast.pt")
+            bundle_mod.save(bundle_mod.from_model(Autoencoder(preset("fast")), {"size": list(size)}), model_path)
+        bundle = bundle_mod.load(model_path)
+        results: dict = {"machine": {"platform": platform.platform(), "processor": platform.processor(),
+                                     "threads": torch.get_num_threads()},
+                         "size": args.size, "video": Path(args.video).name, "throughput": [], "live": []}
+        for stride in (1, 2):
+            base = bicubic_throughput(bundle, frames, info.fps, stride)
+            row = {"stride": stride, "bicubic_fps": round(base, 1)}
+            for passes in (1, 2, 3):
+                row[f"passes_{passes}_fps"] = round(throughput(bundle, frames, info.fps, stride, passes), 1)
+            results["throughput"].append(row)
+            print(f"receiver at {args.size}, stride {stride}: " + ", ".join(f"{k} {v}" for k, v in row.items()
+                                                                        if k != "stride"))
+        ref = None
+        live_size = size
+        if args.model and isinstance(bundle.meta.get("size"), (list, tuple)):
+            live_size = tuple(bundle.meta["size"])  # score at the size the model was trained for
+        if args.model:
+            ref, _, _ = read_video(args.video, size=live_size)
+        for stride in (int(s) for s in args.strides.split(",")):
+            for loss in (0.0, args.loss):
+                out = str(Path(tmp) / f"live_{stride}_{loss}.mp4") if ref is not None else None
+                row = asyncio.run(_live(model_path, args.video, live_size, stride, loss, out))
+                row["size"] = "x".join(map(str, live_size))
+                if out is not None:
+                    got, _, _ = read_video(out)
+                    n = min(len(got), len(ref))
+                    row["psnr"] = round(float(mean_psnr(psnr(to_tensor(got[:n]), to_tensor(ref[:n])))), 2)
+                results["live"].append(row)
+                print(f"live stride {stride}, loss {loss:.0%}: " + ", ".join(
+                    f"{k} {v}" for k, v in row.items() if k not in ("stride", "loss")))
+    Path(args.output).write_text(json.dumps(results, indent=2))
+    print(f"wrote {args.output}")
+    return 0
