@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from typing import Callable
 
 EXIT_BAD_INPUT = 2
 
 
 class UserError(Exception):
     """An error to report in one line, exit status 2."""
+
+
+def report_errors(prog: str, errors: tuple[type[BaseException], ...], body: Callable[[], int]) -> int:
+    """Run ``body``; errors a user can cause print one line (no traceback) and exit with status 2."""
+    try:
+        return body()
+    except (UserError, *errors) as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
 
 
 def size_arg(text: str) -> tuple[int, int]:

@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import sys
 
-from vsa.common.cliargs import EXIT_BAD_INPUT, UserError, address, positive_float, positive_int, setup_logging
+from vsa.common.cliargs import UserError, address, positive_float, positive_int, report_errors, setup_logging
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,12 +59,10 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     setup_logging(-1 if args.quiet else args.verbose)
-    display = None
-    try:
+
+    def run() -> int:
         if args.sessions < 0:
             raise UserError("--sessions must be 0 (forever) or more")
-        if args.display:
-            display = Display()
         if args.output and args.sessions != 1:
             raise UserError("--output records one stream: use it with --sessions 1")
         options = ReceiverOptions(
@@ -73,24 +71,19 @@ def main(argv: list[str] | None = None) -> int:
             jitter_frames=args.jitter, cache=None if args.no_cache else ModelCache(args.cache_dir),
             adaptive=not args.fixed_iterations, idle_timeout=args.idle_timeout,
         )
-        on_display = None
-        if display is not None:
-            def on_display(out, overlay) -> None:
-                display.show(out.frame, overlay)
-        install_uvloop()
-        reports = asyncio.run(serve(options, sessions=args.sessions, on_display=on_display))
-    except (UserError, VideoError, SignalingError, DisplayError, ValueError) as exc:
-        print(f"vrecv: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("vrecv: interrupted", file=sys.stderr)
-        return 130
-    finally:
-        if display is not None:
-            display.close()
-    for report in reports:
-        print(report.summary())
-    return 1 if any(r.error for r in reports) else 0
+        display = Display() if args.display else None
+        try:
+            on_display = (lambda out, overlay: display.show(out.frame, overlay)) if display else None
+            install_uvloop()
+            reports = asyncio.run(serve(options, sessions=args.sessions, on_display=on_display))
+        finally:
+            if display is not None:
+                display.close()
+        for report in reports:
+            print(report.summary())
+        return 1 if any(r.error for r in reports) else 0
+
+    return report_errors("vrecv", (VideoError, SignalingError, DisplayError, ValueError), run)
 
 
 if __name__ == "__main__":

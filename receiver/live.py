@@ -16,6 +16,7 @@ when it falls behind, before any frame is dropped.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import statistics
 import time
@@ -82,7 +83,6 @@ class SessionReport:
     """Time between consecutive shown frames."""
     iterations_used: dict[int, int] = field(default_factory=dict)
     keyframe_requests: int = 0
-    lags_ms: list = field(default_factory=list)
     error: str | None = None
     hello: Hello | None = None
 
@@ -180,8 +180,11 @@ class LiveSession:
         if self.control is not None and self.control.readyState == "open":
             data = encode_message(msg)
             self.control.send(data)
-            self._window.control_bytes += len(data)
-            self.report.control_bytes += len(data)
+            self._count_control(len(data))
+
+    def _count_control(self, n: int) -> None:
+        self._window.control_bytes += n
+        self.report.control_bytes += n
 
     # -- control -----------------------------------------------------------------------------
 
@@ -190,8 +193,7 @@ class LiveSession:
         if not isinstance(data, bytes):
             self.report.garbage += 1
             return
-        self._window.control_bytes += len(data)
-        self.report.control_bytes += len(data)
+        self._count_control(len(data))
         try:
             self._control_q.put_nowait(data)
         except asyncio.QueueFull:
@@ -301,14 +303,11 @@ class LiveSession:
             if isinstance(item, Frame):
                 self._frames_queued += 1
             future = loop.run_in_executor(self._worker, self._work, item)
-            future.frame = isinstance(item, Frame)
-            future.add_done_callback(self._worked)
+            future.add_done_callback(functools.partial(self._worked, isinstance(item, Frame)))
         if self.jitter.done and not self._finishing and self._backlog == 0:
             self._finishing = True
             self._backlog += 1
-            future = loop.run_in_executor(self._worker, self._work, None)
-            future.frame = False
-            future.add_done_callback(self._finished)
+            loop.run_in_executor(self._worker, self._work, None).add_done_callback(self._finished)
 
     # -- worker thread -----------------------------------------------------------------------
 
@@ -363,9 +362,10 @@ class LiveSession:
         else:
             self._good_streak = 0
 
-    def _worked(self, future) -> None:
+    def _worked(self, was_frame: bool, future) -> None:
         self._backlog -= 1
-        self._frames_queued = max(0, self._frames_queued - 1) if future.frame else self._frames_queued
+        if was_frame:
+            self._frames_queued -= 1
         try:
             future.result()
         except Exception as exc:  # noqa: BLE001 - a worker crash must end the session, loudly
@@ -377,7 +377,7 @@ class LiveSession:
             self._pump()
 
     def _finished(self, future) -> None:
-        self._worked(future)
+        self._worked(False, future)
         # The last frames were scheduled with call_soon_threadsafe: end after them.
         self._loop.call_soon(self._done.set)
 
@@ -388,8 +388,6 @@ class LiveSession:
         for out in frames:
             self.report.frames += 1
             capture = out.capture_us / 1e6 if out.capture_us else ready
-            if out.capture_us:
-                self.report.lags_ms.append(((ready - self.playout.local(capture)) * 1e3, out.kind.value))
             due = self.playout.due(capture, ready, adapt=out.kind is not Kind.CONCEALED)
             self._to_show.append((due, out))
         self._new_frames.set()
@@ -546,7 +544,7 @@ async def serve(options: ReceiverOptions, sessions: int = 1, server: webrtc.Sign
             session.attach(pc)
             await offer.answer(pc, bind=bind)
             report = await session.run(pc)
-            log.info("session ended%s\n%s", f" ({report.error})" if report.error else "", report.summary())
+            log.info("session ended%s", f" ({report.error})" if report.error else "")
             reports.append(report)
     finally:
         if own:

@@ -7,7 +7,7 @@ import asyncio
 import sys
 
 from vsa.common.cliargs import (
-    EXIT_BAD_INPUT, UserError, address, fraction, positive_float, positive_int, setup_logging, size_arg,
+    address, fraction, positive_float, positive_int, report_errors, setup_logging, size_arg,
 )
 
 
@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     setup_logging(-1 if args.quiet else args.verbose)
-    try:
+
+    def run() -> int:
         settings = StreamSettings(scale=args.scale, stride=args.stride, codec=args.codec, crf=args.crf,
                                   keyint=args.keyint)
         options = SenderOptions(connect=args.connect, token=token_from_env(args.token), bind=args.bind,
@@ -68,16 +69,11 @@ def main(argv: list[str] | None = None) -> int:
                                 timeout=args.timeout, drop_media=args.simulate_loss, seed=args.seed)
         sender = LiveSender(args.model, args.source, options)
         install_uvloop()
-        report = asyncio.run(sender.run())
-    except (UserError, VideoError, BundleError, SignalingError, ConnectionError, TimeoutError, FileNotFoundError,
-            ValueError) as exc:
-        print(f"vsend: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("vsend: interrupted", file=sys.stderr)
-        return 130
-    print(report.summary())
-    return 0
+        print(asyncio.run(sender.run()).summary())
+        return 0
+
+    errors = (VideoError, BundleError, SignalingError, ConnectionError, TimeoutError, FileNotFoundError, ValueError)
+    return report_errors("vsend", errors, run)
 
 
 if __name__ == "__main__":

@@ -83,12 +83,12 @@ def bicubic_throughput(bundle, frames, fps: float, stride: int) -> float:
     return _timed_feed(feed, msgs)
 
 
-async def _live(model_path: str, clip: str, size, stride: int, loss: float, output: str | None, port_hint=0) -> dict:
+async def _live(model_path: str, clip: str, size, stride: int, loss: float, output: str | None) -> dict:
     from vsa.common import webrtc
     from vsa.receiver.live import ReceiverOptions, serve
     from vsa.sender.live import LiveSender, SenderOptions
 
-    server = webrtc.SignalingServer("127.0.0.1", port_hint)
+    server = webrtc.SignalingServer("127.0.0.1", 0)
     await server.start()
     with tempfile.TemporaryDirectory() as cache:
         from vsa.receiver.cache import ModelCache

@@ -11,7 +11,7 @@ import json
 import os
 import sys
 
-from vsa.common.cliargs import EXIT_BAD_INPUT, UserError
+from vsa.common.cliargs import EXIT_BAD_INPUT, UserError, report_errors
 from vsa.common.cliargs import fraction as _fraction
 from vsa.common.cliargs import positive_float as _positive_float
 from vsa.common.cliargs import positive_int as _positive_int
@@ -26,7 +26,6 @@ def _frame_range(text: str) -> tuple[int, int]:
     if not 0 <= first < end:
         raise argparse.ArgumentTypeError(f"{text!r}: need 0 <= A < B")
     return first, end
-
 
 
 # --- train ---------------------------------------------------------------------------------
@@ -234,17 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     from vsa.common.video import VideoError
     from vsa.protocol.errors import ProtocolError
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except (UserError, VideoError, BundleError, ProtocolError, FrameCodecError, FileNotFoundError,
-            ValueError) as exc:
-        print(f"vsa {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print(f"vsa {args.command}: interrupted", file=sys.stderr)
-        return 130
+    args = build_parser().parse_args(argv)
+    errors = (VideoError, BundleError, ProtocolError, FrameCodecError, FileNotFoundError, ValueError)
+    return report_errors(f"vsa {args.command}", errors, lambda: args.func(args))
 
 
 if __name__ == "__main__":

@@ -197,7 +197,7 @@ def decode_file(
     bar = None
 
     def consume(frames) -> None:
-        nonlocal writer, scorer, bar
+        nonlocal writer
         for out in frames:
             if writer is None and output is not None:
                 writer = VideoWriter(output, decoder.hello.width, decoder.hello.height, decoder.output_fps)

@@ -108,8 +108,6 @@ def test_display_window_shows_the_video(trained_bundle, clip_path, tmp_path):
             recv.communicate(timeout=10)
     finally:
         xvfb.kill()
-    if os.environ.get("VSA_SAVE_SHOT"):
-        np.save("/tmp/shot.npy", shot)
     # With no window manager SDL centres the window: find it as the part of the screen that is not black.
     rows = np.flatnonzero(shot.max(axis=(1, 2)) > 0)
     cols = np.flatnonzero(shot.max(axis=(0, 2)) > 0)
