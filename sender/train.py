@@ -211,12 +211,13 @@ class Trainer:
                     self.total_steps = max(self.step + 1, self.step + int((deadline - now) / per_step))
                     if bar is not None:
                         bar.total = self.total_steps
-                        bar.refresh()
             self.train_step()
             self.elapsed = time.monotonic() - started
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(loss=f"{self.loss_ema:.5f}", psnr=f"{-10 * math.log10(max(self.loss_ema, 1e-12)):.2f}dB")
+                # refresh=False: let mininterval pace redraws, or a log file gets a line per step.
+                bar.set_postfix(loss=f"{self.loss_ema:.5f}", psnr=f"{-10 * math.log10(max(self.loss_ema, 1e-12)):.2f}dB",
+                                refresh=False)
             if on_checkpoint is not None and time.monotonic() - last_save >= opts.checkpoint_seconds:
                 on_checkpoint(self.bundle())
                 last_save = time.monotonic()

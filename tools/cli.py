@@ -1,4 +1,4 @@
-"""`vsa`: the command line (train, encode, decode, demo).
+"""`vsa`: the command line (train, encode, decode, demo, eval, bench).
 
 Errors a user can cause (a missing file, a wrong model, a damaged `.vsa`)
 print one clear line and exit with status 2; they never show a traceback.
@@ -28,10 +28,56 @@ def _frame_range(text: str) -> tuple[int, int]:
     return first, end
 
 
+def _size_any(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not of the form HxW") from None
+    if not (8 <= h <= 8192 and 8 <= w <= 8192):
+        raise argparse.ArgumentTypeError(f"{text!r}: sides must be in [8, 8192]")
+    return h, w
+
+
 # --- train ---------------------------------------------------------------------------------
 
 
+def cmd_train_inrv(args: argparse.Namespace) -> int:
+    from vsa.common import bundle as bundle_mod
+    from vsa.common.device import pick_device
+    from vsa.common.inrv import INRVConfig
+    from vsa.common.video import read_video
+    from vsa.sender.train_inrv import INRVTrainer, INRVTrainOptions
+
+    if args.resume:
+        raise UserError("--resume is not supported for --kind inrv yet")
+    device = pick_device(args.device)
+    size = args.size or (64, 64)
+    frames, info, size = read_video(args.video, size=size, limit=args.limit, progress=True)
+    train_count = len(frames) - int(round(len(frames) * args.holdout_tail))
+    if train_count < 1:
+        raise UserError(f"--holdout-tail {args.holdout_tail} leaves no frames to train on")
+    config = INRVConfig(code_dim=args.code_dim, clip_frames=args.clip_frames)
+    minutes = args.minutes if args.steps is None else None
+    options = INRVTrainOptions(minutes=minutes, steps=args.steps, seed=args.seed)
+    print(f"training INR-V (code {config.code_dim}, {config.clip_frames} frames per clip) on {train_count} of "
+          f"{len(frames)} frames of {info.name} at {size[0]}x{size[1]}, on {device}", file=sys.stderr)
+    trainer = INRVTrainer(frames[:train_count], config, options, device)
+    model, codes = trainer.run()
+    scores = trainer.clip_psnr()
+    meta = {"source": info.name, "size": list(size), "fps": info.fps, "frames_total": len(frames),
+            "frames_used": train_count, "holdout_tail": args.holdout_tail, "clips": len(codes),
+            "train_psnr": sum(scores) / len(scores), "steps": trainer.step, "device": str(device)}
+    bundle = bundle_mod.from_model(model, meta, extra={"codes.mu": codes})
+    bundle_mod.save(bundle, args.output)
+    wire = bundle_mod.to_wire(bundle)
+    print(f"saved {args.output}: {trainer.step} steps, {len(codes)} clip codes, mean clip PSNR "
+          f"{meta['train_psnr']:.2f} dB at {size[0]}x{size[1]}; wire form {len(wire) / 1024:.0f} KiB (int8 + zstd)")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.kind == "inrv":
+        return cmd_train_inrv(args)
     from vsa.common import bundle as bundle_mod
     from vsa.common.device import pick_device
     from vsa.common.model import preset
@@ -73,13 +119,17 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_encode(args: argparse.Namespace) -> int:
+    from vsa.sender.inrv_stream import CodeSettings
     from vsa.sender.stream import StreamSettings
     from vsa.tools.filemode import encode_file
 
     settings = StreamSettings(scale=args.scale, stride=args.stride, codec=args.codec, crf=args.crf,
                               quality=args.quality, keyint=args.keyint)
+    codes = None
+    if args.payload == "inrv":
+        codes = CodeSettings(codes=args.codes, code_format=args.code_format, invert_steps=args.invert_steps)
     report = encode_file(args.video, args.model, args.output, settings, size=args.size, limit=args.limit,
-                         progress=True)
+                         progress=True, codes=codes)
     print(f"wrote {args.output}\n{report.summary()}")
     return 0
 
@@ -90,7 +140,8 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
     report = decode_file(args.input, args.output, iterations=args.iterations, output_fps=args.fps,
                          device=pick_device(args.device), reference=args.reference,
-                         back_project=args.back_project, frame_range=args.score_frames, progress=True)
+                         back_project=args.back_project, frame_range=args.score_frames, progress=True,
+                         size=args.size)
     if report.frames and args.output:
         print(f"wrote {args.output}")
     print(report.summary())
@@ -115,6 +166,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
         return bench_stream.main(args.rest)
     return bench.main_codecs(args.rest) if args.which == "codecs" else bench.main(args.rest)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from vsa.tools import evaluate
+
+    return evaluate.main(args.rest)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -163,6 +220,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"peak learning rate (default: {LEARNING_RATE:g}; the paper's 2e-4 is too slow for minute budgets)")
     p.add_argument("--limit", type=_positive_int, help="use only the first N frames")
     p.add_argument("--resume", action="store_true", help="continue training the bundle at --output")
+    p.add_argument("--kind", choices=("ae", "inrv"), default="ae",
+                   help="ae: the video-specific autoencoder (default); inrv: an INR-V hypernetwork with one code "
+                   "per clip (--size defaults to 64x64)")
+    p.add_argument("--code-dim", type=_positive_int, default=64, help="inrv: values per clip code (default: 64)")
+    p.add_argument("--clip-frames", type=_positive_int, default=16, help="inrv: frames per clip (default: 16)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("encode", help="encode a video into a .vsa file",
@@ -182,6 +244,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="h264: sent frames between keyframes, where decoding can restart (default: 60)")
     p.add_argument("--size", type=_size, metavar="HxW", help="working size (default: the model's)")
     p.add_argument("--limit", type=_positive_int, help="encode only the first N frames")
+    p.add_argument("--payload", choices=("ae", "inrv"), default="ae",
+                   help="ae: low-res frames (default); inrv: one INR-V code per clip (needs an inrv model)")
+    p.add_argument("--codes", choices=("seen", "invert"), default="seen",
+                   help="inrv: seen sends the codes learned in training (the same video); invert finds each "
+                   "clip's code by optimisation, warm-started from the previous clip (default: seen)")
+    p.add_argument("--code-format", choices=("f16", "i8"), default="f16",
+                   help="inrv: code quantisation, f16 (2 bytes per value) or i8 (1 byte plus a scale) (default: f16)")
+    p.add_argument("--invert-steps", type=_positive_int, default=200,
+                   help="inrv --codes invert: Adam steps per clip (default: 200)")
     p.set_defaults(func=cmd_encode)
 
     p = sub.add_parser("decode", help="decode a .vsa file to mp4",
@@ -201,6 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--score-frames", type=_frame_range, metavar="A:B",
                    help="with --reference, score only source frames A..B-1 (e.g. a held-out tail)")
     p.add_argument("--json", metavar="PATH", help="also write the report as JSON")
+    p.add_argument("--size", type=_size_any, metavar="HxW",
+                   help="INR-V streams: render at this size (any size; default: the training size)")
     p.set_defaults(func=cmd_decode)
 
     p = sub.add_parser("demo", help="train, encode and decode the bundled clip; write a side-by-side video",
@@ -216,6 +289,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retrain", action="store_true", help="ignore a cached model")
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="default: auto")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("eval", help="bitrate against quality: vsa vs x264, VP8, VP9, AV1; `vsa eval --help`",
+                       description="Rate-distortion evaluation with BD-rate and plots.", add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("bench", help="benchmarks: `vsa bench model|codecs|stream --help`",
                        description="Benchmarks that print figures and write JSON.")
@@ -233,7 +311,12 @@ def main(argv: list[str] | None = None) -> int:
     from vsa.common.video import VideoError
     from vsa.protocol.errors import ProtocolError
 
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["eval"]:
+        # `vsa eval` has its own parser (many flags); argparse's REMAINDER would refuse a leading --flag.
+        args = argparse.Namespace(command="eval", rest=argv[1:], func=cmd_eval)
+    else:
+        args = build_parser().parse_args(argv)
     errors = (VideoError, BundleError, ProtocolError, FrameCodecError, FileNotFoundError, ValueError)
     return report_errors(f"vsa {args.command}", errors, lambda: args.func(args))
 

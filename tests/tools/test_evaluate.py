@@ -1,0 +1,104 @@
+"""`vsa eval`: a quick sweep on the bundled real clip writes well-formed, honest results."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+
+import pytest
+
+from vsa.protocol.container import ContainerReader, file_header
+from vsa.protocol.messages import Frame
+from vsa.tools import evaluate
+from vsa.tools.cli import main as vsa_main
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def quick_results(tmp_path_factory, clip_path, trained_bundle):
+    out = tmp_path_factory.mktemp("eval")
+    model, _ = trained_bundle
+    code = vsa_main(["eval", clip_path, "-o", str(out), "--quick", "--size", "128x192", "--limit", "24",
+                     "--model", model, "--device", "cpu", "--mode", "both"])
+    assert code == 0
+    with open(out / "results.json") as f:
+        return out, json.load(f)
+
+
+def test_quick_run_writes_every_method_and_mode(quick_results):
+    out, results = quick_results
+    methods = {p["method"] for p in results["points"]}
+    assert methods == {"vsa", "bicubic", "x264-zerolatency", "x264-medium", "vp8", "vp9", "av1"}
+    assert {s["mode"] for s in results["summaries"]} == {"seen", "live"}
+    for p in results["points"]:
+        # live mode scores only the second half of the 24 frames
+        assert p["frames"] == (24 if p["mode"] == "seen" else 12)
+        for metric in ("psnr", "psnr_y", "ssim", "ms_ssim"):
+            assert isinstance(p[metric], float), (p["id"], metric)
+        assert 10 < p["psnr"] < 60 and 0 < p["ssim"] <= 1
+        if p["method"] == "vsa":
+            assert set(p["total_kbps"]) == {"1min", "10min", "60min"}
+            assert p["total_kbps"]["1min"] > p["total_kbps"]["60min"] > p["kbps"]
+    for s in results["summaries"]:
+        assert set(s["bd_rate"]) == methods - {"vsa"}
+        for kbps, psnr in s["pareto"]["vsa"]:
+            assert kbps > 0 and psnr > 0
+    for name in ("rd.png", "per_frame_psnr.png", "latents.png"):
+        for mode in ("seen", "live"):
+            path = out / "person_signing_webcam" / mode / name
+            assert path.stat().st_size > 5000, path  # a real figure, not an empty file
+            assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bitrates_are_the_bytes_written(quick_results):
+    out, results = quick_results
+    for p in results["points"]:
+        written = os.path.getsize(out / p["stream"])
+        assert written == p["bytes"] > 0
+        assert p["kbps"] == pytest.approx(written * 8 / 1000 / p["seconds"])
+    # vsa's counted bytes are exactly its frame messages: they parse back as one per sent frame.
+    vsa = next(p for p in results["points"] if p["method"] == "vsa" and p["mode"] == "seen"
+               and p["params"]["stride"] == 2)
+    reader = ContainerReader()
+    reader.feed(file_header() + (out / vsa["stream"]).read_bytes())
+    messages = []
+    while (msg := reader.next_message()) is not None:
+        messages.append(msg)
+    assert all(isinstance(m, Frame) for m in messages)
+    assert [m.pts for m in messages] == list(range(0, 24, 2)) + [23]
+
+
+def test_per_frame_csv_has_a_row_per_frame_of_every_point(quick_results):
+    out, results = quick_results
+    with open(out / "frames.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == sum(p["frames"] for p in results["points"])
+    ids = {p["id"]: p for p in results["points"]}
+    first = ids[rows[0]["point"]]
+    values = [float(r["psnr"]) for r in rows if r["point"] == first["id"]]
+    assert sum(values) / len(values) == pytest.approx(first["psnr"], abs=1e-6)
+
+
+def test_report_tables_cover_each_clip_and_mode(quick_results):
+    _, results = quick_results
+    text = evaluate.report(results)
+    assert "| person_signing_webcam | seen |" in text and "| person_signing_webcam | live |" in text
+    assert "x264-zerolatency" in text and "vp8" in text
+
+
+def test_eval_trains_its_own_model_when_none_is_given(tmp_path, clip_path):
+    code = vsa_main(["eval", clip_path, "-o", str(tmp_path), "--quick", "--size", "128x192", "--limit", "8",
+                     "--minutes", "0.05", "--mode", "seen", "--baselines", "x264-zerolatency", "--device", "cpu"])
+    assert code == 0
+    assert (tmp_path / "person_signing_webcam" / "seen" / "model.pt").exists()
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert {p["method"] for p in results["points"]} == {"vsa", "bicubic", "x264-zerolatency"}
+
+
+def test_eval_refuses_bad_input_clearly(tmp_path, capsys):
+    assert vsa_main(["eval", str(tmp_path / "missing.mp4"), "-o", str(tmp_path)]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert vsa_main(["eval", str(tmp_path / "x.mp4"), "--baselines", "x265"]) == 2
+    assert "unknown baseline" in capsys.readouterr().err

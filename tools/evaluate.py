@@ -1,0 +1,526 @@
+"""`vsa eval`: bitrate against quality, vsa against the codecs people already use.
+
+For each clip and mode the tool trains a model (or takes ``--model``), then
+runs every operating point as a real encode and decode:
+
+* vsa: a grid of scale x stride (and payload quality), through the same
+  `StreamEncoder`/`StreamDecoder` the file mode and live stream use. The rate
+  counts the frame messages as framed in a `.vsa` file (payload plus the
+  protocol's per-frame overhead); the model's bits are reported separately.
+* bicubic: the same low-res stream, upscaled bicubically (and blended between
+  sent frames), so the rate is vsa's own.
+* x264 (zerolatency and medium), VP8, VP9 and SVT-AV1 at target bitrates that
+  span vsa's range (`vsa.tools.baselines`).
+
+Modes: ``seen`` trains on the whole clip and scores the whole clip; ``live``
+trains on the first half and scores, and encodes with every method, only the
+second half.
+
+Everything lands in the output folder: ``results.json`` (one object per point
+plus a summary per clip and mode), ``frames.csv`` (per-frame metrics), the
+streams whose bytes were counted (``streams/``), the plots, and the models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import platform
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from vsa.common import bundle as bundle_mod
+from vsa.common.metrics import luma, mean_psnr, ms_ssim, psnr, psnr_y, ssim
+from vsa.common.model import preset
+from vsa.common.resample import to_tensor, to_uint8
+from vsa.common.video import read_video
+from vsa.protocol.container import record
+from vsa.protocol.messages import Frame
+from vsa.receiver.stream import StreamDecoder
+from vsa.sender.stream import StreamEncoder, StreamSettings
+from vsa.sender.train import Trainer, TrainOptions
+from vsa.tools import rd
+from vsa.tools.baselines import BASELINES, run_baseline
+
+MODES = ("seen", "live")
+SPREAD_MINUTES = (1, 10, 60)
+DEFAULT_SIZE = (192, 256)
+DEFAULT_MINUTES = 4.0
+QUICK_MINUTES = 0.4
+QUICK_FRAMES = 48
+# The baselines BD-rate and break-even are reported against in the README.
+PRIMARY_BASELINE = "x264-zerolatency"
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    size: tuple[int, int] = DEFAULT_SIZE
+    modes: tuple[str, ...] = MODES
+    minutes: float = DEFAULT_MINUTES
+    model: str | None = None
+    quick: bool = False
+    iterations: int = 2
+    seed: int = 0
+    limit: int | None = None
+    reuse_models: bool = False
+    device: str = "cpu"
+    baselines: tuple[str, ...] = tuple(BASELINES)
+
+
+def vsa_grid(quick: bool) -> list[StreamSettings]:
+    """vsa's operating points: scale x stride with the default payload, plus a payload-quality sweep."""
+    if quick:
+        grid = [StreamSettings(scale=s, stride=k) for s in (4, 8) for k in (1, 2)]
+        return grid + [StreamSettings(scale=4, stride=1, crf=32)]
+    grid = [StreamSettings(scale=s, stride=k) for s in (2, 4, 8, 16) for k in (1, 2, 4)]
+    grid += [StreamSettings(scale=s, stride=1, crf=c) for s in (4, 8) for c in (28, 36)]
+    grid += [StreamSettings(scale=4, stride=1, codec="webp", quality=q) for q in (50, 90)]
+    return grid
+
+
+def baseline_rates(vsa_kbps: list[float], quick: bool) -> list[float]:
+    """Target bitrates for the baselines: geometric, spanning vsa's range with some margin each side."""
+    low = max(4.0, 0.5 * min(vsa_kbps))
+    high = max(low * 2, 1.5 * max(vsa_kbps))
+    count = 3 if quick else 6
+    return [float(low * (high / low) ** (i / (count - 1))) for i in range(count)]
+
+
+def settings_label(s: StreamSettings) -> str:
+    quality = f"crf{s.crf}" if s.codec == "h264" else f"q{s.quality}" if s.codec == "webp" else ""
+    return f"s{s.scale}-k{s.stride}-{s.codec}{quality}"
+
+
+# --- scoring ---------------------------------------------------------------------------------
+
+
+def score(reference: np.ndarray, decoded: np.ndarray, chunk: int = 16) -> dict[str, list[float]]:
+    """Per-frame PSNR (RGB and Y), SSIM and MS-SSIM of uint8 (N, H, W, 3) ``decoded`` against ``reference``.
+
+    SSIM and MS-SSIM are taken on luma, as codec comparisons usually are; it
+    is also a third of the cost, and the structural metrics dominate the run.
+    """
+    if reference.shape != decoded.shape:
+        raise ValueError(f"decoded {decoded.shape} does not match the reference {reference.shape}")
+    out: dict[str, list[float]] = {"psnr": [], "psnr_y": [], "ssim": [], "ms_ssim": []}
+    for start in range(0, len(reference), chunk):
+        ref = to_tensor(reference[start : start + chunk])
+        dec = to_tensor(decoded[start : start + chunk])
+        out["psnr"] += psnr(dec, ref).clamp(max=100).tolist()
+        out["psnr_y"] += psnr_y(dec, ref).clamp(max=100).tolist()
+        dec_y, ref_y = luma(dec), luma(ref)
+        out["ssim"] += ssim(dec_y, ref_y).tolist()
+        out["ms_ssim"] += ms_ssim(dec_y, ref_y).tolist()
+    return out
+
+
+def _mean(values: list[float]) -> float:
+    finite = [v for v in values if math.isfinite(v)]
+    return float(sum(finite) / len(finite)) if finite else float("nan")
+
+
+# --- one clip --------------------------------------------------------------------------------
+
+
+@dataclass
+class Clip:
+    name: str
+    path: str
+    fps: float
+    frames: np.ndarray  # every frame, at the working size
+    mode: str
+
+    @property
+    def train_frames(self) -> np.ndarray:
+        return self.frames if self.mode == "seen" else self.frames[: len(self.frames) // 2]
+
+    @property
+    def test_frames(self) -> np.ndarray:
+        return self.frames if self.mode == "seen" else self.frames[len(self.frames) // 2 :]
+
+
+@dataclass
+class ClipResult:
+    points: list[dict] = field(default_factory=list)
+    per_frame: list[tuple] = field(default_factory=list)
+    summary: dict = field(default_factory=dict)
+
+
+def clip_name(path: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", os.path.splitext(os.path.basename(path))[0]) or "clip"
+
+
+def _model_for(clip: Clip, options: EvalOptions, folder: str) -> bundle_mod.Bundle:
+    if options.model:
+        return bundle_mod.load(options.model)
+    path = os.path.join(folder, "model.pt")
+    if options.reuse_models and os.path.exists(path):
+        bundle = bundle_mod.load(path)
+        if tuple(bundle.meta.get("size", ())) == tuple(options.size):
+            print(f"  reusing {path}", file=sys.stderr)
+            return bundle
+    minutes = QUICK_MINUTES if options.quick and options.minutes == DEFAULT_MINUTES else options.minutes
+    frames = clip.train_frames
+    meta = {"source": clip.name, "size": list(options.size), "fps": clip.fps, "frames_total": len(clip.frames),
+            "frames_used": len(frames), "preset": "fast", "eval_mode": clip.mode}
+    print(f"  training on {len(frames)} frames for {minutes:g} min", file=sys.stderr)
+    trainer = Trainer(frames, preset("fast"), TrainOptions(minutes=minutes, seed=options.seed),
+                      torch.device(options.device), meta=meta)
+    bundle = trainer.run()
+    bundle_mod.save(bundle, path)
+    return bundle
+
+
+def _vsa_point(clip: Clip, wire: bytes, settings: StreamSettings, options: EvalOptions
+               ) -> tuple[np.ndarray, np.ndarray, bytes, float, float]:
+    """Encode and decode the test frames with vsa; returns (vsa, bicubic, counted bytes, encode s, decode s)."""
+    frames = clip.test_frames
+    n = len(frames)
+    encoder = StreamEncoder(wire, options.size, clip.fps, settings, frame_count=n, source=clip.name)
+    messages = encoder.start()
+    start = time.perf_counter()
+    for i, rgb in enumerate(frames):
+        messages += encoder.push(i, rgb, last=i == n - 1)
+    messages += encoder.finish()
+    encode_s = time.perf_counter() - start
+    counted = b"".join(record(m) for m in messages if isinstance(m, Frame))
+
+    decoder = StreamDecoder(device=options.device, iterations=options.iterations, with_baseline=True)
+    outputs = []
+    start = time.perf_counter()
+    for msg in messages:
+        outputs += decoder.feed(msg)
+    decode_s = time.perf_counter() - start
+    if len(outputs) != n:
+        raise RuntimeError(f"vsa {settings_label(settings)}: {n} frames in, {len(outputs)} out")
+    ours = to_uint8(torch.stack([o.frame for o in outputs]))
+    bicubic = to_uint8(torch.stack([o.baseline for o in outputs]))
+    return ours, bicubic, counted, encode_s, decode_s
+
+
+def _jobs(options: EvalOptions) -> list[StreamSettings]:
+    h, w = options.size
+    return [s for s in vsa_grid(options.quick) if h % s.scale == 0 and w % s.scale == 0
+            and (s.codec != "webp" or (h // s.scale) % 2 == 0 and (w // s.scale) % 2 == 0)]
+
+
+def evaluate_clip(clip: Clip, options: EvalOptions, out_dir: str, progress: bool = True) -> ClipResult:
+    """Every operating point of every method on one clip in one mode."""
+    from tqdm import tqdm
+
+    started = time.perf_counter()
+    folder = os.path.join(out_dir, clip.name, clip.mode)
+    streams = os.path.join(out_dir, "streams")
+    os.makedirs(folder, exist_ok=True)
+    os.makedirs(streams, exist_ok=True)
+    bundle = _model_for(clip, options, folder)
+    wire = bundle_mod.to_wire(bundle)
+    reference = clip.test_frames
+    seconds = len(reference) / clip.fps
+    result = ClipResult()
+    grid = _jobs(options)
+    bar = tqdm(total=len(grid) + len(options.baselines) * (3 if options.quick else 6), disable=not progress,
+               desc=f"{clip.name} {clip.mode}", unit="point", mininterval=1.0)
+
+    def add(method: str, params: dict, decoded: np.ndarray, counted: bytes, encode_s: float,
+            decode_s: float, model_bytes: int = 0) -> dict:
+        point_id = f"{clip.name}-{clip.mode}-{method}-" + "-".join(f"{k}{v}" for k, v in params.items())
+        stream_path = os.path.join(streams, point_id + ".bin")
+        with open(stream_path, "wb") as f:
+            f.write(counted)
+        metrics = score(reference, decoded)
+        kbps = len(counted) * 8 / 1000 / seconds
+        point = {
+            "id": point_id, "clip": clip.name, "mode": clip.mode, "method": method, "params": params,
+            "frames": len(reference), "seconds": seconds, "bytes": len(counted), "kbps": kbps,
+            "stream": os.path.relpath(stream_path, out_dir),
+            **{name: _mean(values) for name, values in metrics.items()},
+            "psnr": mean_psnr(torch.tensor(metrics["psnr"])),
+            "encode_fps": len(reference) / encode_s if encode_s > 0 else None,
+            "decode_fps": len(reference) / decode_s if decode_s > 0 else None,
+        }
+        if model_bytes:
+            point["model_bytes"] = model_bytes
+            point["total_kbps"] = {f"{m}min": rd.total_kbps(kbps, model_bytes, m) for m in SPREAD_MINUTES}
+        result.points.append(point)
+        for i in range(len(reference)):
+            result.per_frame.append((clip.name, clip.mode, method, point_id, i,
+                                     *(metrics[k][i] for k in ("psnr", "psnr_y", "ssim", "ms_ssim"))))
+        bar.update(1)
+        return point
+
+    vsa_rates = []
+    for settings in grid:
+        ours, bicubic, counted, enc_s, dec_s = _vsa_point(clip, wire, settings, options)
+        params = {"scale": settings.scale, "stride": settings.stride, "codec": settings.codec}
+        params["crf" if settings.codec == "h264" else "quality"] = (
+            settings.crf if settings.codec == "h264" else settings.quality)
+        vsa_rates.append(add("vsa", params, ours, counted, enc_s, dec_s, model_bytes=len(wire))["kbps"])
+        # Bicubic decodes the very same stream; its time is the receiver's minus reprojection, not measured.
+        add("bicubic", params, bicubic, counted, enc_s, 0.0)
+    bar.total = len(grid) * 2 + len(options.baselines) * (3 if options.quick else 6)
+    for name in options.baselines:
+        for target in baseline_rates(vsa_rates, options.quick):
+            coded = run_baseline(name, reference, clip.fps, target)
+            add(name, {"target_kbps": round(target, 1)}, coded.frames, b"".join(coded.packets),
+                coded.encode_s, coded.decode_s)
+    bar.close()
+    result.summary = summarise(clip, result.points, len(wire))
+    result.summary["latents"] = _latent_plot(bundle, clip, folder, options)
+    _plots(clip, result, folder)
+    result.summary["elapsed_s"] = time.perf_counter() - started
+    return result
+
+
+def summarise(clip: Clip, points: list[dict], model_bytes: int) -> dict:
+    """Pareto fronts, BD-rates of vsa against each other method, and break-even times."""
+    curves: dict[str, list[tuple[float, float]]] = {}
+    for p in points:
+        curves.setdefault(p["method"], []).append((p["kbps"], p["psnr"]))
+    fronts = {m: rd.pareto(c) for m, c in curves.items()}
+    vsa = curves.get("vsa", [])
+    summary = {
+        "clip": clip.name, "mode": clip.mode, "frames": len(clip.test_frames), "fps": clip.fps,
+        "model_bytes": model_bytes, "pareto": {m: [list(p) for p in f] for m, f in fronts.items()},
+        "bd_rate": {m: rd.bd_rate(c, vsa) for m, c in curves.items() if m != "vsa"},
+        "bd_psnr": {m: rd.bd_psnr(c, vsa) for m, c in curves.items() if m != "vsa"},
+        "psnr_overlap_db": {m: rd.psnr_overlap(rd.pareto(c), fronts.get("vsa", [])) for m, c in curves.items()
+                            if m != "vsa"},
+    }
+    anchor = curves.get(PRIMARY_BASELINE, [])
+    summary["break_even"] = []
+    for kbps, quality in fronts.get("vsa", []):
+        other = rd.rate_at_quality(anchor, quality)
+        summary["break_even"].append({
+            "vsa_kbps": kbps, "psnr": quality, f"{PRIMARY_BASELINE}_kbps": other,
+            "seconds": rd.break_even_seconds(model_bytes, kbps, other),
+        })
+    return summary
+
+
+# --- plots -----------------------------------------------------------------------------------
+
+
+def _latent_plot(bundle: bundle_mod.Bundle, clip: Clip, folder: str, options: EvalOptions) -> str:
+    from vsa.tools import plots
+
+    model = bundle.build(options.device).eval()
+    codes = []
+    with torch.inference_mode():
+        for start in range(0, len(clip.frames), 16):
+            x = to_tensor(clip.frames[start : start + 16]).to(options.device)
+            codes.append(model.encode(x).flatten(1).cpu())
+    path = os.path.join(folder, "latents.png")
+    split = len(clip.train_frames) if clip.mode == "live" else None
+    plots.latent_pca(torch.cat(codes), path, f"{clip.name}: latent codes (PCA), coloured by time", split)
+    return os.path.relpath(path, os.path.dirname(os.path.dirname(folder)))
+
+
+def _plots(clip: Clip, result: ClipResult, folder: str) -> None:
+    from vsa.tools import plots
+
+    plots.rd_curves(result.points, os.path.join(folder, "rd.png"),
+                    f"{clip.name} ({clip.mode}, {len(clip.test_frames)} frames)")
+    # Per-frame PSNR: vsa's middle Pareto point, and each other method at the nearest rate.
+    front = result.summary["pareto"].get("vsa", [])
+    if not front:
+        return
+    target = front[len(front) // 2][0]
+    chosen = {}
+    for p in result.points:
+        best = chosen.get(p["method"])
+        if best is None or abs(math.log(p["kbps"] / target)) < abs(math.log(best["kbps"] / target)):
+            chosen[p["method"]] = p
+    series = {}
+    for method, p in chosen.items():
+        values = [row[5] for row in result.per_frame if row[3] == p["id"]]
+        series[f"{method} ({p['kbps']:.0f} kbps)"] = values
+    plots.per_frame(series, os.path.join(folder, "per_frame_psnr.png"),
+                    f"{clip.name} ({clip.mode}): per-frame PSNR near {target:.0f} kbps")
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+
+def load_clips(paths: list[str], options: EvalOptions) -> Iterator[Clip]:
+    for path in paths:
+        limit = QUICK_FRAMES if options.quick and options.limit is None else options.limit
+        frames, info, _ = read_video(path, size=options.size, limit=limit)
+        if len(frames) < 4:
+            raise ValueError(f"{path}: {len(frames)} frames; vsa eval needs at least 4")
+        for mode in options.modes:
+            yield Clip(clip_name(path), path, info.fps, frames, mode)
+
+
+def run(paths: list[str], out_dir: str, options: EvalOptions, progress: bool = True) -> dict:
+    """Evaluate every clip in every mode; write the results folder and return results.json's content."""
+    os.makedirs(out_dir, exist_ok=True)
+    start = time.perf_counter()
+    points, summaries, rows = [], [], []
+    for clip in load_clips(paths, options):
+        print(f"{clip.name}: mode {clip.mode}", file=sys.stderr)
+        result = evaluate_clip(clip, options, out_dir, progress)
+        points += result.points
+        summaries.append(result.summary)
+        rows += result.per_frame
+    with open(os.path.join(out_dir, "frames.csv"), "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["clip", "mode", "method", "point", "frame", "psnr", "psnr_y", "ssim", "ms_ssim"])
+        writer.writerows(rows)
+    results = {
+        "version": 1,
+        "options": {"size": list(options.size), "modes": list(options.modes), "minutes": options.minutes,
+                    "quick": options.quick, "iterations": options.iterations, "model": options.model},
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
+                    "device": options.device},
+        "elapsed_s": time.perf_counter() - start,
+        "points": points,
+        "summaries": summaries,
+    }
+    with open(os.path.join(out_dir, "results.json"), "w") as f:
+        json.dump(_finite(results), f, indent=1)
+    return results
+
+
+def _finite(value):
+    """JSON has no NaN or infinity: write null instead."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+# --- report ----------------------------------------------------------------------------------
+
+
+def _fmt(value: float | None, spec: str, missing: str = "n/a") -> str:
+    return missing if value is None else format(value, spec)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "never"
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def bd_table(results: dict) -> str:
+    """Markdown: BD-rate of vsa against every other method, one row per clip and mode."""
+    lines = []
+    methods = [m for m in ("x264-zerolatency", "x264-medium", "vp8", "vp9", "av1", "bicubic")
+               if any(m in s["bd_rate"] for s in results["summaries"])]
+    lines.append("BD-rate of vsa against each method (PSNR, Akima; negative = vsa needs fewer bits; "
+                 "n/a = the curves share under 0.2 dB of PSNR):\n")
+    lines.append("| clip | mode | frames | model KiB | " + " | ".join(methods) + " |")
+    lines.append("|---|---|---|---|" + "---|" * len(methods))
+    for s in results["summaries"]:
+        cells = [_fmt(s["bd_rate"].get(m), "+.0f") + ("%" if s["bd_rate"].get(m) is not None else "")
+                 for m in methods]
+        lines.append(f"| {s['clip']} | {s['mode']} | {s['frames']} | {s['model_bytes'] / 1024:.0f} | "
+                     + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def points_table(results: dict) -> str:
+    """Markdown: vsa's Pareto points, what the baselines reach at the same rate, and the break-even time."""
+    methods = {p["method"] for p in results["points"]}
+    lines = []
+    lines.append("vsa's Pareto points against the baselines at the same payload rate (PSNR dB, RGB; "
+                 "n/a = outside that codec's measured range), the rate with the model spread over 10 minutes, "
+                 f"and the stream length after which vsa's model has paid for itself against {PRIMARY_BASELINE}:\n")
+    base = [m for m in ("x264-zerolatency", "x264-medium", "vp8", "vp9", "av1", "bicubic") if m in methods]
+    lines.append("| clip | mode | vsa point | kbps | kbps incl. model (10 min) | vsa PSNR | "
+                 + " | ".join(base) + " | break-even |")
+    lines.append("|---|---|---|---|---|---|" + "---|" * len(base) + "---|")
+    by_id = {(p["clip"], p["mode"], p["method"], round(p["kbps"], 6)): p for p in results["points"]}
+    for s in results["summaries"]:
+        curves = {m: [(p["kbps"], p["psnr"]) for p in results["points"]
+                      if p["clip"] == s["clip"] and p["mode"] == s["mode"] and p["method"] == m] for m in base}
+        for entry in s["break_even"]:
+            p = by_id.get((s["clip"], s["mode"], "vsa", round(entry["vsa_kbps"], 6)))
+            if p is None:
+                continue
+            label = f"s{p['params']['scale']} k{p['params']['stride']} " + (
+                f"crf{p['params']['crf']}" if "crf" in p["params"] else f"{p['params']['codec']} q{p['params']['quality']}")
+            others = [_fmt(rd.quality_at_rate(curves[m], p["kbps"]), ".2f") for m in base]
+            lines.append(f"| {s['clip']} | {s['mode']} | {label} | {p['kbps']:.1f} | "
+                         f"{p['total_kbps']['10min']:.1f} | {p['psnr']:.2f} | " + " | ".join(others)
+                         + f" | {_duration(entry['seconds'])} |")
+    return "\n".join(lines)
+
+
+def report(results: dict) -> str:
+    """Both tables, for the README's results section."""
+    return bd_table(results) + "\n\n" + points_table(results)
+
+
+# --- command line ----------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from vsa.common.cliargs import positive_float, positive_int, size_arg
+    from vsa.common.device import DEVICE_CHOICES
+
+    p = argparse.ArgumentParser(
+        prog="vsa eval",
+        description="Rate-distortion evaluation: vsa's operating points (scale x stride x payload quality) against "
+        "x264 (zerolatency and medium), VP8, VP9, SVT-AV1 and bicubic upscaling, each a real encode and decode. "
+        "Writes results.json, frames.csv, rd.png, per-frame PSNR and latent PCA plots, and the counted streams.",
+    )
+    p.add_argument("videos", nargs="+", metavar="VIDEO", help="clips to evaluate")
+    p.add_argument("-o", "--output", default="results", help="output folder (default: results)")
+    p.add_argument("--size", type=size_arg, default=DEFAULT_SIZE, metavar="HxW",
+                   help="working size, multiples of 64 (default: 192x256)")
+    p.add_argument("--mode", choices=("seen", "live", "both"), default="both",
+                   help="seen: train and score on the whole clip; live: train on the first half, score the second; "
+                   "both (default)")
+    p.add_argument("--minutes", type=positive_float, default=DEFAULT_MINUTES,
+                   help=f"training budget per model (default: {DEFAULT_MINUTES:g}; {QUICK_MINUTES:g} with --quick)")
+    p.add_argument("--model", help="use this model bundle for every clip and mode instead of training")
+    p.add_argument("--reuse-models", action="store_true",
+                   help="reuse model.pt files a previous run left in the output folder")
+    p.add_argument("--quick", action="store_true",
+                   help=f"a small sweep on the first {QUICK_FRAMES} frames with a short training (for tests)")
+    p.add_argument("--limit", type=positive_int, help="use only the first N frames of each clip")
+    p.add_argument("--iterations", type=positive_int, default=2, help="reprojection passes (default: 2)")
+    p.add_argument("--baselines", default=",".join(BASELINES),
+                   help=f"comma-separated subset of {','.join(BASELINES)} (default: all)")
+    p.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="default: auto (cuda, mps, cpu)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--report", action="store_true", help="print markdown tables for the README at the end")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from vsa.common.device import pick_device
+
+    args = build_parser().parse_args(argv)
+    baselines = tuple(b for b in args.baselines.split(",") if b)
+    unknown = [b for b in baselines if b not in BASELINES]
+    if unknown:
+        raise ValueError(f"unknown baseline(s) {', '.join(unknown)}; choose from {', '.join(BASELINES)}")
+    for path in args.videos:
+        if not path.startswith("lavfi:") and not os.path.exists(path):
+            raise FileNotFoundError(f"video not found: {path}")
+    options = EvalOptions(
+        size=args.size, modes=MODES if args.mode == "both" else (args.mode,), minutes=args.minutes,
+        model=args.model, quick=args.quick, iterations=args.iterations, seed=args.seed, limit=args.limit,
+        reuse_models=args.reuse_models, device=str(pick_device(args.device)), baselines=baselines,
+    )
+    torch.manual_seed(args.seed)
+    results = run(args.videos, args.output, options)
+    print(f"wrote {os.path.join(args.output, 'results.json')} ({len(results['points'])} points) "
+          f"in {results['elapsed_s'] / 60:.1f} min")
+    print(report(results) if args.report else bd_table(results))
+    return 0
