@@ -3,8 +3,13 @@
 On disk a bundle is a plain torch checkpoint holding only dicts, strings,
 numbers and tensors::
 
-    {"format": "vsa-ae", "version": 1, "config": {...}, "state_dict": {...},
-     "meta": {...}, "train_state": {...} (optional, for --resume)}
+    {"format": "vsa-ae", "version": 1, "kind": "ae" | "inrv", "config": {...},
+     "state_dict": {...}, "meta": {...}, "train_state": {...} (optional, for --resume)}
+
+``kind`` says which network the weights are for: the autoencoder (``ae``, the
+default when absent) or the INR-V hypernetwork (``inrv``). An INR-V bundle
+also holds the learned clip codes (``codes.mu``) for the sender; they never
+go into the wire form, because codes travel as the stream's payload.
 
 It is loaded only with ``torch.load(weights_only=True)``, so a file that
 carries pickled code is refused, never executed.
@@ -30,6 +35,7 @@ import torch
 import zstandard
 from torch import nn
 
+from .inrv import INRV, INRVConfig
 from .model import AEConfig, Autoencoder
 
 FORMAT = "vsa-ae"
@@ -44,26 +50,50 @@ class BundleError(Exception):
     """A model file or wire blob that is missing, corrupt, foreign or unsafe."""
 
 
+# kind -> (config class, network class)
+KINDS: dict[str, tuple[type, type]] = {"ae": (AEConfig, Autoencoder), "inrv": (INRVConfig, INRV)}
+SENDER_ONLY_PREFIX = "codes."
+"""State entries the sender keeps and the wire form leaves out (INR-V's learned clip codes)."""
+
+
+def _kind_of(config: Any) -> str:
+    return "inrv" if isinstance(config, INRVConfig) else "ae"
+
+
 @dataclass
 class Bundle:
-    config: AEConfig
+    config: AEConfig | INRVConfig
     state_dict: dict[str, torch.Tensor]
     meta: dict[str, Any] = field(default_factory=dict)
     train_state: dict[str, Any] | None = None
 
-    def build(self, device: torch.device | str = "cpu") -> Autoencoder:
-        """The autoencoder with these weights, in eval mode on ``device``."""
-        model = Autoencoder(self.config)
+    @property
+    def kind(self) -> str:
+        return _kind_of(self.config)
+
+    def network_state(self) -> dict[str, torch.Tensor]:
+        """The weights of the network itself, without sender-only entries."""
+        return {k: v for k, v in self.state_dict.items() if not k.startswith(SENDER_ONLY_PREFIX)}
+
+    def build(self, device: torch.device | str = "cpu") -> Any:
+        """The network (Autoencoder or INRV) with these weights, in eval mode on ``device``."""
+        model = KINDS[self.kind][1](self.config)
         try:
-            model.load_state_dict(self.state_dict, strict=True)
+            model.load_state_dict(self.network_state(), strict=True)
         except RuntimeError as exc:
-            raise BundleError(f"weights do not fit a {self.config.preset} (k={self.config.k}) model: {exc}") from None
+            raise BundleError(f"weights do not fit a {self.config.preset} {self.kind} model: {exc}") from None
         return model.to(device).eval()
 
 
-def from_model(model: Autoencoder, meta: dict[str, Any] | None = None) -> Bundle:
+def from_model(model: Autoencoder | INRV, meta: dict[str, Any] | None = None,
+               extra: dict[str, torch.Tensor] | None = None) -> Bundle:
+    """A bundle of ``model``'s weights; ``extra`` adds sender-only tensors (names starting ``codes.``)."""
     state = {k: v.detach().to("cpu", torch.float32) if v.is_floating_point() else v.detach().cpu()
              for k, v in model.state_dict().items()}
+    for name, tensor in (extra or {}).items():
+        if not name.startswith(SENDER_ONLY_PREFIX):
+            raise ValueError(f"extra bundle entry {name!r} must start with {SENDER_ONLY_PREFIX!r}")
+        state[name] = tensor.detach().to("cpu", torch.float32)
     return Bundle(model.config, state, dict(meta or {}))
 
 
@@ -101,6 +131,7 @@ def save(bundle: Bundle, path: str) -> None:
     payload: dict[str, Any] = {
         "format": FORMAT,
         "version": VERSION,
+        "kind": bundle.kind,
         "config": bundle.config.to_dict(),
         "state_dict": bundle.state_dict,
         "meta": bundle.meta,
@@ -133,8 +164,11 @@ def load(path: str) -> Bundle:
         raise BundleError(f"{path} is a torch file but not a vsa model bundle (format {FORMAT!r} expected)")
     if data.get("version") != VERSION:
         raise BundleError(f"{path} has bundle version {data.get('version')!r}; this vsa reads version {VERSION}")
+    kind = data.get("kind", "ae")
+    if kind not in KINDS:
+        raise BundleError(f"{path} holds a {kind!r} model; this vsa knows {', '.join(KINDS)}")
     try:
-        config = AEConfig.from_dict(data.get("config") or {})
+        config = KINDS[kind][0].from_dict(data.get("config") or {})
     except ValueError as exc:
         raise BundleError(f"{path}: {exc}") from None
     state = data.get("state_dict")
@@ -154,7 +188,7 @@ def _output_axis(model: nn.Module) -> dict[str, int]:
     """Which axis of each weight holds output channels (1 for transposed convolutions)."""
     axes = {}
     for name, module in model.named_modules():
-        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
             axes[f"{name}.weight"] = 1 if isinstance(module, nn.ConvTranspose2d) else 0
     return axes
 
@@ -176,9 +210,9 @@ def _dequantise(q: bytes, scale: bytes, shape: list[int], axis: int) -> torch.Te
 
 def to_wire(bundle: Bundle) -> bytes:
     """Quantise and compress ``bundle`` for shipping."""
-    axes = _output_axis(Autoencoder(bundle.config))
+    axes = _output_axis(KINDS[bundle.kind][1](bundle.config))
     tensors = []
-    for name, t in bundle.state_dict.items():
+    for name, t in bundle.network_state().items():
         entry: dict[str, Any] = {"name": name, "shape": list(t.shape)}
         if name in axes:
             entry["kind"] = "int8"
@@ -196,7 +230,8 @@ def to_wire(bundle: Bundle) -> bytes:
         tensors.append(entry)
     meta = {k: v for k, v in bundle.meta.items() if isinstance(v, (str, int, float, bool, list))}
     body = msgpack.packb(
-        {"format": WIRE_FORMAT, "version": VERSION, "config": bundle.config.to_dict(), "meta": meta,
+        {"format": WIRE_FORMAT, "version": VERSION, "kind": bundle.kind, "config": bundle.config.to_dict(),
+         "meta": meta,
          "tensors": tensors},
         use_bin_type=True,
     )
@@ -221,9 +256,12 @@ def from_wire(wire: bytes, expected_sha256: bytes | None = None) -> Bundle:
         raise BundleError(f"model wire form is corrupt: {exc}") from None
     if not isinstance(data, dict) or data.get("format") != WIRE_FORMAT or data.get("version") != VERSION:
         raise BundleError("model wire form has an unknown format or version")
+    kind = data.get("kind", "ae")
+    if kind not in KINDS:
+        raise BundleError(f"model wire form holds an unknown kind of model {kind!r}")
     try:
-        config = AEConfig.from_dict(data["config"])
-        reference = Autoencoder(config).state_dict()
+        config = KINDS[kind][0].from_dict(data["config"])
+        reference = KINDS[kind][1](config).state_dict()
         state: dict[str, torch.Tensor] = {}
         for entry in data["tensors"]:
             name, shape, kind = entry["name"], entry["shape"], entry["kind"]

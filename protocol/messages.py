@@ -16,6 +16,7 @@ from typing import Any, Union
 
 import msgpack
 
+from .codes import CODE_FORMATS
 from .errors import ProtocolError
 
 VERSION = 1
@@ -33,7 +34,9 @@ MAX_TEXT = 256
 SHA256_BYTES = 32
 
 FRAME_CODECS = ("png", "webp", "h264")
-PAYLOAD_KINDS = ("ae",)
+PAYLOAD_KINDS = ("ae", "inrv")
+"""ae: low-res frames for the autoencoder (``codec`` is a FRAME_CODECS entry).
+inrv: one INR-V code per clip of ``stride`` frames (``codec`` is a CODE_FORMATS entry, ``scale`` is 1)."""
 
 
 @dataclass(frozen=True)
@@ -215,14 +218,17 @@ def _check_field(cls: type, name: str, value: Any) -> Any:
 
 def _check_semantics(msg: Message) -> None:
     if isinstance(msg, Hello):
-        if msg.width % 64 or msg.height % 64:
+        # The autoencoder's six stride-2 stages need multiples of 64; an INR-V renders any size.
+        if msg.payload == "ae" and (msg.width % 64 or msg.height % 64):
             raise ProtocolError(f"hello size {msg.height}x{msg.width} is not a multiple of 64")
         if msg.width % msg.scale or msg.height % msg.scale:
             raise ProtocolError(f"hello scale {msg.scale} does not divide size {msg.height}x{msg.width}")
-        if msg.codec not in FRAME_CODECS:
-            raise ProtocolError(f"hello.codec {msg.codec!r} is not one of {', '.join(FRAME_CODECS)}")
         if msg.payload not in PAYLOAD_KINDS:
             raise ProtocolError(f"hello.payload {msg.payload!r} is not one of {', '.join(PAYLOAD_KINDS)}")
+        codecs = FRAME_CODECS if msg.payload == "ae" else CODE_FORMATS
+        if msg.codec not in codecs:
+            raise ProtocolError(f"hello.codec {msg.codec!r} is not one of {', '.join(codecs)} "
+                                f"(payload {msg.payload})")
     elif isinstance(msg, ModelChunk):
         if msg.offset + len(msg.data) > msg.total:
             raise ProtocolError(

@@ -19,6 +19,7 @@ from vsa.common import bundle as bundle_mod
 from vsa.common.bundle import Bundle
 from vsa.common.framecodec import FrameDecoder
 from vsa.common.resample import to_tensor
+from vsa.protocol.errors import ProtocolError
 from vsa.protocol.messages import Hello, Message
 from vsa.protocol.session import FrameReceived, ModelReady, ReceiverSession, StreamEnded, StreamStarted
 
@@ -114,6 +115,9 @@ class StreamDecoder:
         return out
 
     def _start(self, hello: Hello) -> None:
+        if hello.payload != "ae":
+            raise ProtocolError(f"this decoder plays autoencoder streams; the stream carries {hello.payload!r} "
+                                "payloads (INR-V streams: `vsa decode`)")
         self.hello = hello
         if self.output_fps is None:
             self.output_fps = hello.fps
@@ -126,6 +130,8 @@ class StreamDecoder:
 
     def _load(self, bundle: Bundle) -> None:
         assert self.hello is not None
+        if bundle.kind != "ae":
+            raise bundle_mod.BundleError(f"the stream's model is a {bundle.kind} model, not an autoencoder")
         self.bundle = bundle
         model = bundle.build()
         self.reconstructor = Reconstructor(

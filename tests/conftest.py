@@ -56,3 +56,26 @@ def shared_video():
         return path
 
     return find
+
+
+@pytest.fixture(scope="session")
+def inrv_frames(clip_path: str) -> np.ndarray:
+    """The first 40 frames of the bundled clip at 64x64: three clips of 16, the last one short."""
+    frames, _, _ = read_video(clip_path, size=(64, 64), limit=40)
+    return frames
+
+
+@pytest.fixture(scope="session")
+def inrv_bundle(tmp_path_factory: pytest.TempPathFactory, inrv_frames: np.ndarray) -> tuple[str, bundle_mod.Bundle]:
+    """A small INR-V trained briefly on real frames, with its learned codes; saved to disk."""
+    from vsa.common.inrv import INRVConfig
+    from vsa.sender.train_inrv import INRVTrainer, INRVTrainOptions
+
+    config = INRVConfig(code_dim=16, width=32, hyper_width=48)
+    trainer = INRVTrainer(inrv_frames, config, INRVTrainOptions(steps=150, points=1024, progress=False), "cpu")
+    model, codes = trainer.run()
+    meta = {"source": "person_signing_webcam.mp4", "size": [64, 64], "fps": 30.0, "frames_used": len(inrv_frames)}
+    bundle = bundle_mod.from_model(model, meta, extra={"codes.mu": codes})
+    path = tmp_path_factory.mktemp("inrv") / "inrv.pt"
+    bundle_mod.save(bundle, str(path))
+    return str(path), bundle

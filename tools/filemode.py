@@ -20,7 +20,10 @@ from vsa.common.resample import to_tensor, to_uint8
 from vsa.common.video import VideoSource, VideoWriter, default_working_size, fit_frame, read_video
 from vsa.protocol.container import ContainerReader, file_header, record
 from vsa.protocol.errors import ProtocolError
+from vsa.protocol.messages import Hello
+from vsa.receiver.inrv_stream import CodeDecoder
 from vsa.receiver.stream import Kind, OutputFrame, StreamDecoder
+from vsa.sender.inrv_stream import CodeEncoder, CodeSettings
 from vsa.sender.stream import StreamEncoder, StreamSettings
 
 READ_CHUNK = 1 << 20
@@ -61,9 +64,18 @@ def encode_file(
     size: tuple[int, int] | None = None,
     limit: int | None = None,
     progress: bool = False,
+    codes: CodeSettings | None = None,
 ) -> EncodeReport:
-    """Encode ``video`` with the model at ``model_path`` into a `.vsa` file."""
+    """Encode ``video`` with the model at ``model_path`` into a `.vsa` file.
+
+    An INR-V model writes one code per clip (``codes`` says how they are
+    found); an autoencoder writes low-res frames as ``settings`` says.
+    """
     bundle = bundle_mod.load(model_path)
+    if bundle.kind == "inrv":
+        return _encode_codes(video, bundle, output, codes or CodeSettings(), limit, progress)
+    if codes is not None:
+        raise ValueError(f"{model_path} is an autoencoder; --payload inrv needs a model from `vsa train --kind inrv`")
     wire = bundle_mod.to_wire(bundle)
     if size is None:
         meta_size = bundle.meta.get("size")
@@ -104,6 +116,48 @@ def encode_file(
                         os.path.getsize(output))
 
 
+def _encode_codes(video: str, bundle: bundle_mod.Bundle, output: str, settings: CodeSettings,
+                  limit: int | None, progress: bool) -> EncodeReport:
+    tmp = f"{output}.tmp-{os.getpid()}"
+    with VideoSource(video) as source:
+        info = source.info
+        total = min(info.frame_count, limit or 1 << 62)
+        encoder = CodeEncoder(bundle, info.fps, settings, frame_count=total, source=info.name)
+        frames = source.frames(limit)
+        if progress:
+            from tqdm import tqdm
+
+            frames = tqdm(frames, total=total or None, desc=f"encoding ({settings.codes} codes)", unit="frame",
+                          mininterval=1.0)
+        count = 0
+        with open(tmp, "wb") as out:
+            out.write(file_header())
+            for msg in encoder.start():
+                out.write(record(msg))
+            for rgb in frames:
+                for msg in encoder.push(count, rgb):
+                    out.write(record(msg))
+                count += 1
+            if count == 0:
+                raise ValueError(f"{video!r} contains no frames")
+            for msg in encoder.finish():
+                out.write(record(msg))
+    os.replace(tmp, output)
+    return EncodeReport(count, encoder.codes_sent, info.fps, encoder.size, encoder.payload_bytes,
+                        len(encoder.model_wire), os.path.getsize(output))
+
+
+def make_decoder(hello: Hello | None, device: torch.device | str, iterations: int, back_project: str,
+                 with_baseline: bool, output_fps: float | None, size: tuple[int, int] | None = None):
+    """The decoder for the stream ``hello`` starts: INR-V codes or autoencoder frames."""
+    if hello is not None and hello.payload == "inrv":
+        return CodeDecoder(device=device, size=size, output_fps=output_fps)
+    if size is not None:
+        raise ValueError("--size applies to INR-V streams only: an autoencoder stream decodes at its own size")
+    return StreamDecoder(device=device, iterations=iterations, back_project=back_project,
+                         with_baseline=with_baseline, output_fps=output_fps)
+
+
 @dataclass
 class DecodeReport:
     frames: int = 0
@@ -142,14 +196,16 @@ class _Scorer:
         self.rows: list[tuple[int, str, float, float, float, float]] = []
 
     def add(self, index: int, kind: str, frame: torch.Tensor, baseline: torch.Tensor | None) -> None:
-        if self.reference is None or index >= len(self.reference) or baseline is None:
+        if self.reference is None or index >= len(self.reference):
             return
         ref = to_tensor(self.reference[index])
-        ours, base = frame[None].clamp(0, 1), baseline[None].clamp(0, 1)
         # Score what the user gets: frames rounded to 8 bits, as written.
-        ours, base = ours.mul(255).round().div(255), base.mul(255).round().div(255)
-        self.rows.append((index, kind, float(psnr(ours, ref)), float(ssim(ours, ref)),
-                          float(psnr(base, ref)), float(ssim(base, ref))))
+        ours = frame[None].clamp(0, 1).mul(255).round().div(255)
+        row = [index, kind, float(psnr(ours, ref)), float(ssim(ours, ref)), float("nan"), float("nan")]
+        if baseline is not None:  # INR-V streams have no low-res frames to upscale
+            base = baseline[None].clamp(0, 1).mul(255).round().div(255)
+            row[4:] = float(psnr(base, ref)), float(ssim(base, ref))
+        self.rows.append(tuple(row))
 
     def summary(self) -> dict:
         out = {}
@@ -162,9 +218,10 @@ class _Scorer:
                 "frames": n,
                 "vsa_psnr": mean_psnr(torch.tensor([r[2] for r in rows])),
                 "vsa_ssim": sum(r[3] for r in rows) / n,
-                "bicubic_psnr": mean_psnr(torch.tensor([r[4] for r in rows])),
-                "bicubic_ssim": sum(r[5] for r in rows) / n,
             }
+            if all(r[4] == r[4] for r in rows):  # not NaN: a bicubic baseline exists
+                out[name]["bicubic_psnr"] = mean_psnr(torch.tensor([r[4] for r in rows]))
+                out[name]["bicubic_ssim"] = sum(r[5] for r in rows) / n
         return out
 
 
@@ -179,17 +236,18 @@ def decode_file(
     frame_range: tuple[int, int] | None = None,
     progress: bool = False,
     on_frame: Callable[[OutputFrame], None] | None = None,
+    size: tuple[int, int] | None = None,
 ) -> DecodeReport:
     """Decode a `.vsa` file, writing what is intact even if the file is damaged.
 
     ``frame_range`` = (first, end) restricts the metrics to those source frames.
     ``on_frame`` sees every output frame (the demo uses it for its side-by-side video).
-    Returns a report whose ``error`` names the damage, if any.
+    ``size`` renders an INR-V stream at another size. Returns a report whose
+    ``error`` names the damage, if any.
     """
     if not os.path.exists(path):
         raise FileNotFoundError(f".vsa file not found: {path}")
-    decoder = StreamDecoder(device=device, iterations=iterations, back_project=back_project,
-                            with_baseline=reference is not None, output_fps=output_fps)
+    decoder = None
     reader = ContainerReader()
     report = DecodeReport(file_bytes=os.path.getsize(path))
     writer: VideoWriter | None = None
@@ -200,7 +258,8 @@ def decode_file(
         nonlocal writer
         for out in frames:
             if writer is None and output is not None:
-                writer = VideoWriter(output, decoder.hello.width, decoder.hello.height, decoder.output_fps)
+                height, width = out.frame.shape[-2:]
+                writer = VideoWriter(output, width, height, decoder.output_fps)
             if writer is not None:
                 writer.write(to_uint8(out.frame[None])[0])
             if frame_range is None or frame_range[0] <= out.index < frame_range[1]:
@@ -218,12 +277,15 @@ def decode_file(
                 if chunk:
                     reader.feed(chunk)
                 while (msg := reader.next_message()) is not None:
+                    if decoder is None:
+                        decoder = make_decoder(msg if isinstance(msg, Hello) else None, device, iterations,
+                                               back_project, reference is not None, output_fps, size)
                     first = decoder.hello is None
                     consume(decoder.feed(msg))
                     if first and decoder.hello is not None:
                         h = decoder.hello
                         if reference is not None:
-                            ref, _, _ = read_video(reference, size=(h.height, h.width),
+                            ref, _, _ = read_video(reference, size=getattr(decoder, "size", None) or (h.height, h.width),
                                                    limit=h.frame_count or None)
                             scorer = _Scorer(ref)
                         if progress:
@@ -233,23 +295,26 @@ def decode_file(
                 if not chunk:
                     break
             reader.close()
+            if decoder is None:
+                raise ProtocolError("file holds no messages")
             if not decoder.ended:
                 raise ProtocolError("stream ends without a bye message (file truncated?)")
     except (ProtocolError, bundle_mod.BundleError) as exc:
         report.error = str(exc)
-        consume(decoder.finish(fill=False))
+        if decoder is not None:
+            consume(decoder.finish(fill=False))
     finally:
         if bar is not None:
             bar.close()
         if writer is not None:
             writer.close()
-    if decoder.hello is None:
+    if decoder is None or decoder.hello is None:
         report.error = report.error or "file holds no stream header"
         return report
     h = decoder.hello
     report.counts = {k.value: n for k, n in decoder.counts.items()}
     report.fps, report.output_fps = h.fps, decoder.output_fps
-    report.size = (h.height, h.width)
+    report.size = tuple(getattr(decoder, "size", None) or (h.height, h.width))
     report.payload_bytes = decoder.payload_bytes
     report.model_bytes = h.model_size
     report.source_frames = h.frame_count or round(report.frames * h.fps / decoder.output_fps)

@@ -1,0 +1,122 @@
+"""The receiver's INR-V pipeline: one code per clip in, frames at any size and frame rate out.
+
+`CodeDecoder` has the interface of `StreamDecoder`, so file mode (and any
+transport) drives either one the same way. Each code is rendered by the
+hypernetwork's implicit network at the size and frame rate the receiver
+chooses; an output frame between source frames is a real sample of the
+continuous clip, not a blend.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from vsa.common import bundle as bundle_mod
+from vsa.common.bundle import Bundle
+from vsa.common.inrv import clip_time
+from vsa.protocol.codes import unpack_code
+from vsa.protocol.errors import ProtocolError
+from vsa.protocol.messages import Hello, Message
+from vsa.protocol.session import FrameReceived, ModelReady, ReceiverSession, StreamEnded, StreamStarted
+
+from .stream import Kind, OutputFrame
+
+
+class CodeDecoder:
+    """Renders an INR-V stream. ``size`` (H, W) defaults to the sender's; ``output_fps`` to the source's."""
+
+    def __init__(self, device: torch.device | str = "cpu", size: tuple[int, int] | None = None,
+                 output_fps: float | None = None,
+                 model_lookup: Callable[[bytes], Bundle | None] | None = None) -> None:
+        self.session = ReceiverSession(ordered=True)
+        self.device = device
+        self.size = size
+        self.output_fps = output_fps
+        self.model_lookup = model_lookup
+        self.hello: Hello | None = None
+        self.model = None
+        self.ended = False
+        self.payload_bytes = 0
+        self.counts = {kind: 0 for kind in Kind}
+        self._next_index = 0
+        self._ratio = 1.0
+        self._last: OutputFrame | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.model is not None
+
+    def feed(self, msg: Message) -> list[OutputFrame]:
+        out: list[OutputFrame] = []
+        for event in self.session.receive(msg):
+            if isinstance(event, StreamStarted):
+                self._start(event.hello)
+            elif isinstance(event, ModelReady):
+                self._load(bundle_mod.from_wire(event.wire, self.session.hello.model_sha256))
+            elif isinstance(event, FrameReceived):
+                out += self._clip(event.frame)
+            elif isinstance(event, StreamEnded):
+                out += self.finish()
+        return out
+
+    def _start(self, hello: Hello) -> None:
+        if hello.payload != "inrv":
+            raise ProtocolError(f"stream carries {hello.payload!r} payloads, not INR-V codes")
+        self.hello = hello
+        if self.size is None:
+            self.size = (hello.height, hello.width)
+        if self.output_fps is None:
+            self.output_fps = hello.fps
+        self._ratio = hello.fps / self.output_fps
+        cached = self.model_lookup(hello.model_sha256) if self.model_lookup else None
+        if cached is not None:
+            self.session.model_cached()
+            self._load(cached)
+
+    def _load(self, bundle: Bundle) -> None:
+        if bundle.kind != "inrv":
+            raise bundle_mod.BundleError("the stream's model is not an INR-V model")
+        if bundle.config.clip_frames != self.hello.stride:
+            raise ProtocolError(f"hello says {self.hello.stride} frames per code, the model renders "
+                                f"{bundle.config.clip_frames}")
+        self.model = bundle.build(self.device)
+
+    @torch.no_grad()
+    def _clip(self, frame) -> list[OutputFrame]:
+        assert self.hello is not None and self.model is not None and self.size is not None
+        self.payload_bytes += len(frame.payload)
+        code = torch.tensor(unpack_code(frame.payload, self.hello.codec, self.model.config.code_dim))
+        clip_frames = self.hello.stride
+        end = frame.pts + clip_frames
+        if self.hello.frame_count:
+            end = min(end, self.hello.frame_count)
+        # Output frames whose source position falls inside this clip.
+        targets = []
+        while frame.pts - 1e-9 <= self._next_index * self._ratio < end - 1e-9:
+            targets.append((self._next_index, self._next_index * self._ratio))
+            self._next_index += 1
+        if not targets:
+            return []
+        times = torch.tensor([clip_time(pos - frame.pts, clip_frames) for _, pos in targets])
+        rendered = self.model.render(code[None].to(self.device), *self.size, times)[0].clamp(0, 1).cpu()
+        out = []
+        for (index, pos), image in zip(targets, rendered):
+            kind = Kind.SENT if abs(pos - round(pos)) < 1e-9 else Kind.INTERPOLATED
+            self.counts[kind] += 1
+            out.append(OutputFrame(index, pos, image, kind))
+        self._last = out[-1]
+        return out
+
+    def finish(self, fill: bool = True) -> list[OutputFrame]:
+        if self.ended:
+            return []
+        self.ended = True
+        out = []
+        total = self.hello.frame_count if self.hello is not None and fill else 0
+        while self._last is not None and self._next_index * self._ratio <= total - 1 + 1e-9:
+            self.counts[Kind.HELD] += 1
+            out.append(OutputFrame(self._next_index, self._next_index * self._ratio, self._last.frame, Kind.HELD))
+            self._next_index += 1
+        return out

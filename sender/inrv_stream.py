@@ -1,0 +1,118 @@
+"""The sender's INR-V pipeline: full-size frames in, one code message per clip out.
+
+Frames are gathered into clips of the model's T frames. Each clip's code is
+either the one learned for it in training (``codes="seen"``: the video being
+sent is the one the model was trained on) or found by inversion
+(``codes="invert"``: Adam on the code alone, warm-started from the previous
+clip's code, for video the model has not seen). Codes are quantised to the
+stream's code format (`vsa.protocol.codes`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from vsa.common.bundle import Bundle, sha256, to_wire
+from vsa.common.video import fit_frame
+from vsa.protocol.codes import CODE_FORMATS, pack_code
+from vsa.protocol.messages import Bye, Frame, Hello, Message
+from vsa.protocol.session import SenderSession
+
+from .train_inrv import invert
+
+CODE_SOURCES = ("seen", "invert")
+DEFAULT_INVERT_STEPS = 200
+
+
+@dataclass(frozen=True)
+class CodeSettings:
+    codes: str = "seen"
+    code_format: str = "f16"
+    invert_steps: int = DEFAULT_INVERT_STEPS
+
+    def __post_init__(self) -> None:
+        if self.codes not in CODE_SOURCES:
+            raise ValueError(f"codes must be one of {', '.join(CODE_SOURCES)}, got {self.codes!r}")
+        if self.code_format not in CODE_FORMATS:
+            raise ValueError(f"code format must be one of {', '.join(CODE_FORMATS)}, got {self.code_format!r}")
+        if self.invert_steps < 1:
+            raise ValueError(f"invert steps must be at least 1, got {self.invert_steps}")
+
+
+class CodeEncoder:
+    """Turns frames into the messages of an INR-V stream (same protocol as the autoencoder's)."""
+
+    def __init__(self, bundle: Bundle, fps: float, settings: CodeSettings, frame_count: int = 0,
+                 source: str = "") -> None:
+        if bundle.kind != "inrv":
+            raise ValueError("this model is an autoencoder, not INR-V: train one with `vsa train --kind inrv`")
+        self.bundle, self.settings = bundle, settings
+        self.model = bundle.build()
+        self.config = bundle.config
+        size = bundle.meta.get("size")
+        if not (isinstance(size, (list, tuple)) and len(size) == 2):
+            raise ValueError("the INR-V bundle does not record its training size")
+        self.size = (int(size[0]), int(size[1]))
+        self.learned = bundle.state_dict.get("codes.mu")
+        if settings.codes == "seen":
+            if self.learned is None:
+                raise ValueError("the bundle holds no learned codes; use --codes invert")
+            trained = bundle.meta.get("frames_used")
+            if frame_count and trained and frame_count > trained:
+                raise ValueError(f"--codes seen: the model learned codes for {trained} frames, this video has "
+                                 f"{frame_count}; use --codes invert for frames it has not seen")
+        self.model_wire = to_wire(bundle)
+        self.frame_count = frame_count
+        hello = Hello(width=self.size[1], height=self.size[0], fps=float(fps), scale=1,
+                      stride=self.config.clip_frames, codec=settings.code_format,
+                      model_sha256=sha256(self.model_wire), model_size=len(self.model_wire), payload="inrv",
+                      frame_count=frame_count, source=source[:256])
+        self.session = SenderSession(hello)
+        self._clip: list[np.ndarray] = []
+        self._clip_start = 0
+        self._previous: torch.Tensor | None = None
+        self.codes_sent = 0
+        self.payload_bytes = 0
+        self.inversion_losses: list[list[float]] = []
+
+    @property
+    def hello(self) -> Hello:
+        return self.session.hello
+
+    def start(self, chunk_size: int = 64 * 1024) -> list[Message]:
+        return [self.session.start(), *self.session.model_chunks(self.model_wire, chunk_size)]
+
+    def push(self, pts: int, rgb: np.ndarray, last: bool = False) -> list[Frame]:
+        """Offer source frame ``pts`` (any size: it is fitted to the model's); returns a code message per full clip."""
+        if not self._clip:
+            self._clip_start = pts
+        self._clip.append(fit_frame(rgb, *self.size))
+        if len(self._clip) == self.config.clip_frames or last:
+            return [self._flush()]
+        return []
+
+    def finish(self, reason: str = "end of stream") -> list[Message]:
+        out: list[Message] = [self._flush()] if self._clip else []
+        bye: Bye = self.session.bye(reason)
+        return out + [bye]
+
+    def _flush(self) -> Frame:
+        clip = torch.from_numpy(np.stack(self._clip)).float().div_(255)
+        index = self._clip_start // self.config.clip_frames
+        if self.settings.codes == "seen":
+            if self.learned is None or index >= len(self.learned):
+                raise ValueError(f"clip {index} has no learned code; use --codes invert")
+            code = self.learned[index]
+        else:
+            code, losses = invert(self.model, clip, self.settings.invert_steps, init=self._previous,
+                                  seed=index)
+            self.inversion_losses.append(losses)
+        self._previous = code
+        payload = pack_code(code.tolist(), self.settings.code_format)
+        self._clip = []
+        self.codes_sent += 1
+        self.payload_bytes += len(payload)
+        return self.session.frame(self._clip_start, True, payload)
