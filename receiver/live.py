@@ -205,6 +205,12 @@ class LiveSession:
             data = await self._control_q.get()
             try:
                 msg = decode_message(data)
+                if isinstance(msg, Hello) and msg.payload != "ae":
+                    self.report.error = (f"the sender streams {msg.payload!r} payloads; vrecv plays autoencoder "
+                                         "streams (INR-V codes work in file mode: vsa decode)")
+                    log.error("%s", self.report.error)
+                    self._done.set()
+                    return
                 if isinstance(msg, (Hello, ModelChunk)):
                     await loop.run_in_executor(self._worker, self.decoder.feed, msg)
                     if isinstance(msg, Hello):

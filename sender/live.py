@@ -155,6 +155,9 @@ class LiveSender:
     def __init__(self, model_path: str, source: str, options: SenderOptions) -> None:
         self.options = options
         self.bundle = bundle_mod.load(model_path)
+        if self.bundle.kind != "ae":
+            raise bundle_mod.BundleError(f"{model_path} is an INR-V model; vsend streams autoencoder models "
+                                         "(INR-V codes work in file mode: vsa encode --payload inrv)")
         self.wire = bundle_mod.to_wire(self.bundle)
         self.source = source
         self.report = SenderReport()
