@@ -74,6 +74,8 @@ class EvalOptions:
     reuse_models: bool = False
     device: str = "cpu"
     baselines: tuple[str, ...] = tuple(BASELINES)
+    inrv_minutes: float = 0.0
+    """Train an INR-V model per clip and mode for this long and add its points (0: leave INR-V out)."""
 
 
 def vsa_grid(quick: bool) -> list[StreamSettings]:
@@ -207,6 +209,51 @@ def _vsa_point(clip: Clip, wire: bytes, settings: StreamSettings, options: EvalO
     return ours, bicubic, counted, encode_s, decode_s
 
 
+def _inrv_points(clip: Clip, options: EvalOptions, folder: str) -> list[tuple[str, np.ndarray, bytes, float, float]]:
+    """INR-V at the eval size: one code per clip of 16 frames, in f16 and i8.
+
+    Seen mode sends the codes learned in training; live mode inverts each
+    clip of the unseen half, warm-started from the previous one. Returns
+    (code format, decoded frames, counted bytes, encode s, decode s) per format.
+    """
+    from vsa.receiver.inrv_stream import CodeDecoder
+    from vsa.sender.inrv_stream import CodeEncoder, CodeSettings
+    from vsa.sender.train_inrv import INRVTrainer, INRVTrainOptions
+    from vsa.common.inrv import INRVConfig
+
+    path = os.path.join(folder, "inrv.pt")
+    if options.reuse_models and os.path.exists(path):
+        bundle = bundle_mod.load(path)
+    else:
+        print(f"  training INR-V on {len(clip.train_frames)} frames for {options.inrv_minutes:g} min", file=sys.stderr)
+        trainer = INRVTrainer(clip.train_frames, INRVConfig(),
+                              INRVTrainOptions(minutes=options.inrv_minutes, seed=options.seed), options.device)
+        model, codes = trainer.run()
+        meta = {"source": clip.name, "size": list(options.size), "fps": clip.fps,
+                "frames_used": len(clip.train_frames), "eval_mode": clip.mode}
+        bundle = bundle_mod.from_model(model, meta, extra={"codes.mu": codes})
+        bundle_mod.save(bundle, path)
+    out = []
+    frames = clip.test_frames
+    for fmt in ("f16", "i8"):
+        settings = CodeSettings(codes="seen" if clip.mode == "seen" else "invert", code_format=fmt)
+        encoder = CodeEncoder(bundle, clip.fps, settings, frame_count=len(frames), source=clip.name)
+        start = time.perf_counter()
+        messages = encoder.start()
+        for i, rgb in enumerate(frames):
+            messages += encoder.push(i, rgb)
+        messages += encoder.finish()
+        encode_s = time.perf_counter() - start
+        decoder = CodeDecoder(device=options.device, size=options.size)
+        start = time.perf_counter()
+        outputs = [o for m in messages for o in decoder.feed(m)]
+        decode_s = time.perf_counter() - start
+        decoded = to_uint8(torch.stack([o.frame for o in outputs]))
+        counted = b"".join(record(m) for m in messages if isinstance(m, Frame))
+        out.append((fmt, decoded, counted, encode_s, decode_s))
+    return out
+
+
 def _jobs(options: EvalOptions) -> list[StreamSettings]:
     h, w = options.size
     return [s for s in vsa_grid(options.quick) if h % s.scale == 0 and w % s.scale == 0
@@ -267,12 +314,15 @@ def evaluate_clip(clip: Clip, options: EvalOptions, out_dir: str, progress: bool
         vsa_rates.append(add("vsa", params, ours, counted, enc_s, dec_s, model_bytes=len(wire))["kbps"])
         # Bicubic decodes the very same stream; its time is the receiver's minus reprojection, not measured.
         add("bicubic", params, bicubic, counted, enc_s, 0.0)
-    bar.total = len(grid) * 2 + len(options.baselines) * (3 if options.quick else 6)
+    bar.total = len(grid) * 2 + len(options.baselines) * (3 if options.quick else 6) + (2 if options.inrv_minutes else 0)
     for name in options.baselines:
         for target in baseline_rates(vsa_rates, options.quick):
             coded = run_baseline(name, reference, clip.fps, target)
             add(name, {"target_kbps": round(target, 1)}, coded.frames, b"".join(coded.packets),
                 coded.encode_s, coded.decode_s)
+    if options.inrv_minutes:
+        for fmt, decoded, counted, enc_s, dec_s in _inrv_points(clip, options, folder):
+            add("inrv", {"code": fmt}, decoded, counted, enc_s, dec_s)
     bar.close()
     result.summary = summarise(clip, result.points, len(wire))
     result.summary["latents"] = _latent_plot(bundle, clip, folder, options)
@@ -418,7 +468,7 @@ def _duration(seconds: float | None) -> str:
 def bd_table(results: dict) -> str:
     """Markdown: BD-rate of vsa against every other method, one row per clip and mode."""
     lines = []
-    methods = [m for m in ("x264-zerolatency", "x264-medium", "vp8", "vp9", "av1", "bicubic")
+    methods = [m for m in ("x264-zerolatency", "x264-medium", "vp8", "vp9", "av1", "bicubic", "inrv")
                if any(m in s["bd_rate"] for s in results["summaries"])]
     lines.append("BD-rate of vsa against each method (PSNR, Akima; negative = vsa needs fewer bits; "
                  "n/a = the curves share under 0.2 dB of PSNR):\n")
@@ -494,6 +544,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"a small sweep on the first {QUICK_FRAMES} frames with a short training (for tests)")
     p.add_argument("--limit", type=positive_int, help="use only the first N frames of each clip")
     p.add_argument("--iterations", type=positive_int, default=2, help="reprojection passes (default: 2)")
+    p.add_argument("--inrv-minutes", type=positive_float, default=None, metavar="M",
+                   help="also train an INR-V model per clip and mode for M minutes and add its points "
+                   "(codes in f16 and i8; seen: learned codes, live: inverted) (default: off)")
     p.add_argument("--baselines", default=",".join(BASELINES),
                    help=f"comma-separated subset of {','.join(BASELINES)} (default: all)")
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="default: auto (cuda, mps, cpu)")
@@ -517,6 +570,7 @@ def main(argv: list[str] | None = None) -> int:
         size=args.size, modes=MODES if args.mode == "both" else (args.mode,), minutes=args.minutes,
         model=args.model, quick=args.quick, iterations=args.iterations, seed=args.seed, limit=args.limit,
         reuse_models=args.reuse_models, device=str(pick_device(args.device)), baselines=baselines,
+        inrv_minutes=args.inrv_minutes or 0.0,
     )
     torch.manual_seed(args.seed)
     results = run(args.videos, args.output, options)

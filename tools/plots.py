@@ -19,6 +19,7 @@ _STYLE = {
     "vp8": dict(color="tab:green", marker="^"),
     "vp9": dict(color="tab:olive", marker="v"),
     "av1": dict(color="tab:purple", marker="D"),
+    "inrv": dict(color="tab:orange", marker="*", ms=10),
 }
 
 

@@ -88,13 +88,19 @@ def test_report_tables_cover_each_clip_and_mode(quick_results):
     assert "x264-zerolatency" in text and "vp8" in text
 
 
-def test_eval_trains_its_own_model_when_none_is_given(tmp_path, clip_path):
+def test_eval_trains_its_own_models_when_none_is_given_and_adds_inrv(tmp_path, clip_path):
     code = vsa_main(["eval", clip_path, "-o", str(tmp_path), "--quick", "--size", "128x192", "--limit", "8",
-                     "--minutes", "0.05", "--mode", "seen", "--baselines", "x264-zerolatency", "--device", "cpu"])
+                     "--minutes", "0.05", "--inrv-minutes", "0.05", "--mode", "seen",
+                     "--baselines", "x264-zerolatency", "--device", "cpu"])
     assert code == 0
     assert (tmp_path / "person_signing_webcam" / "seen" / "model.pt").exists()
+    assert (tmp_path / "person_signing_webcam" / "seen" / "inrv.pt").exists()
     results = json.loads((tmp_path / "results.json").read_text())
-    assert {p["method"] for p in results["points"]} == {"vsa", "bicubic", "x264-zerolatency"}
+    assert {p["method"] for p in results["points"]} == {"vsa", "bicubic", "x264-zerolatency", "inrv"}
+    inrv = sorted((p for p in results["points"] if p["method"] == "inrv"), key=lambda p: p["bytes"])
+    assert [p["params"]["code"] for p in inrv] == ["i8", "f16"]
+    # One code for the 8 frames: 64 values in i8 (plus a scale) or f16, plus the frame message framing.
+    assert inrv[0]["bytes"] <= 64 + 4 + 70 and inrv[1]["bytes"] <= 2 * 64 + 70
 
 
 def test_eval_refuses_bad_input_clearly(tmp_path, capsys):
