@@ -3,7 +3,7 @@ import hashlib
 import pytest
 
 from vsa.protocol.errors import ProtocolError
-from vsa.protocol.messages import Bye, Frame, Hello, ModelChunk
+from vsa.protocol.messages import Frame, Hello, ModelChunk
 from vsa.protocol.session import (
     FrameReceived, ModelProgress, ModelReady, ReceiverSession, SenderSession, State, StreamEnded, StreamStarted,
 )
