@@ -42,6 +42,9 @@ from .jitter import JitterBuffer, Lost
 from .playout import Playout
 from .stream import Kind, OutputFrame, StreamDecoder
 
+WARMUP_FRAMES = 3
+"""Sent frames the pass control ignores at the start of a session."""
+
 log = logging.getLogger("vsa.recv")
 
 
@@ -137,6 +140,7 @@ class LiveSession:
         self._backlog = 0  # work items submitted and not finished
         self._frames_queued = 0  # of which frames: what the worker is behind by
         self._good_streak = 0
+        self._frames_timed = 0  # sent frames the worker has finished: the first ones include warm-up
         self._control_q: asyncio.Queue[bytes] = asyncio.Queue(maxsize=4096)
         self._to_show: list[tuple[float, OutputFrame]] = []
         self._new_frames = asyncio.Event()
@@ -347,20 +351,26 @@ class LiveSession:
     def _adapt(self, elapsed: float) -> None:
         """Fewer passes when a sent frame takes longer than the time until the next one.
 
-        A pass is added back only when the last 30 frames show that one more would
-        still fit in 80% of the budget (the cost per pass is about elapsed / passes).
+        A pass is added back only when 30 frames in a row show that one more
+        (its cost measured by the reconstructor, not guessed from the total, which
+        also holds decoding and the mp4 writer) would still fit in 80% of the
+        budget. The first frames are not judged: they pay for allocator and
+        kernel warm-up, and used to make every session drop a pass for good.
         """
         hello = self.decoder.hello
-        if not self.options.adaptive or hello is None:
+        self._frames_timed += 1
+        if not self.options.adaptive or hello is None or self._frames_timed <= WARMUP_FRAMES:
             return
         budget = hello.stride / hello.fps
         n = self.decoder.iterations
+        reconstructor = self.decoder.reconstructor
+        one_more = elapsed + (reconstructor.pass_seconds if reconstructor is not None else elapsed / n)
         if (elapsed > 0.9 * budget or self._frames_queued > 2) and n > 1:
             self.decoder.iterations = n - 1
             self._good_streak = 0
             log.info("falling behind (%.0f ms for %.0f ms): %d reprojection passes", elapsed * 1e3,
                      budget * 1e3, n - 1)
-        elif n < self.options.iterations and elapsed * (n + 1) / n < 0.8 * budget and self._frames_queued <= 1:
+        elif n < self.options.iterations and one_more < 0.8 * budget and self._frames_queued <= 1:
             self._good_streak += 1
             if self._good_streak >= 30:
                 self.decoder.iterations = n + 1

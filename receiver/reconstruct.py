@@ -21,6 +21,8 @@ latent codes (eq. 8) of their two sent neighbours.
 
 from __future__ import annotations
 
+import time
+
 import copy
 from dataclasses import dataclass
 
@@ -85,6 +87,8 @@ class Reconstructor:
         # channels_last is markedly faster for these convolutions on CPU, and
         # folding BatchNorm into the convolutions saves a pass over every activation.
         self.model = fuse_batchnorm(model).to(self.device).to(memory_format=torch.channels_last)
+        self.pass_seconds = 0.0
+        """Wall time of one reprojection pass in the last call, per frame: what one more pass would cost."""
 
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         # Images stay NCHW: resampling is 2x slower in channels_last on CPU.
@@ -100,9 +104,13 @@ class Reconstructor:
         low = self._prepare(lowres)
         x = upscale(low, self.size)
         z = None
+        start = time.perf_counter()
         for _ in range(n):
             z = self.model.encode(x.contiguous(memory_format=torch.channels_last))
             x = self._decode(z).clamp_(0.0, 1.0)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)  # kernels run asynchronously; time them, not their launch
+        self.pass_seconds = (time.perf_counter() - start) / (n * len(low))
         if self.back_project != "never":
             correction, agreement = back_projection(x, low)
             if self.back_project == "auto":
