@@ -42,8 +42,8 @@ from .jitter import JitterBuffer, Lost
 from .playout import Playout
 from .stream import Kind, OutputFrame, StreamDecoder
 
-WARMUP_FRAMES = 3
-"""Sent frames the pass control ignores at the start of a session."""
+WARMUP_FRAMES = 0
+"""Sent frames the pass control ignores at the start of a session (the model is also warmed up before `ready`)."""
 
 log = logging.getLogger("vsa.recv")
 
@@ -256,6 +256,10 @@ class LiveSession:
             h = self.decoder.hello
             self.writer = VideoWriter(self.options.output, h.width, h.height, self.decoder.output_fps,
                                       preset="veryfast")
+        h = self.decoder.hello
+        if self.decoder.reconstructor is not None:
+            await loop.run_in_executor(self._worker, self.decoder.reconstructor.warm_up,
+                                       (h.height // h.scale, h.width // h.scale))
         log.info("model loaded; ready for frames")
         self._send(Ready())
 

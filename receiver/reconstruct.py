@@ -119,6 +119,18 @@ class Reconstructor:
         assert z is not None
         return Reprojected(x, z)
 
+    def warm_up(self, lowres_size: tuple[int, int]) -> None:
+        """Run every kernel once on a blank frame, so the first real frame is not the one paying for it.
+
+        Allocator growth, oneDNN primitive creation (and CUDA context set-up)
+        make a first call several times slower than the rest; a live
+        receiver would otherwise fall behind, or misjudge its budget, on it.
+        """
+        blank = torch.zeros(1, 3, *lowres_size)
+        self.reproject(blank)
+        z = self.reproject(blank).latents
+        self.interpolate(z, z, [0.5])
+
     @torch.inference_mode()
     def interpolate(self, z0: torch.Tensor, z1: torch.Tensor, alphas: list[float]) -> torch.Tensor:
         """Decode g((1 - a) z0 + a z1) for each a; z0 and z1 are single codes (1, C, h, w)."""
