@@ -40,6 +40,16 @@ MAX_NOISE = 0.02
 TIMING_STEPS = 10  # steps used to turn a time budget into a step count
 
 
+def check_budget(steps: int | None, minutes: float | None) -> None:
+    """A training budget is exactly one of a positive step count or a positive number of minutes."""
+    if (steps is None) == (minutes is None):
+        raise ValueError("give exactly one of a step budget or a time budget")
+    if steps is not None and steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
+    if minutes is not None and minutes <= 0:
+        raise ValueError(f"minutes must be positive, got {minutes}")
+
+
 @dataclass
 class TrainOptions:
     steps: int | None = None
@@ -56,12 +66,7 @@ class TrainOptions:
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
             raise ValueError(f"unknown objective {self.objective!r}; choose one of {', '.join(OBJECTIVES)}")
-        if (self.steps is None) == (self.minutes is None):
-            raise ValueError("give exactly one of a step budget or a time budget")
-        if self.steps is not None and self.steps < 1:
-            raise ValueError(f"steps must be at least 1, got {self.steps}")
-        if self.minutes is not None and self.minutes <= 0:
-            raise ValueError(f"minutes must be positive, got {self.minutes}")
+        check_budget(self.steps, self.minutes)
 
 
 def degrade(clean: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, list[torch.Tensor]]:

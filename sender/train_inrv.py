@@ -31,6 +31,8 @@ import torch
 
 from vsa.common.inrv import INRV, INRVConfig, clip_spans, grid
 
+from .train import check_budget
+
 LEARNING_RATE = 1e-3
 CODE_LEARNING_RATE = 1e-2
 INVERSION_LR = 1e-2
@@ -52,12 +54,7 @@ class INRVTrainOptions:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if (self.steps is None) == (self.minutes is None):
-            raise ValueError("give exactly one of a step budget or a time budget")
-        if self.steps is not None and self.steps < 1:
-            raise ValueError(f"steps must be at least 1, got {self.steps}")
-        if self.minutes is not None and self.minutes <= 0:
-            raise ValueError(f"minutes must be positive, got {self.minutes}")
+        check_budget(self.steps, self.minutes)
         if self.growth < 2:
             raise ValueError(f"growth must be at least 2, got {self.growth}")
 
