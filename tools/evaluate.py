@@ -275,8 +275,9 @@ def evaluate_clip(clip: Clip, options: EvalOptions, out_dir: str, progress: bool
     seconds = len(reference) / clip.fps
     result = ClipResult()
     grid = _jobs(options)
-    bar = tqdm(total=len(grid) + len(options.baselines) * (3 if options.quick else 6), disable=not progress,
-               desc=f"{clip.name} {clip.mode}", unit="point", mininterval=1.0)
+    # Each vsa setting also yields its bicubic point; INR-V yields an f16 and an i8 point.
+    total = 2 * len(grid) + len(options.baselines) * (3 if options.quick else 6) + (2 if options.inrv_minutes else 0)
+    bar = tqdm(total=total, disable=not progress, desc=f"{clip.name} {clip.mode}", unit="point", mininterval=1.0)
 
     def add(method: str, params: dict, decoded: np.ndarray, counted: bytes, encode_s: float,
             decode_s: float, model_bytes: int = 0) -> dict:
@@ -314,7 +315,6 @@ def evaluate_clip(clip: Clip, options: EvalOptions, out_dir: str, progress: bool
         vsa_rates.append(add("vsa", params, ours, counted, enc_s, dec_s, model_bytes=len(wire))["kbps"])
         # Bicubic decodes the very same stream; its time is the receiver's minus reprojection, not measured.
         add("bicubic", params, bicubic, counted, enc_s, 0.0)
-    bar.total = len(grid) * 2 + len(options.baselines) * (3 if options.quick else 6) + (2 if options.inrv_minutes else 0)
     for name in options.baselines:
         for target in baseline_rates(vsa_rates, options.quick):
             coded = run_baseline(name, reference, clip.fps, target)
