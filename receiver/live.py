@@ -42,9 +42,6 @@ from .jitter import JitterBuffer, Lost
 from .playout import Playout
 from .stream import Kind, OutputFrame, StreamDecoder
 
-WARMUP_FRAMES = 0
-"""Sent frames the pass control ignores at the start of a session (the model is also warmed up before `ready`)."""
-
 log = logging.getLogger("vsa.recv")
 
 
@@ -140,7 +137,6 @@ class LiveSession:
         self._backlog = 0  # work items submitted and not finished
         self._frames_queued = 0  # of which frames: what the worker is behind by
         self._good_streak = 0
-        self._frames_timed = 0  # sent frames the worker has finished: the first ones include warm-up
         self._control_q: asyncio.Queue[bytes] = asyncio.Queue(maxsize=4096)
         self._to_show: list[tuple[float, OutputFrame]] = []
         self._new_frames = asyncio.Event()
@@ -256,8 +252,8 @@ class LiveSession:
             h = self.decoder.hello
             self.writer = VideoWriter(self.options.output, h.width, h.height, self.decoder.output_fps,
                                       preset="veryfast")
-        h = self.decoder.hello
         if self.decoder.reconstructor is not None:
+            h = self.decoder.hello
             await loop.run_in_executor(self._worker, self.decoder.reconstructor.warm_up,
                                        (h.height // h.scale, h.width // h.scale))
         log.info("model loaded; ready for frames")
@@ -358,12 +354,11 @@ class LiveSession:
         A pass is added back only when 30 frames in a row show that one more
         (its cost measured by the reconstructor, not guessed from the total, which
         also holds decoding and the mp4 writer) would still fit in 80% of the
-        budget. The first frames are not judged: they pay for allocator and
-        kernel warm-up, and used to make every session drop a pass for good.
+        budget. The model is warmed up before `ready` (`_model_ready`): a cold
+        first frame used to make every session drop a pass for good.
         """
         hello = self.decoder.hello
-        self._frames_timed += 1
-        if not self.options.adaptive or hello is None or self._frames_timed <= WARMUP_FRAMES:
+        if not self.options.adaptive or hello is None:
             return
         budget = hello.stride / hello.fps
         n = self.decoder.iterations
