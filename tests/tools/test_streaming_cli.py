@@ -77,7 +77,8 @@ def test_vrecv_display_without_a_screen_fails_clearly():
 
 def _screenshot(display: str, size: tuple[int, int]) -> np.ndarray:
     """Grab the virtual screen through FFmpeg's x11grab, via PyAV."""
-    with av.open(display, format="x11grab", options={"video_size": f"{size[1]}x{size[0]}"}) as grab:
+    # draw_mouse=0: x11grab draws the pointer by default, a non-black 16x16 patch on an empty screen.
+    with av.open(display, format="x11grab", options={"video_size": f"{size[1]}x{size[0]}", "draw_mouse": "0"}) as grab:
         frame = next(grab.decode(video=0))
         return frame.to_ndarray(format="rgb24")
 
@@ -100,7 +101,15 @@ def test_display_window_shows_the_video(trained_bundle, clip_path, tmp_path):
                                  "--loop", "--limit", "200"], env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
         try:
-            time.sleep(4.0)
+            # Poll (bounded) rather than sleep a fixed time: start-up is slower on a loaded CI machine.
+            deadline = time.monotonic() + 30
+            while True:
+                time.sleep(1.0)
+                shot = _screenshot(display, (240, 320))
+                showing = (shot.max(axis=2) > 0).sum() > 128 * 192 // 2
+                if showing or time.monotonic() > deadline:
+                    break
+            time.sleep(1.0)  # let a few frames play, so the window holds video rather than its first paint
             shot = _screenshot(display, (240, 320))
         finally:
             send.kill()
