@@ -18,62 +18,33 @@ from vsa.common.bundle import Bundle
 from vsa.common.inrv import clip_time
 from vsa.protocol.codes import unpack_code
 from vsa.protocol.errors import ProtocolError
-from vsa.protocol.messages import Hello, Message
-from vsa.protocol.session import FrameReceived, ModelReady, ReceiverSession, StreamEnded, StreamStarted
+from vsa.protocol.messages import Frame, Hello
 
-from .stream import Kind, OutputFrame
+from .stream import Kind, OutputFrame, SessionDecoder
 
 
-class CodeDecoder:
+class CodeDecoder(SessionDecoder):
     """Renders an INR-V stream. ``size`` (H, W) defaults to the sender's; ``output_fps`` to the source's."""
 
     def __init__(self, device: torch.device | str = "cpu", size: tuple[int, int] | None = None,
                  output_fps: float | None = None,
                  model_lookup: Callable[[bytes], Bundle | None] | None = None) -> None:
-        self.session = ReceiverSession(ordered=True)
+        super().__init__(model_lookup, output_fps)
         self.device = device
         self.size = size
-        self.output_fps = output_fps
-        self.model_lookup = model_lookup
-        self.hello: Hello | None = None
         self.model = None
-        self.ended = False
-        self.payload_bytes = 0
-        self.counts = {kind: 0 for kind in Kind}
-        self._next_index = 0
-        self._ratio = 1.0
         self._last: OutputFrame | None = None
 
     @property
     def ready(self) -> bool:
         return self.model is not None
 
-    def feed(self, msg: Message) -> list[OutputFrame]:
-        out: list[OutputFrame] = []
-        for event in self.session.receive(msg):
-            if isinstance(event, StreamStarted):
-                self._start(event.hello)
-            elif isinstance(event, ModelReady):
-                self._load(bundle_mod.from_wire(event.wire, self.session.hello.model_sha256))
-            elif isinstance(event, FrameReceived):
-                out += self._clip(event.frame)
-            elif isinstance(event, StreamEnded):
-                out += self.finish()
-        return out
-
     def _start(self, hello: Hello) -> None:
         if hello.payload != "inrv":
             raise ProtocolError(f"stream carries {hello.payload!r} payloads, not INR-V codes")
-        self.hello = hello
         if self.size is None:
             self.size = (hello.height, hello.width)
-        if self.output_fps is None:
-            self.output_fps = hello.fps
-        self._ratio = hello.fps / self.output_fps
-        cached = self.model_lookup(hello.model_sha256) if self.model_lookup else None
-        if cached is not None:
-            self.session.model_cached()
-            self._load(cached)
+        super()._start(hello)
 
     def _load(self, bundle: Bundle) -> None:
         if bundle.kind != "inrv":
@@ -84,7 +55,8 @@ class CodeDecoder:
         self.model = bundle.build(self.device)
 
     @torch.no_grad()
-    def _clip(self, frame) -> list[OutputFrame]:
+    def _frame(self, frame: Frame) -> list[OutputFrame]:
+        """Render the clip whose code ``frame`` carries, at the chosen size and frame rate."""
         assert self.hello is not None and self.model is not None and self.size is not None
         self.payload_bytes += len(frame.payload)
         code = torch.tensor(unpack_code(frame.payload, self.hello.codec, self.model.config.code_dim))

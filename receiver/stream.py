@@ -20,7 +20,7 @@ from vsa.common.bundle import Bundle
 from vsa.common.framecodec import FrameDecoder
 from vsa.common.resample import to_tensor
 from vsa.protocol.errors import ProtocolError
-from vsa.protocol.messages import Hello, Message
+from vsa.protocol.messages import Frame, Hello, Message
 from vsa.protocol.session import FrameReceived, ModelReady, ReceiverSession, StreamEnded, StreamStarted
 
 from .reconstruct import Reconstructor
@@ -57,47 +57,28 @@ class _Anchor:
     capture_us: int = 0
 
 
-class StreamDecoder:
-    """Reconstructs one stream.
+class SessionDecoder:
+    """What every stream decoder shares: the receiver session, its events, the output clock and the counts.
 
+    A subclass checks the hello and sets up its payload decoding in ``_start``
+    (then calls this one), loads the model in ``_load``, turns a frame message
+    into output frames in ``_frame``, and flushes in ``finish``.
     ``model_lookup(sha256) -> Bundle | None`` lets a cache supply the model so
-    the transfer can be skipped; ``batch`` trades latency for throughput.
+    the transfer can be skipped.
     """
 
-    def __init__(
-        self,
-        device: torch.device | str = "cpu",
-        iterations: int = 2,
-        back_project: str = "auto",
-        batch: int = 8,
-        with_baseline: bool = False,
-        model_lookup: Callable[[bytes], Bundle | None] | None = None,
-        output_fps: float | None = None,
-    ) -> None:
+    def __init__(self, model_lookup: Callable[[bytes], Bundle | None] | None = None,
+                 output_fps: float | None = None) -> None:
         self.session = ReceiverSession(ordered=True)
-        self.device = device
-        self.iterations = iterations
-        self.back_project = back_project
-        self.batch = max(1, batch)
-        self.with_baseline = with_baseline
         self.model_lookup = model_lookup
         self.hello: Hello | None = None
-        self.bundle: Bundle | None = None
         self.model_wire: bytes | None = None
-        self.reconstructor: Reconstructor | None = None
-        self.decoder: FrameDecoder | None = None
-        self._queue: list[tuple[int, torch.Tensor, int]] = []  # (pts, low-res float frame, capture_us)
-        self._anchor: _Anchor | None = None
-        self._next_index = 0  # next output frame to emit
-        self._ratio = 1.0  # source frames per output frame
         self.output_fps = output_fps
+        self._ratio = 1.0  # source frames per output frame
+        self._next_index = 0  # next output frame to emit
         self.ended = False
         self.payload_bytes = 0
         self.counts = {kind: 0 for kind in Kind}
-        self.frames_skipped = 0
-        self.frames_lost = 0
-
-    # -- messages -------------------------------------------------------------------------
 
     def feed(self, msg: Message) -> list[OutputFrame]:
         """Process one message; return the output frames it completes."""
@@ -115,18 +96,60 @@ class StreamDecoder:
         return out
 
     def _start(self, hello: Hello) -> None:
-        if hello.payload != "ae":
-            raise ProtocolError(f"this decoder plays autoencoder streams; the stream carries {hello.payload!r} "
-                                "payloads (INR-V streams: `vsa decode`)")
         self.hello = hello
         if self.output_fps is None:
             self.output_fps = hello.fps
         self._ratio = hello.fps / self.output_fps
-        self.decoder = FrameDecoder(hello.codec, hello.width // hello.scale, hello.height // hello.scale)
         cached = self.model_lookup(hello.model_sha256) if self.model_lookup else None
         if cached is not None:
             self.session.model_cached()
             self._load(cached)
+
+    def _load(self, bundle: Bundle) -> None:
+        raise NotImplementedError
+
+    def _frame(self, frame: Frame) -> list[OutputFrame]:
+        raise NotImplementedError
+
+    def finish(self, fill: bool = True) -> list[OutputFrame]:
+        raise NotImplementedError
+
+
+class StreamDecoder(SessionDecoder):
+    """Reconstructs one autoencoder stream; ``batch`` trades latency for throughput."""
+
+    def __init__(
+        self,
+        device: torch.device | str = "cpu",
+        iterations: int = 2,
+        back_project: str = "auto",
+        batch: int = 8,
+        with_baseline: bool = False,
+        model_lookup: Callable[[bytes], Bundle | None] | None = None,
+        output_fps: float | None = None,
+    ) -> None:
+        super().__init__(model_lookup, output_fps)
+        self.device = device
+        self.iterations = iterations
+        self.back_project = back_project
+        self.batch = max(1, batch)
+        self.with_baseline = with_baseline
+        self.bundle: Bundle | None = None
+        self.reconstructor: Reconstructor | None = None
+        self.decoder: FrameDecoder | None = None
+        self._queue: list[tuple[int, torch.Tensor, int]] = []  # (pts, low-res float frame, capture_us)
+        self._anchor: _Anchor | None = None
+        self.frames_skipped = 0
+        self.frames_lost = 0
+
+    # -- messages -------------------------------------------------------------------------
+
+    def _start(self, hello: Hello) -> None:
+        if hello.payload != "ae":
+            raise ProtocolError(f"this decoder plays autoencoder streams; the stream carries {hello.payload!r} "
+                                "payloads (INR-V streams: `vsa decode`)")
+        self.decoder = FrameDecoder(hello.codec, hello.width // hello.scale, hello.height // hello.scale)
+        super()._start(hello)
 
     def _load(self, bundle: Bundle) -> None:
         assert self.hello is not None
