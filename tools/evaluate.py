@@ -89,11 +89,16 @@ def vsa_grid(quick: bool) -> list[StreamSettings]:
     return grid
 
 
+def baseline_points(quick: bool) -> int:
+    """Operating points per baseline codec."""
+    return 3 if quick else 6
+
+
 def baseline_rates(vsa_kbps: list[float], quick: bool) -> list[float]:
     """Target bitrates for the baselines: geometric, spanning vsa's range with some margin each side."""
     low = max(4.0, 0.5 * min(vsa_kbps))
     high = max(low * 2, 1.5 * max(vsa_kbps))
-    count = 3 if quick else 6
+    count = baseline_points(quick)
     return [float(low * (high / low) ** (i / (count - 1))) for i in range(count)]
 
 
@@ -276,7 +281,7 @@ def evaluate_clip(clip: Clip, options: EvalOptions, out_dir: str, progress: bool
     result = ClipResult()
     grid = _jobs(options)
     # Each vsa setting also yields its bicubic point; INR-V yields an f16 and an i8 point.
-    total = 2 * len(grid) + len(options.baselines) * (3 if options.quick else 6) + (2 if options.inrv_minutes else 0)
+    total = 2 * len(grid) + len(options.baselines) * baseline_points(options.quick) + (2 if options.inrv_minutes else 0)
     bar = tqdm(total=total, disable=not progress, desc=f"{clip.name} {clip.mode}", unit="point", mininterval=1.0)
 
     def add(method: str, params: dict, decoded: np.ndarray, counted: bytes, encode_s: float,
