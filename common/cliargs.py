@@ -34,6 +34,17 @@ def size_arg(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def render_size_arg(text: str) -> tuple[int, int]:
+    """``HxW`` of any size from 8 to 8192 a side: INR-V renders at any resolution."""
+    try:
+        h, w = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not of the form HxW") from None
+    if not (8 <= h <= 8192 and 8 <= w <= 8192):
+        raise argparse.ArgumentTypeError(f"{text!r}: sides must be in [8, 8192]")
+    return h, w
+
+
 def fraction(text: str) -> float:
     value = float(text)
     if not 0.0 <= value < 1.0:

@@ -6,7 +6,9 @@ import argparse
 import asyncio
 import sys
 
-from vsa.common.cliargs import UserError, address, positive_float, positive_int, report_errors, setup_logging
+from vsa.common.cliargs import (
+    UserError, address, positive_float, positive_int, report_errors, render_size_arg, setup_logging,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,7 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="vrecv",
         description="Wait for a `vsend`, receive its model once (or find it in the cache), then reconstruct "
         "the sparse low-res frames it streams: reprojection for detail, latent interpolation for the frames "
-        "in between, concealment for lost ones.",
+        "in between, concealment for lost ones. An INR-V stream (one code per clip) is rendered at --size "
+        "and --fps instead.",
         epilog="example: vrecv --display    (then, in another terminal: vsend --model ae.pt camera0)",
     )
     p.add_argument("--listen", type=address, default=(DEFAULT_HOST, DEFAULT_PORT), metavar="HOST:PORT",
@@ -29,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--display", action="store_true", help="show the video in a window (needs a screen)")
     p.add_argument("--output", metavar="OUT.mp4", help="also write the reconstructed video")
     p.add_argument("--fps", type=positive_float, help="output frame rate (default: the source's)")
+    p.add_argument("--size", type=render_size_arg, metavar="HxW",
+                   help="INR-V streams: render at this size (default: the sender's); autoencoder streams play "
+                   "at their own")
     p.add_argument("--iterations", type=positive_int, default=2,
                    help="reprojection passes; fewer are used while the receiver cannot keep up (default: 2)")
     p.add_argument("--fixed-iterations", action="store_true", help="never drop reprojection passes")
@@ -67,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
             raise UserError("--output records one stream: use it with --sessions 1")
         options = ReceiverOptions(
             listen=args.listen, token=token_from_env(args.token), bind=args.bind, device=pick_device(args.device),
-            iterations=args.iterations, back_project=args.back_project, fps=args.fps, output=args.output,
+            iterations=args.iterations, back_project=args.back_project, fps=args.fps, size=args.size,
+            output=args.output,
             jitter_frames=args.jitter, cache=None if args.no_cache else ModelCache(args.cache_dir),
             adaptive=not args.fixed_iterations, idle_timeout=args.idle_timeout,
         )

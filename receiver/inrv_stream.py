@@ -4,7 +4,8 @@
 transport) drives either one the same way. Each code is rendered by the
 hypernetwork's implicit network at the size and frame rate the receiver
 chooses; an output frame between source frames is a real sample of the
-continuous clip, not a blend.
+continuous clip, not a blend. A clip whose code was lost is concealed by
+holding the last frame shown until the next code arrives.
 """
 
 from __future__ import annotations
@@ -39,6 +40,11 @@ class CodeDecoder(SessionDecoder):
     def ready(self) -> bool:
         return self.model is not None
 
+    @property
+    def output_size(self) -> tuple[int, int]:
+        assert self.size is not None
+        return self.size
+
     def _start(self, hello: Hello) -> None:
         if hello.payload != "inrv":
             raise ProtocolError(f"stream carries {hello.payload!r} payloads, not INR-V codes")
@@ -64,6 +70,11 @@ class CodeDecoder(SessionDecoder):
         end = frame.pts + clip_frames
         if self.hello.frame_count:
             end = min(end, self.hello.frame_count)
+        # Output frames before this clip that no code covered: a lost clip, or a stream joined late.
+        missing = []
+        while self._next_index * self._ratio < frame.pts - 1e-9:
+            missing.append((self._next_index, self._next_index * self._ratio))
+            self._next_index += 1
         # Output frames whose source position falls inside this clip.
         targets = []
         while frame.pts - 1e-9 <= self._next_index * self._ratio < end - 1e-9:
@@ -74,12 +85,20 @@ class CodeDecoder(SessionDecoder):
         times = torch.tensor([clip_time(pos - frame.pts, clip_frames) for _, pos in targets])
         rendered = self.model.render(code[None].to(self.device), *self.size, times)[0].clamp(0, 1).cpu()
         out = []
+        for index, pos in missing:
+            kind, image = (Kind.CONCEALED, self._last.frame) if self._last is not None else (Kind.HELD, rendered[0])
+            out.append(self._output(index, pos, image, kind, frame))
         for (index, pos), image in zip(targets, rendered):
             kind = Kind.SENT if abs(pos - round(pos)) < 1e-9 else Kind.INTERPOLATED
-            self.counts[kind] += 1
-            out.append(OutputFrame(index, pos, image, kind))
+            out.append(self._output(index, pos, image, kind, frame))
         self._last = out[-1]
         return out
+
+    def _output(self, index: int, pos: float, image: torch.Tensor, kind: Kind, frame: Frame) -> OutputFrame:
+        self.counts[kind] += 1
+        # The code carries its clip's first capture time; frames are spaced by the source's frame time.
+        capture_us = frame.capture_us + (pos - frame.pts) * 1e6 / self.hello.fps if frame.capture_us else 0.0
+        return OutputFrame(index, pos, image, kind, capture_us=capture_us)
 
     def finish(self, fill: bool = True) -> list[OutputFrame]:
         if self.ended:
@@ -89,6 +108,9 @@ class CodeDecoder(SessionDecoder):
         total = self.hello.frame_count if self.hello is not None and fill else 0
         while self._last is not None and self._next_index * self._ratio <= total - 1 + 1e-9:
             self.counts[Kind.HELD] += 1
-            out.append(OutputFrame(self._next_index, self._next_index * self._ratio, self._last.frame, Kind.HELD))
+            pos = self._next_index * self._ratio
+            capture_us = self._last.capture_us + (pos - self._last.position) * 1e6 / self.hello.fps \
+                if self._last.capture_us else 0.0
+            out.append(OutputFrame(self._next_index, pos, self._last.frame, Kind.HELD, capture_us=capture_us))
             self._next_index += 1
         return out

@@ -11,6 +11,10 @@ The event loop only moves bytes and keeps time; decoding, reprojection and
 the mp4 writer run in one worker thread, in order, so networking never
 stalls behind the model. The worker drops reprojection passes (down to one)
 when it falls behind, before any frame is dropped.
+
+The hello's payload type picks the decoder (`vsa.receiver.decoder`): an
+INR-V stream brings one code per clip on the media channel, rendered in the
+same worker at ``size`` (default: the sender's) and the output frame rate.
 """
 
 from __future__ import annotations
@@ -39,8 +43,9 @@ from vsa.protocol.messages import encode as encode_message
 
 from .cache import ModelCache
 from .jitter import JitterBuffer, Lost
+from .decoder import make_decoder
 from .playout import Playout
-from .stream import Kind, OutputFrame, StreamDecoder
+from .stream import Kind, OutputFrame, SessionDecoder, StreamDecoder
 
 log = logging.getLogger("vsa.recv")
 
@@ -55,6 +60,8 @@ class ReceiverOptions:
     iterations: int = 2
     back_project: str = "auto"
     fps: float | None = None
+    size: tuple[int, int] | None = None
+    """Render size of INR-V streams (default: the sender's); autoencoder streams keep their own."""
     output: str | None = None
     jitter_frames: float = 2.0
     """How long (in source frames) a missing frame is waited for before it counts as lost."""
@@ -122,11 +129,8 @@ class LiveSession:
                  ) -> None:
         self.options = options
         self.on_display = on_display
-        cache = options.cache
-        self.decoder = StreamDecoder(
-            device=options.device, iterations=options.iterations, back_project=options.back_project, batch=1,
-            model_lookup=cache.get if cache is not None else None, output_fps=options.fps,
-        )
+        # Replaced by the hello's own kind of decoder (`_decoder_for`); until then, nothing is ready.
+        self.decoder: SessionDecoder = self._decoder_for(None)
         self.report = SessionReport()
         self.reassembler = Reassembler()
         self.jitter: JitterBuffer | None = None
@@ -149,6 +153,15 @@ class LiveSession:
         self._last_shown_at: float | None = None
         self._started = time.monotonic()
         self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _decoder_for(self, hello: Hello | None) -> SessionDecoder:
+        o = self.options
+        inrv = hello is not None and hello.payload == "inrv"
+        if o.size is not None and hello is not None and not inrv:
+            log.warning("--size applies to INR-V streams; this autoencoder stream plays at its own size")
+        return make_decoder(hello, o.device, o.iterations, o.back_project, output_fps=o.fps,
+                            size=o.size if inrv else None, batch=1,
+                            model_lookup=o.cache.get if o.cache is not None else None)
 
     # -- wiring ------------------------------------------------------------------------------
 
@@ -205,12 +218,8 @@ class LiveSession:
             data = await self._control_q.get()
             try:
                 msg = decode_message(data)
-                if isinstance(msg, Hello) and msg.payload != "ae":
-                    self.report.error = (f"the sender streams {msg.payload!r} payloads; vrecv plays autoencoder "
-                                         "streams (INR-V codes work in file mode: vsa decode)")
-                    log.error("%s", self.report.error)
-                    self._done.set()
-                    return
+                if isinstance(msg, Hello) and self.decoder.hello is None:
+                    self.decoder = self._decoder_for(msg)
                 if isinstance(msg, (Hello, ModelChunk)):
                     await loop.run_in_executor(self._worker, self.decoder.feed, msg)
                     if isinstance(msg, Hello):
@@ -237,9 +246,12 @@ class LiveSession:
         frame_time = 1.0 / hello.fps
         self.jitter = JitterBuffer(wait=self.options.jitter_frames * frame_time, skip_to_keyframe=hello.codec == "h264")
         self.playout = Playout(self.decoder.output_fps or hello.fps)
-        log.info("stream from %s: %dx%d at %g fps, scale %d, stride %d, %s payload, model %s (%d KiB)",
-                 hello.source or "sender", hello.height, hello.width, hello.fps, hello.scale, hello.stride,
-                 hello.codec, hello.model_sha256.hex()[:12], hello.model_size // 1024)
+        if hello.payload == "inrv":
+            what = f"INR-V codes ({hello.codec}, one per {hello.stride} frames)"
+        else:
+            what = f"scale {hello.scale}, stride {hello.stride}, {hello.codec} payload"
+        log.info("stream from %s: %dx%d at %g fps, %s, model %s (%d KiB)", hello.source or "sender",
+                 hello.height, hello.width, hello.fps, what, hello.model_sha256.hex()[:12], hello.model_size // 1024)
         if not self.decoder.ready:
             log.info("model not in cache: requesting it")
             self.report.model_transferred = True
@@ -249,10 +261,10 @@ class LiveSession:
         if self.report.model_transferred and self.options.cache is not None and self.decoder.model_wire:
             await loop.run_in_executor(None, self.options.cache.put, self.decoder.model_wire)
         if self.options.output and self.writer is None:
-            h = self.decoder.hello
-            self.writer = VideoWriter(self.options.output, h.width, h.height, self.decoder.output_fps,
+            height, width = self.decoder.output_size
+            self.writer = VideoWriter(self.options.output, width, height, self.decoder.output_fps,
                                       preset="veryfast")
-        if self.decoder.reconstructor is not None:
+        if isinstance(self.decoder, StreamDecoder) and self.decoder.reconstructor is not None:
             h = self.decoder.hello
             await loop.run_in_executor(self._worker, self.decoder.reconstructor.warm_up,
                                        (h.height // h.scale, h.width // h.scale))
@@ -358,8 +370,8 @@ class LiveSession:
         first frame used to make every session drop a pass for good.
         """
         hello = self.decoder.hello
-        if not self.options.adaptive or hello is None:
-            return
+        if not self.options.adaptive or hello is None or not isinstance(self.decoder, StreamDecoder):
+            return  # only reprojection has passes to drop
         budget = hello.stride / hello.fps
         n = self.decoder.iterations
         reconstructor = self.decoder.reconstructor

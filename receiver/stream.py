@@ -78,7 +78,25 @@ class SessionDecoder:
         self._next_index = 0  # next output frame to emit
         self.ended = False
         self.payload_bytes = 0
+        self.frames_lost = 0
+        self.iterations = 0
+        """Reprojection passes in use (0 for decoders that do not reproject)."""
         self.counts = {kind: 0 for kind in Kind}
+
+    @property
+    def ready(self) -> bool:
+        """Whether the model is loaded, so frames can be decoded."""
+        raise NotImplementedError
+
+    @property
+    def output_size(self) -> tuple[int, int]:
+        """(H, W) of the output frames; known once the hello is in."""
+        assert self.hello is not None
+        return self.hello.height, self.hello.width
+
+    def lost(self, seq: int) -> None:
+        """A live transport gave up on frame message ``seq``."""
+        self.frames_lost += 1
 
     def feed(self, msg: Message) -> list[OutputFrame]:
         """Process one message; return the output frames it completes."""
@@ -140,7 +158,6 @@ class StreamDecoder(SessionDecoder):
         self._queue: list[tuple[int, torch.Tensor, int]] = []  # (pts, low-res float frame, capture_us)
         self._anchor: _Anchor | None = None
         self.frames_skipped = 0
-        self.frames_lost = 0
 
     # -- messages -------------------------------------------------------------------------
 
@@ -163,12 +180,11 @@ class StreamDecoder(SessionDecoder):
 
     @property
     def ready(self) -> bool:
-        """Whether the model is loaded, so frames can be decoded."""
         return self.reconstructor is not None
 
     def lost(self, seq: int) -> None:
-        """A live transport gave up on frame ``seq``: an inter-coded payload must wait for a keyframe."""
-        self.frames_lost += 1
+        """An inter-coded payload must also wait for a keyframe."""
+        super().lost(seq)
         if self.decoder is not None:
             self.decoder.lost()
 

@@ -15,10 +15,14 @@ def build_parser() -> argparse.ArgumentParser:
     from vsa.common.framecodec import CODECS, DEFAULT_CODEC, DEFAULT_CRF
     from vsa.common.webrtc import DEFAULT_HOST, DEFAULT_PORT, TOKEN_ENV
 
+    from vsa.protocol.codes import CODE_FORMATS
+    from vsa.sender.inrv_stream import DEFAULT_INVERT_STEPS
+
     p = argparse.ArgumentParser(
         prog="vsend",
         description="Ship a video-specific autoencoder to a receiver once, then stream sparse low-res frames "
-        "over WebRTC data channels. Start `vrecv` first (vsend retries until it is up).",
+        "over WebRTC data channels. Start `vrecv` first (vsend retries until it is up). Given an INR-V model "
+        "(`vsa train --kind inrv`), it streams one code per clip instead.",
         epilog="example: vsend --model ae.pt camera0    (then watch with: vrecv --display)",
     )
     p.add_argument("source", metavar="SOURCE", help="a video file (played at its own frame rate), lavfi:GRAPH, "
@@ -38,7 +42,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keyint", type=positive_int, default=60,
                    help="h264: sent frames between keyframes (default: 60; lost frames also trigger one)")
     p.add_argument("--size", type=size_arg,
-                   metavar="HxW", help="working size (default: the model's)")
+                   metavar="HxW", help="working size (default: the model's; INR-V streams always use the model's)")
+    inrv = p.add_argument_group("INR-V models")
+    inrv.add_argument("--codes", choices=("auto", "seen", "invert"), default="auto",
+                      help="auto (default): the codes learned in training while SOURCE is the training video, "
+                      "inversion otherwise; seen: learned codes only; invert: always invert")
+    inrv.add_argument("--code-format", choices=CODE_FORMATS, default="f16",
+                      help="code quantisation (default: f16; i8 halves the payload)")
+    inrv.add_argument("--invert-steps", type=positive_int, default=DEFAULT_INVERT_STEPS,
+                      help=f"Adam steps per clip at most (default: {DEFAULT_INVERT_STEPS})")
+    inrv.add_argument("--invert-seconds", type=positive_float, metavar="S",
+                      help="time budget per clip's inversion (default: 3/4 of a clip's duration, to keep up)")
     p.add_argument("--loop", action="store_true", help="play a file again and again")
     p.add_argument("--limit", type=positive_int, help="stop after N source frames")
     p.add_argument("--timeout", type=positive_float, default=30.0,
@@ -55,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     from vsa.common.bundle import BundleError
     from vsa.common.video import VideoError
     from vsa.common.webrtc import SignalingError, install_uvloop, token_from_env
+    from vsa.sender.inrv_stream import CodeSettings
     from vsa.sender.live import LiveSender, SenderOptions
     from vsa.sender.stream import StreamSettings
 
@@ -64,8 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     def run() -> int:
         settings = StreamSettings(scale=args.scale, stride=args.stride, codec=args.codec, crf=args.crf,
                                   keyint=args.keyint)
+        codes = CodeSettings(codes=args.codes, code_format=args.code_format, invert_steps=args.invert_steps,
+                             invert_seconds=args.invert_seconds)
         options = SenderOptions(connect=args.connect, token=token_from_env(args.token), bind=args.bind,
-                                settings=settings, size=args.size, loop=args.loop, limit=args.limit,
+                                settings=settings, codes=codes, size=args.size, loop=args.loop, limit=args.limit,
                                 timeout=args.timeout, drop_media=args.simulate_loss, seed=args.seed)
         sender = LiveSender(args.model, args.source, options)
         install_uvloop()

@@ -11,6 +11,12 @@
 4. A `KeyframeRequest` makes the very next captured frame a keyframe, sent
    even off the stride, so a receiver that lost a frame recovers within one
    frame time.
+
+An INR-V model streams one code per clip instead of frames
+(`vsa.sender.inrv_stream.CodeEncoder`), over the same channels. Coding runs
+in its own thread, in capture order, and a send loop sends what it returns
+in the same order: an inversion takes most of a clip's duration and must
+not stop the capture queue from being drained.
 """
 
 from __future__ import annotations
@@ -20,7 +26,8 @@ import logging
 import random
 import threading
 import time
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -34,6 +41,7 @@ from vsa.protocol.messages import decode as decode_message
 from vsa.protocol.messages import encode as encode_message
 from vsa.protocol.session import KeyframeWanted, ModelWanted, PeerReady, PeerStats
 
+from .inrv_stream import CodeEncoder, CodeSettings
 from .stream import StreamEncoder, StreamSettings
 
 log = logging.getLogger("vsa.send")
@@ -42,6 +50,8 @@ MODEL_CHUNK = 64 * 1024
 CONTROL_HIGH_WATER = 1024 * 1024
 MEDIA_HIGH_WATER = 256 * 1024
 """Media queued beyond this means the path cannot keep up: frames are skipped, not queued."""
+INVERT_SHARE = 0.75
+"""Live INR-V: a clip's inversion may take this share of the clip's duration, so coding keeps up."""
 
 
 @dataclass
@@ -51,6 +61,8 @@ class SenderOptions:
     bind: str | None = None
     """Address for ICE host candidates; defaults to the receiver's address when that is loopback."""
     settings: StreamSettings = field(default_factory=lambda: StreamSettings(stride=2))
+    codes: CodeSettings = field(default_factory=lambda: CodeSettings(codes="auto"))
+    """For INR-V models: where each clip's code comes from, its format, the inversion budget."""
     size: tuple[int, int] | None = None
     loop: bool = False
     limit: int | None = None
@@ -78,10 +90,18 @@ class SenderReport:
     keyframe_requests: int = 0
     seconds: float = 0.0
     receiver_stats: list[dict] = field(default_factory=list)
+    codes_learned: int = 0
+    inversion_steps: list[int] = field(default_factory=list)
+    """INR-V: Adam steps each inverted clip got within its time budget."""
 
     def summary(self) -> str:
         kbps = self.media_bytes * 8 / 1000 / max(self.seconds, 1e-9)
-        return (f"{self.frames} frames captured, {self.frames_sent} sent ({self.datagrams} datagrams, "
+        codes = ""
+        if self.codes_learned or self.inversion_steps:
+            steps = self.inversion_steps
+            codes = (f"codes: {self.codes_learned} learned, {len(steps)} inverted"
+                     + (f" ({min(steps)}-{max(steps)} Adam steps each)" if steps else "") + "; ")
+        return (codes + f"{self.frames} frames captured, {self.frames_sent} sent ({self.datagrams} datagrams, "
                 f"{self.datagrams_dropped} dropped by --simulate-loss); media {kbps:.1f} kbps; "
                 f"model {'sent' if self.model_sent else 'cached at the receiver'}; "
                 f"{self.keyframe_requests} keyframe requests")
@@ -155,9 +175,6 @@ class LiveSender:
     def __init__(self, model_path: str, source: str, options: SenderOptions) -> None:
         self.options = options
         self.bundle = bundle_mod.load(model_path)
-        if self.bundle.kind != "ae":
-            raise bundle_mod.BundleError(f"{model_path} is an INR-V model; vsend streams autoencoder models "
-                                         "(INR-V codes work in file mode: vsa encode --payload inrv)")
         self.wire = bundle_mod.to_wire(self.bundle)
         self.source = source
         self.report = SenderReport()
@@ -167,8 +184,9 @@ class LiveSender:
         self._force_key = False
         self._control_tasks: set[asyncio.Task] = set()
         self._window_media = self._window_control = self._window_frames = 0
-        self.encoder: StreamEncoder | None = None
+        self.encoder: StreamEncoder | CodeEncoder | None = None
         self.control = self.media = None
+        self._coder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vsa-code")
 
     def _size(self, capture: _Capture) -> tuple[int, int]:
         if self.options.size:
@@ -266,8 +284,19 @@ class LiveSender:
         capture.size = size
         info = capture.info
         frame_count = 0 if (capture.live or o.loop) else min(info.frame_count, o.limit or 1 << 62)
-        self.encoder = StreamEncoder(self.wire, size, info.fps, o.settings, frame_count=frame_count,
-                                     source=info.name)
+        if self.bundle.kind == "inrv":
+            codes = o.codes
+            if codes.invert_seconds is None:
+                clip_seconds = self.bundle.config.clip_frames / info.fps
+                codes = replace(codes, invert_seconds=INVERT_SHARE * clip_seconds)
+            self.encoder = CodeEncoder(self.bundle, info.fps, codes, frame_count=frame_count, source=info.name,
+                                       model_wire=self.wire)
+            what = f"INR-V codes ({codes.codes}, {codes.code_format}) at {self.encoder.size[0]}x{self.encoder.size[1]}"
+        else:
+            self.encoder = StreamEncoder(self.wire, size, info.fps, o.settings, frame_count=frame_count,
+                                         source=info.name)
+            what = (f"{size[0]}x{size[1]}, scale {o.settings.scale}, stride {o.settings.stride}, "
+                    f"{o.settings.codec}")
         pc = webrtc.make_peer()
         self.control = pc.createDataChannel(webrtc.CONTROL_LABEL)
         self.media = pc.createDataChannel(webrtc.MEDIA_LABEL, ordered=False, maxRetransmits=0)
@@ -280,23 +309,22 @@ class LiveSender:
         try:
             await webrtc.connect_and_offer(pc, *o.connect, token=o.token, timeout=o.timeout, bind=bind)
             await webrtc.wait_open([self.control, self.media], o.timeout)
-            log.info("connected to %s:%d; streaming %s at %dx%d, %g fps, scale %d, stride %d, %s",
-                     *o.connect, info.name, size[0], size[1], info.fps, o.settings.scale, o.settings.stride,
-                     o.settings.codec)
+            log.info("connected to %s:%d; streaming %s at %g fps: %s", *o.connect, info.name, info.fps, what)
             stats = asyncio.create_task(self._stats_loop())
             self._send_control(self.encoder.session.start())
+            warming = loop.run_in_executor(self._coder, getattr(self.encoder, "warm_up", lambda: None))
             await self._wait(self._ready, o.timeout + len(self.wire) / 50_000, "the receiver to load the model")
+            await warming
             capture.start()
             await self._stream(capture, frame_count)
-            for msg in self.encoder.finish():
-                if isinstance(msg, Frame):
-                    await self._send_frame(msg)
-                else:
-                    self._send_control(msg)
             # The receiver closes once it has played everything out.
             await self._wait(self._closed, o.timeout, "the receiver to finish")
         finally:
             capture.stop()
+            self._coder.shutdown(wait=False, cancel_futures=True)
+            if isinstance(self.encoder, CodeEncoder):
+                self.report.codes_learned = self.encoder.codes_learned
+                self.report.inversion_steps = [len(losses) for losses in self.encoder.inversion_losses]
             if stats is not None:
                 stats.cancel()
             self.report.seconds = time.monotonic() - started
@@ -316,26 +344,50 @@ class LiveSender:
         raise TimeoutError(f"gave up waiting {timeout:.0f} s for {what}")
 
     async def _stream(self, capture: _Capture, frame_count: int) -> None:
-        last_sent = -1
+        """Drain the capture queue into the coding thread; `_send_loop` sends the results in order."""
+        loop = asyncio.get_running_loop()
+        # Room for a whole clip while the previous one is inverted; a few frames for the autoencoder,
+        # beyond which the capture queue drops frames as a camera would, rather than adding latency.
+        ahead = 2 * self.bundle.config.clip_frames if isinstance(self.encoder, CodeEncoder) else 4
+        coded: asyncio.Queue = asyncio.Queue(maxsize=ahead)
+        sending = asyncio.create_task(self._send_loop(coded))
+
+        def code(*args):
+            return loop.run_in_executor(self._coder, self.encoder.push, *args)
+
         previous: tuple[int, np.ndarray, int] | None = None
-        while True:
-            item = await capture.queue.get()
-            if isinstance(item, Exception):
-                raise item
-            if item is None:
-                break
-            if self._closed.is_set():
-                raise ConnectionError("the receiver closed the connection")
-            pts, rgb, capture_us = item
-            self.report.frames += 1
-            self._window_frames += 1
-            last = frame_count > 0 and pts == frame_count - 1
-            force, self._force_key = self._force_key, False
-            for msg in self.encoder.push(pts, rgb, capture_us, last=last or force):
-                await self._send_frame(msg)
-                last_sent = pts
-            previous = item
-        if previous is not None and frame_count and last_sent != previous[0]:
-            # The container's frame count was off: still send the true last frame.
-            for msg in self.encoder.push(previous[0], previous[1], previous[2], last=True):
-                await self._send_frame(msg)
+        flagged_last = False
+        try:
+            while True:
+                item = await capture.queue.get()
+                if isinstance(item, Exception):
+                    raise item
+                if item is None:
+                    break
+                if self._closed.is_set():
+                    raise ConnectionError("the receiver closed the connection")
+                if sending.done():
+                    sending.result()  # a send failed: raise it here
+                pts, rgb, capture_us = item
+                self.report.frames += 1
+                self._window_frames += 1
+                flagged_last = frame_count > 0 and pts == frame_count - 1
+                force, self._force_key = self._force_key, False
+                await coded.put(code(pts, rgb, capture_us, flagged_last or force))
+                previous = item
+            if previous is not None and frame_count and not flagged_last and not self.encoder.wants(previous[0]):
+                # The container's frame count was off: still send the true last frame.
+                await coded.put(code(*previous, True))
+            await coded.put(loop.run_in_executor(self._coder, self.encoder.finish))
+            await coded.put(None)
+            await sending
+        finally:
+            sending.cancel()
+
+    async def _send_loop(self, coded: asyncio.Queue) -> None:
+        while (future := await coded.get()) is not None:
+            for msg in await future:
+                if isinstance(msg, Frame):
+                    await self._send_frame(msg)
+                else:
+                    self._send_control(msg)

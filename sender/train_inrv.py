@@ -213,12 +213,16 @@ def clip_psnr(model: INRV, code: torch.Tensor, clip: torch.Tensor) -> float:
 
 
 def invert(model: INRV, clip: torch.Tensor, steps: int, init: torch.Tensor | None = None,
-           lr: float = INVERSION_LR, points: int = POINTS_PER_CLIP, seed: int = 0) -> tuple[torch.Tensor, list[float]]:
+           lr: float = INVERSION_LR, points: int = POINTS_PER_CLIP, seed: int = 0,
+           seconds: float | None = None) -> tuple[torch.Tensor, list[float]]:
     """Find a code for a clip the model never saw: Adam on the code alone, the hypernetwork frozen.
 
-    ``init`` warm-starts from another code (the previous clip's, live). Returns
-    the code and the per-step mean squared error.
+    ``init`` warm-starts from another code (the previous clip's, live). With
+    ``seconds``, it stops early when that much time is spent (at least one
+    step runs): a live sender must finish a clip before the next one is
+    captured. Returns the code and the per-step mean squared error.
     """
+    deadline = None if seconds is None else time.perf_counter() + seconds
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(seed)
     sampler = _Sampler([clip], model.config.clip_frames, generator)
@@ -236,6 +240,8 @@ def invert(model: INRV, clip: torch.Tensor, steps: int, init: torch.Tensor | Non
             mse.backward()
             optimizer.step()
             losses.append(float(mse.detach()))
+            if deadline is not None and time.perf_counter() >= deadline:
+                break
     finally:
         for p in model.parameters():
             p.requires_grad_(True)

@@ -11,7 +11,7 @@ import json
 import os
 import sys
 
-from vsa.common.cliargs import EXIT_BAD_INPUT, UserError, report_errors
+from vsa.common.cliargs import EXIT_BAD_INPUT, UserError, render_size_arg, report_errors
 from vsa.common.cliargs import fraction as _fraction
 from vsa.common.cliargs import positive_float as _positive_float
 from vsa.common.cliargs import positive_int as _positive_int
@@ -26,16 +26,6 @@ def _frame_range(text: str) -> tuple[int, int]:
     if not 0 <= first < end:
         raise argparse.ArgumentTypeError(f"{text!r}: need 0 <= A < B")
     return first, end
-
-
-def _size_any(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(part) for part in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not of the form HxW") from None
-    if not (8 <= h <= 8192 and 8 <= w <= 8192):
-        raise argparse.ArgumentTypeError(f"{text!r}: sides must be in [8, 8192]")
-    return h, w
 
 
 # --- train ---------------------------------------------------------------------------------
@@ -174,6 +164,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return evaluate.main(args.rest)
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from vsa.tools.compare import compare
+
+    result = compare(args.output, args.reference, args.frames)
+    print(result.summary())
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result.as_dict(), f, indent=2)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from vsa.tools.demo import run_demo
 
@@ -272,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--score-frames", type=_frame_range, metavar="A:B",
                    help="with --reference, score only source frames A..B-1 (e.g. a held-out tail)")
     p.add_argument("--json", metavar="PATH", help="also write the report as JSON")
-    p.add_argument("--size", type=_size_any, metavar="HxW",
+    p.add_argument("--size", type=render_size_arg, metavar="HxW",
                    help="INR-V streams: render at this size (any size; default: the training size)")
     p.set_defaults(func=cmd_decode)
 
@@ -289,6 +290,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retrain", action="store_true", help="ignore a cached model")
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="default: auto")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("compare", help="score a received or decoded video against its source",
+                       description="Mean PSNR and SSIM of a video (e.g. `vrecv --output`) against its source, read "
+                       "at the video's size. An output at k times the source's frame rate is scored on every k-th "
+                       "frame.")
+    p.add_argument("output", metavar="VIDEO", help="the received or decoded video")
+    p.add_argument("reference", metavar="SOURCE", help="the original")
+    p.add_argument("--frames", type=_frame_range, metavar="A:B", help="score only source frames A..B-1")
+    p.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("eval", help="bitrate against quality: vsa vs x264, VP8, VP9, AV1; `vsa eval --help`",
                        description="Rate-distortion evaluation with BD-rate and plots.", add_help=False)

@@ -21,8 +21,8 @@ from vsa.common.video import VideoSource, VideoWriter, default_working_size, fit
 from vsa.protocol.container import ContainerReader, file_header, record
 from vsa.protocol.errors import ProtocolError
 from vsa.protocol.messages import Hello
-from vsa.receiver.inrv_stream import CodeDecoder
-from vsa.receiver.stream import Kind, OutputFrame, StreamDecoder
+from vsa.receiver.decoder import make_decoder
+from vsa.receiver.stream import Kind, OutputFrame
 from vsa.sender.inrv_stream import CodeEncoder, CodeSettings
 from vsa.sender.stream import StreamEncoder, StreamSettings
 
@@ -145,17 +145,6 @@ def _encode_codes(video: str, bundle: bundle_mod.Bundle, output: str, settings: 
     os.replace(tmp, output)
     return EncodeReport(count, encoder.codes_sent, info.fps, encoder.size, encoder.payload_bytes,
                         len(encoder.model_wire), os.path.getsize(output))
-
-
-def make_decoder(hello: Hello | None, device: torch.device | str, iterations: int, back_project: str,
-                 with_baseline: bool, output_fps: float | None, size: tuple[int, int] | None = None):
-    """The decoder for the stream ``hello`` starts: INR-V codes or autoencoder frames."""
-    if hello is not None and hello.payload == "inrv":
-        return CodeDecoder(device=device, size=size, output_fps=output_fps)
-    if size is not None:
-        raise ValueError("--size applies to INR-V streams only: an autoencoder stream decodes at its own size")
-    return StreamDecoder(device=device, iterations=iterations, back_project=back_project,
-                         with_baseline=with_baseline, output_fps=output_fps)
 
 
 @dataclass

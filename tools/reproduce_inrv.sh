@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reproduces the INR-V figures in the README (section "INR-V codes").
-# Needs ../shared/data/videos. About 15 minutes on a 2-core CPU; run it on an
+# Needs ../shared/data/videos. About 16 minutes on a 2-core CPU, and port 8799 free; run it on an
 # otherwise idle machine, since training budgets are wall-clock minutes.
 #   usage: tools/reproduce_inrv.sh [OUT_DIR] [MINUTES]
 set -euo pipefail
@@ -26,3 +26,21 @@ vsa decode "$OUT/invert.vsa" --reference "$CLIP" --score-frames "$((FRAMES - FRA
   --json "$OUT/invert_unseen.json"
 vsa decode "$OUT/invert.vsa" --reference "$CLIP" --score-frames "0:$((FRAMES - FRAMES / 2))" \
   --json "$OUT/invert_seen.json"
+
+# Live, over WebRTC on loopback: vrecv and vsend with the half-trained model. "--codes auto" sends the
+# learned codes for the half it saw and inverts the rest live (3/4 of a clip's duration per clip).
+HALF=$((FRAMES - FRAMES / 2))
+vrecv --listen 127.0.0.1:8799 --output "$OUT/live.mp4" --no-cache -q > "$OUT/live_recv.txt" &
+vsend --model "$OUT/half.pt" "$CLIP" --connect 127.0.0.1:8799 -q | tee "$OUT/live_send.txt"
+wait
+cat "$OUT/live_recv.txt"
+vsa decode "$OUT/invert.vsa" -o "$OUT/invert.mp4"   # the same mp4 path, for a fair comparison
+vsa compare "$OUT/live.mp4" "$CLIP" --frames "0:$HALF" --json "$OUT/live_seen.json"
+vsa compare "$OUT/live.mp4" "$CLIP" --frames "$HALF:$FRAMES" --json "$OUT/live_unseen.json"
+vsa compare "$OUT/invert.mp4" "$CLIP" --frames "$HALF:$FRAMES" --json "$OUT/offline_unseen.json"
+# Inverted i8 codes rendered live at twice the size and twice the frame rate.
+vrecv --listen 127.0.0.1:8799 --output "$OUT/live_2x.mp4" --size 128x128 --fps 60 --no-cache -q > "$OUT/live_2x_recv.txt" &
+vsend --model "$OUT/half.pt" "$CLIP" --connect 127.0.0.1:8799 --codes invert --code-format i8 -q
+wait
+cat "$OUT/live_2x_recv.txt"
+vsa compare "$OUT/live_2x.mp4" "$CLIP"

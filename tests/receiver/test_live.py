@@ -15,6 +15,7 @@ from vsa.protocol.fragment import fragment
 from vsa.protocol.messages import Frame, Hello, encode
 from vsa.receiver.cache import ModelCache
 from vsa.receiver.live import ReceiverOptions, serve
+from vsa.sender.inrv_stream import CodeSettings
 from vsa.sender.live import LiveSender, SenderOptions
 from vsa.sender.stream import StreamSettings
 from vsa.tools.filemode import decode_file, encode_file
@@ -34,9 +35,9 @@ async def _session(model_path, clip, tmp_path, sessions=1, sender_options=None, 
     senders = []
     try:
         for _ in range(sessions):
-            sender = LiveSender(model_path, clip, SenderOptions(
-                connect=("127.0.0.1", server.port), bind="127.0.0.1", limit=FRAMES, timeout=20.0,
-                settings=StreamSettings(scale=4, stride=2), **(sender_options or {})))
+            sender = LiveSender(model_path, clip, SenderOptions(**{
+                "connect": ("127.0.0.1", server.port), "bind": "127.0.0.1", "limit": FRAMES, "timeout": 20.0,
+                "settings": StreamSettings(scale=4, stride=2), **(sender_options or {})}))
             if before_stream is not None:
                 before_stream(sender)
             await asyncio.wait_for(sender.run(), 60)
@@ -126,3 +127,66 @@ async def test_receiver_survives_garbage_on_both_channels(trained_bundle, clip_p
     assert report.error is None
     assert report.garbage >= 8
     assert report.frames == FRAMES and report.lost == 0
+
+
+# -- INR-V codes over the same channels -------------------------------------------------------
+
+INRV_FRAMES = 40  # what the conftest INR-V model was trained on: clips of 16, 16 and 8 frames
+
+
+async def _inrv_session(model_path, clip, tmp_path, codes="auto", receiver_options=None, before_stream=None):
+    return await _session(model_path, clip, tmp_path, receiver_options=receiver_options, before_stream=before_stream,
+                          sender_options={"limit": INRV_FRAMES, "codes": CodeSettings(codes=codes)})
+
+
+async def test_inrv_codes_stream_live_and_render_like_vsa_decode_at_another_size(inrv_bundle, clip_path, tmp_path):
+    model_path, _ = inrv_bundle
+    out = tmp_path / "live.mp4"
+    (sender,), (report,) = await _inrv_session(model_path, clip_path, tmp_path,
+                                               receiver_options={"output": str(out), "size": (128, 128)})
+    assert report.error is None and report.hello.payload == "inrv"
+    # "auto" sent the codes learned for the training video, one per clip, each one datagram.
+    assert sender.encoder.codes_learned == 3 and sender.report.datagrams == 3
+    assert report.frames == INRV_FRAMES and report.counts["sent"] == INRV_FRAMES and report.lost == 0
+    kbps = sender.report.media_bytes * 8 / 1000 / (INRV_FRAMES / 30)
+    assert kbps < 5.0, kbps
+    # The same codes rendered offline at the same size give the same picture.
+    encode_file(clip_path, model_path, str(tmp_path / "c.vsa"), StreamSettings(), limit=INRV_FRAMES,
+                codes=CodeSettings(codes="seen"))
+    decode_file(str(tmp_path / "c.vsa"), str(tmp_path / "offline.mp4"), device="cpu", size=(128, 128))
+    frames, live_psnr = _psnr_against(out, clip_path, (128, 128))
+    _, offline_psnr = _psnr_against(tmp_path / "offline.mp4", clip_path, (128, 128))
+    assert frames.shape == (INRV_FRAMES, 128, 128, 3)
+    assert abs(live_psnr - offline_psnr) < 0.5, (live_psnr, offline_psnr)
+
+
+async def test_inrv_live_inversion_keeps_up_and_a_lost_code_is_concealed(inrv_bundle, clip_path, tmp_path):
+    model_path, _ = inrv_bundle
+
+    def lose_second_code(sender):
+        original = sender._send_frame
+
+        async def send(msg):
+            if msg.seq != 1:
+                await original(msg)
+
+        sender._send_frame = send
+
+    (sender,), (report,) = await _inrv_session(model_path, clip_path, tmp_path, codes="invert",
+                                               before_stream=lose_second_code)
+    assert report.error is None
+    assert sender.encoder.codes_learned == 0 and len(sender.encoder.inversion_losses) == 3
+    # Each clip's inversion stopped within its time budget (3/4 of the clip's 0.53 s), so it kept up.
+    budget = sender.encoder.settings.invert_seconds
+    assert budget == pytest.approx(0.75 * 16 / 30)
+    assert report.frames == INRV_FRAMES and report.lost == 1
+    # The lost clip's 16 frames hold the last frame shown until the next code.
+    assert report.counts["concealed"] == 16 and report.counts["sent"] == INRV_FRAMES - 16
+
+
+def test_vsend_refuses_seen_codes_for_frames_the_model_never_saw(inrv_bundle, clip_path, capsys):
+    from vsa.sender.cli import main as vsend_main
+
+    model, _ = inrv_bundle  # learned codes for 40 frames; the clip is longer
+    assert vsend_main(["--model", model, clip_path, "--codes", "seen", "--connect", "127.0.0.1:9"]) == 2
+    assert "--codes invert" in capsys.readouterr().err

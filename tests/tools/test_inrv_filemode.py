@@ -98,11 +98,3 @@ def test_payload_and_model_kinds_must_match(tmp_path, trained_bundle, inrv_bundl
     ae_model, _ = trained_bundle
     assert vsa_main(["encode", clip_path, "--model", ae_model, "--payload", "inrv", "-o", str(tmp_path / "x.vsa")]) == 2
     assert "autoencoder" in capsys.readouterr().err
-
-
-def test_vsend_refuses_an_inrv_model_before_connecting(inrv_bundle, clip_path, capsys):
-    from vsa.sender.cli import main as vsend_main
-
-    model, _ = inrv_bundle
-    assert vsend_main(["--model", model, clip_path, "--connect", "127.0.0.1:9"]) == 2
-    assert "INR-V model" in capsys.readouterr().err
