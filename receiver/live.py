@@ -141,6 +141,7 @@ class LiveSession:
         self._backlog = 0  # work items submitted and not finished
         self._frames_queued = 0  # of which frames: what the worker is behind by
         self._good_streak = 0
+        self._average: float | None = None  # moving average of a sent frame's processing time
         self._control_q: asyncio.Queue[bytes] = asyncio.Queue(maxsize=4096)
         self._to_show: list[tuple[float, OutputFrame]] = []
         self._new_frames = asyncio.Event()
@@ -361,26 +362,32 @@ class LiveSession:
         return frames
 
     def _adapt(self, elapsed: float) -> None:
-        """Fewer passes when a sent frame takes longer than the time until the next one.
+        """Fewer passes when sent frames take longer than the time until the next one.
 
-        A pass is added back only when 30 frames in a row show that one more
-        (its cost measured by the reconstructor, not guessed from the total, which
-        also holds decoding and the mp4 writer) would still fit in 80% of the
-        budget. The model is warmed up before `ready` (`_model_ready`): a cold
-        first frame used to make every session drop a pass for good.
+        The judge is a moving average of the per-frame time (or a backlog of
+        frames), not one frame: a single slow frame (a collection, the sender
+        busy on the same machine) costs a few ms of delay, while dropping a
+        pass costs quality for at least 30 frames. A pass is added back only
+        when 30 frames in a row show that one more (its cost measured by the
+        reconstructor, not guessed from the total, which also holds decoding
+        and the mp4 writer) would still fit in 80% of the budget. The model is
+        warmed up before `ready` (`_model_ready`): a cold first frame used to
+        make every session drop a pass for good.
         """
         hello = self.decoder.hello
         if not self.options.adaptive or hello is None or not isinstance(self.decoder, StreamDecoder):
             return  # only reprojection has passes to drop
         budget = hello.stride / hello.fps
+        self._average = elapsed if self._average is None else 0.7 * self._average + 0.3 * elapsed
         n = self.decoder.iterations
         reconstructor = self.decoder.reconstructor
-        one_more = elapsed + (reconstructor.pass_seconds if reconstructor is not None else elapsed / n)
-        if (elapsed > 0.9 * budget or self._frames_queued > 2) and n > 1:
+        one_more = self._average + (reconstructor.pass_seconds if reconstructor is not None else elapsed / n)
+        if (self._average > 0.9 * budget or self._frames_queued > 2) and n > 1:
+            log.info("falling behind (%.0f ms on average for %.0f ms): %d reprojection passes",
+                     self._average * 1e3, budget * 1e3, n - 1)
             self.decoder.iterations = n - 1
+            self._average = None  # the next frames, at one pass fewer, start a new average
             self._good_streak = 0
-            log.info("falling behind (%.0f ms for %.0f ms): %d reprojection passes", elapsed * 1e3,
-                     budget * 1e3, n - 1)
         elif n < self.options.iterations and one_more < 0.8 * budget and self._frames_queued <= 1:
             self._good_streak += 1
             if self._good_streak >= 30:

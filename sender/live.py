@@ -11,6 +11,11 @@
 4. A `KeyframeRequest` makes the very next captured frame a keyframe, sent
    even off the stride, so a receiver that lost a frame recovers within one
    frame time.
+5. Forward error correction (``fec``): each frame's datagrams go out a
+   second time `FEC_SPACING` later, so a frame lost once is still complete at
+   the receiver, a few ms late, and nothing freezes. It doubles the media
+   rate, so by default (``auto``) it runs only for `FEC_HOLD` seconds after
+   the receiver reports a loss (a keyframe request or a stats message).
 
 An INR-V model streams one code per clip instead of frames
 (`vsa.sender.inrv_stream.CodeEncoder`), over the same channels. Coding runs
@@ -36,7 +41,7 @@ from vsa.common import webrtc
 from vsa.common.video import VideoSource, default_working_size, fit_frame
 from vsa.protocol.errors import ProtocolError
 from vsa.protocol.fragment import MAX_DATAGRAM, fragment
-from vsa.protocol.messages import Frame, Message
+from vsa.protocol.messages import Bye, Frame, Message
 from vsa.protocol.messages import decode as decode_message
 from vsa.protocol.messages import encode as encode_message
 from vsa.protocol.session import KeyframeWanted, ModelWanted, PeerReady, PeerStats
@@ -50,6 +55,12 @@ MODEL_CHUNK = 64 * 1024
 CONTROL_HIGH_WATER = 1024 * 1024
 MEDIA_HIGH_WATER = 256 * 1024
 """Media queued beyond this means the path cannot keep up: frames are skipped, not queued."""
+FEC_MODES = ("auto", "on", "off")
+FEC_HOLD = 10.0
+"""``fec="auto"``: after a reported loss, send every frame twice for this long."""
+FEC_SPACING = 0.015
+"""Seconds between a frame's two copies: apart enough to outlast a short burst of loss, close enough
+that a frame recovered from its repeat is barely late (the playout delay grows by that much)."""
 INVERT_SHARE = 0.75
 """Live INR-V: a clip's inversion may take this share of the clip's duration, so coding keeps up."""
 
@@ -71,10 +82,16 @@ class SenderOptions:
     """For connecting, and for the receiver to load the model."""
     pace_kbps: float = 20000.0
     """Media datagrams go out no faster than this, so bursts do not overflow the receiver's socket."""
+    fec: str = "auto"
+    """Send each frame again with the next: "on", "off", or "auto" (for a while after a reported loss)."""
     drop_media: float = 0.0
     """Test hook: drop this fraction of media datagrams, as a lossy network would."""
     seed: int = 0
     stats_interval: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.fec not in FEC_MODES:
+            raise ValueError(f"fec must be one of {', '.join(FEC_MODES)}, got {self.fec!r}")
 
 
 @dataclass
@@ -84,6 +101,8 @@ class SenderReport:
     skipped_busy: int = 0
     datagrams: int = 0
     datagrams_dropped: int = 0
+    datagrams_redundant: int = 0
+    """Datagrams sent a second time for forward error correction (counted in ``datagrams`` too)."""
     media_bytes: int = 0
     control_bytes: int = 0
     model_sent: bool = False
@@ -101,7 +120,8 @@ class SenderReport:
             steps = self.inversion_steps
             codes = (f"codes: {self.codes_learned} learned, {len(steps)} inverted"
                      + (f" ({min(steps)}-{max(steps)} Adam steps each)" if steps else "") + "; ")
-        return (codes + f"{self.frames} frames captured, {self.frames_sent} sent ({self.datagrams} datagrams, "
+        fec = f", {self.datagrams_redundant} of them repeats for FEC" if self.datagrams_redundant else ""
+        return (codes + f"{self.frames} frames captured, {self.frames_sent} sent ({self.datagrams} datagrams{fec}, "
                 f"{self.datagrams_dropped} dropped by --simulate-loss); media {kbps:.1f} kbps; "
                 f"model {'sent' if self.model_sent else 'cached at the receiver'}; "
                 f"{self.keyframe_requests} keyframe requests")
@@ -182,6 +202,9 @@ class LiveSender:
         self._ready = asyncio.Event()
         self._closed = asyncio.Event()
         self._force_key = False
+        self._fec_until = float("inf") if options.fec == "on" else 0.0
+        self._last_lost = 0
+        self._repeats: set[asyncio.Task] = set()
         self._control_tasks: set[asyncio.Task] = set()
         self._window_media = self._window_control = self._window_frames = 0
         self.encoder: StreamEncoder | CodeEncoder | None = None
@@ -221,15 +244,29 @@ class LiveSender:
                 log.info("receiver ready (%s)", "model sent" if self.report.model_sent else "model was cached")
                 self._ready.set()
             elif isinstance(event, KeyframeWanted):
+                self._loss_reported()
                 self.report.keyframe_requests += 1
                 self.encoder.request_keyframe()
                 self._force_key = True
             elif isinstance(event, PeerStats):
                 s = event.stats
+                if s.lost > self._last_lost:
+                    self._loss_reported()
+                self._last_lost = s.lost
                 self.report.receiver_stats.append(s.__dict__.copy())
                 log.info("receiver: %.1f fps, %d received, %d interpolated, %d concealed, %d lost, latency %.0f ms, "
                          "%d passes", s.fps, s.received, s.interpolated, s.concealed, s.lost, s.latency_ms,
                          s.iterations)
+
+    def _loss_reported(self) -> None:
+        if self.options.fec == "auto":
+            if self._fec_until < time.monotonic():
+                log.info("loss reported: sending every frame twice for %g s (forward error correction)", FEC_HOLD)
+            self._fec_until = time.monotonic() + FEC_HOLD
+
+    @property
+    def fec_active(self) -> bool:
+        return time.monotonic() < self._fec_until
 
     async def _send_model(self, offset: int) -> None:
         chunks = self.encoder.session.model_chunks(self.wire, MODEL_CHUNK, offset)
@@ -247,8 +284,20 @@ class LiveSender:
             # receiver will ask for a keyframe at the hole.
             self.report.skipped_busy += 1
             return
-        data = encode_message(msg)
-        parts = fragment(data, msg.seq, MAX_DATAGRAM)
+        parts = fragment(encode_message(msg), msg.seq, MAX_DATAGRAM)
+        await self._send_datagrams(parts)
+        self.report.frames_sent += 1
+        if self.fec_active:
+            task = asyncio.ensure_future(self._repeat(parts))
+            self._repeats.add(task)
+            task.add_done_callback(self._repeats.discard)
+
+    async def _repeat(self, parts: list[bytes]) -> None:
+        await asyncio.sleep(FEC_SPACING)
+        await self._send_datagrams(parts)
+        self.report.datagrams_redundant += len(parts)
+
+    async def _send_datagrams(self, parts: list[bytes]) -> None:
         rate = self.options.pace_kbps * 1000 / 8
         owed = 0.0
         for part in parts:
@@ -263,7 +312,6 @@ class LiveSender:
             if owed > 0.002:
                 await asyncio.sleep(owed)
                 owed = 0.0
-        self.report.frames_sent += 1
 
     # -- run ---------------------------------------------------------------------------------
 
@@ -390,4 +438,6 @@ class LiveSender:
                 if isinstance(msg, Frame):
                     await self._send_frame(msg)
                 else:
+                    if isinstance(msg, Bye) and self._repeats:
+                        await asyncio.wait(self._repeats, timeout=1.0)  # the last frames' repeats first
                     self._send_control(msg)
