@@ -78,7 +78,8 @@ def test_per_frame_csv_has_a_row_per_frame_of_every_point(quick_results):
     ids = {p["id"]: p for p in results["points"]}
     first = ids[rows[0]["point"]]
     values = [float(r["psnr"]) for r in rows if r["point"] == first["id"]]
-    assert sum(values) / len(values) == pytest.approx(first["psnr"], abs=1e-6)
+    # The point's mean is taken in float32: equal to its precision, far tighter than one frame's weight.
+    assert sum(values) / len(values) == pytest.approx(first["psnr"], abs=1e-4)
 
 
 def test_report_tables_cover_each_clip_and_mode(quick_results):
