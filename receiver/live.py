@@ -527,6 +527,10 @@ class LiveSession:
         except asyncio.TimeoutError:
             pass
         finally:
+            # Every loop also ends on its own once done is set: on Python 3.11, wait_for can swallow a
+            # cancellation (when its inner wait finishes at the same moment), and a loop that missed
+            # its cancel would keep the event loop from ever closing.
+            self._done.set()
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

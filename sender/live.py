@@ -403,6 +403,15 @@ class LiveSender:
         def code(*args):
             return loop.run_in_executor(self._coder, self.encoder.push, *args)
 
+        async def queue(item) -> None:
+            # Never wait on a full queue that a failed send loop will not drain: raise its error instead.
+            put = asyncio.ensure_future(coded.put(item))
+            await asyncio.wait({put, sending}, return_when=asyncio.FIRST_COMPLETED)
+            if not put.done():
+                put.cancel()
+                sending.result()
+                raise ConnectionError("the send loop stopped early")
+
         previous: tuple[int, np.ndarray, int] | None = None
         flagged_last = False
         try:
@@ -414,20 +423,18 @@ class LiveSender:
                     break
                 if self._closed.is_set():
                     raise ConnectionError("the receiver closed the connection")
-                if sending.done():
-                    sending.result()  # a send failed: raise it here
                 pts, rgb, capture_us = item
                 self.report.frames += 1
                 self._window_frames += 1
                 flagged_last = frame_count > 0 and pts == frame_count - 1
                 force, self._force_key = self._force_key, False
-                await coded.put(code(pts, rgb, capture_us, flagged_last or force))
+                await queue(code(pts, rgb, capture_us, flagged_last or force))
                 previous = item
             if previous is not None and frame_count and not flagged_last and not self.encoder.wants(previous[0]):
                 # The container's frame count was off: still send the true last frame.
-                await coded.put(code(*previous, True))
-            await coded.put(loop.run_in_executor(self._coder, self.encoder.finish))
-            await coded.put(None)
+                await queue(code(*previous, True))
+            await queue(loop.run_in_executor(self._coder, self.encoder.finish))
+            await queue(None)
             await sending
         finally:
             sending.cancel()

@@ -45,6 +45,8 @@ async def _session(model_path, clip, tmp_path, sessions=1, sender_options=None, 
         reports = await asyncio.wait_for(receiving, 30)
     finally:
         receiving.cancel()
+        # Bounded: a session cancelled mid-stream still closes its peer connection.
+        await asyncio.wait({receiving}, timeout=10)
         await server.close()
     return senders, reports
 
@@ -202,3 +204,11 @@ def test_vsend_refuses_seen_codes_for_frames_the_model_never_saw(inrv_bundle, cl
     model, _ = inrv_bundle  # learned codes for 40 frames; the clip is longer
     assert vsend_main(["--model", model, clip_path, "--codes", "seen", "--connect", "127.0.0.1:9"]) == 2
     assert "--codes invert" in capsys.readouterr().err
+
+
+async def test_a_coding_error_mid_stream_ends_the_sender_with_that_error(inrv_bundle, tmp_path):
+    model_path, _ = inrv_bundle
+    # A lavfi source has no length, so "seen" codes run out at the 4th clip (the model learned 3).
+    with pytest.raises(ValueError, match="no learned code"):
+        await _session(model_path, "lavfi:testsrc2=size=64x64:rate=30", tmp_path,
+                       sender_options={"limit": 80, "codes": CodeSettings(codes="seen")})
