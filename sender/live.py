@@ -162,6 +162,12 @@ class _Capture:
             self.dropped += 1
         self.queue.put_nowait(item)
 
+    def _deliver(self, item) -> None:
+        try:
+            self._loop.call_soon_threadsafe(self._put, item)
+        except RuntimeError:  # the event loop has closed (vsend interrupted): nobody is listening
+            self._stop.set()
+
     def _run(self) -> None:
         pace = not self.source.spec.startswith("camera")
         period = 1.0 / self.info.fps
@@ -178,17 +184,17 @@ class _Capture:
                         if delay > 0:
                             self._stop.wait(delay)
                     capture_us = time.time_ns() // 1000
-                    self._loop.call_soon_threadsafe(self._put, (count, frame, capture_us))
+                    self._deliver((count, frame, capture_us))
                     count += 1
                 if not self.loop_file or (self.limit is not None and count >= self.limit):
                     break
                 self.source.close()
                 self.source = VideoSource(self.source.spec)
         except Exception as exc:  # noqa: BLE001 - surfaced in the event loop
-            self._loop.call_soon_threadsafe(self._put, exc)
+            self._deliver(exc)
         finally:
             self.source.close()
-            self._loop.call_soon_threadsafe(self._put, None)
+            self._deliver(None)
 
 
 class LiveSender:

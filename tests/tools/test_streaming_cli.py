@@ -129,3 +129,37 @@ def test_display_window_shows_the_video(trained_bundle, clip_path, tmp_path):
     best = min(np.abs(window[30:] - f[30:].astype(float)).mean() for f in ref)
     noise = np.abs(window[30:] - np.random.default_rng(0).uniform(0, 255, window[30:].shape)).mean()
     assert best < 25 and best < noise / 3, (best, noise)
+
+
+def test_interrupting_vsend_ends_both_cleanly_and_keeps_what_was_recorded(trained_bundle, tmp_path):
+    import signal
+
+    model, _ = trained_bundle
+    port = _free_port()
+    out = tmp_path / "out.mp4"
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+
+    def default_sigint() -> None:  # a background job of a non-interactive shell starts with SIGINT ignored
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    recv = subprocess.Popen([f"{BIN}/vrecv", "--listen", f"127.0.0.1:{port}", "--output", str(out)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    send = subprocess.Popen([f"{BIN}/vsend", "--model", str(model), "lavfi:testsrc2=size=192x128:rate=30",
+                             "--connect", f"127.0.0.1:{port}", "--bind", "127.0.0.1"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (out.exists() and out.stat().st_size > 0):
+            time.sleep(0.2)  # the receiver opens its mp4 once the model is in
+        time.sleep(2.0)
+        send.send_signal(signal.SIGINT)
+        _, send_err = send.communicate(timeout=30)
+        recv_out, _ = recv.communicate(timeout=30)
+    finally:
+        send.kill()
+        recv.kill()
+    assert send.returncode == 130 and "interrupted" in send_err and "Traceback" not in send_err, send_err
+    # The receiver says the sender went away, and the mp4 holds what was played.
+    assert recv.returncode == 1 and "sender went away" in recv_out, recv_out
+    frames, _, _ = read_video(str(out))
+    assert len(frames) >= 30
