@@ -85,20 +85,17 @@ class CodeDecoder(SessionDecoder):
         times = torch.tensor([clip_time(pos - frame.pts, clip_frames) for _, pos in targets])
         rendered = self.model.render(code[None].to(self.device), *self.size, times)[0].clamp(0, 1).cpu()
         out = []
+        # The code carries its clip's first capture time.
         for index, pos in missing:
             kind, image = (Kind.CONCEALED, self._last.frame) if self._last is not None else (Kind.HELD, rendered[0])
-            out.append(self._output(index, pos, image, kind, frame))
+            out.append(self._output(index, pos, image, kind,
+                                    capture_us=self._capture_at(frame.capture_us, frame.pts, pos)))
         for (index, pos), image in zip(targets, rendered):
             kind = Kind.SENT if abs(pos - round(pos)) < 1e-9 else Kind.INTERPOLATED
-            out.append(self._output(index, pos, image, kind, frame))
+            out.append(self._output(index, pos, image, kind,
+                                    capture_us=self._capture_at(frame.capture_us, frame.pts, pos)))
         self._last = out[-1]
         return out
-
-    def _output(self, index: int, pos: float, image: torch.Tensor, kind: Kind, frame: Frame) -> OutputFrame:
-        self.counts[kind] += 1
-        # The code carries its clip's first capture time; frames are spaced by the source's frame time.
-        capture_us = frame.capture_us + (pos - frame.pts) * 1e6 / self.hello.fps if frame.capture_us else 0.0
-        return OutputFrame(index, pos, image, kind, capture_us=capture_us)
 
     def finish(self, fill: bool = True) -> list[OutputFrame]:
         if self.ended:
@@ -107,10 +104,8 @@ class CodeDecoder(SessionDecoder):
         out = []
         total = self.hello.frame_count if self.hello is not None and fill else 0
         while self._last is not None and self._next_index * self._ratio <= total - 1 + 1e-9:
-            self.counts[Kind.HELD] += 1
             pos = self._next_index * self._ratio
-            capture_us = self._last.capture_us + (pos - self._last.position) * 1e6 / self.hello.fps \
-                if self._last.capture_us else 0.0
-            out.append(OutputFrame(self._next_index, pos, self._last.frame, Kind.HELD, capture_us=capture_us))
+            capture_us = self._capture_at(self._last.capture_us, self._last.position, pos)
+            out.append(self._output(self._next_index, pos, self._last.frame, Kind.HELD, capture_us=capture_us))
             self._next_index += 1
         return out

@@ -98,6 +98,17 @@ class SessionDecoder:
         """A live transport gave up on frame message ``seq``."""
         self.frames_lost += 1
 
+    def _capture_at(self, capture_us: float, at: float, pos: float) -> float:
+        """When source position ``pos`` was captured, from a frame at ``at`` captured at ``capture_us`` (0: unknown)."""
+        if not capture_us or self.hello is None:
+            return 0.0
+        return capture_us + (pos - at) * 1e6 / self.hello.fps
+
+    def _output(self, index: int, pos: float, frame: torch.Tensor, kind: Kind,
+                baseline: torch.Tensor | None = None, capture_us: float = 0.0) -> OutputFrame:
+        self.counts[kind] += 1
+        return OutputFrame(index, pos, frame, kind, baseline, capture_us)
+
     def feed(self, msg: Message) -> list[OutputFrame]:
         """Process one message; return the output frames it completes."""
         out: list[OutputFrame] = []
@@ -222,11 +233,6 @@ class StreamDecoder(SessionDecoder):
     def _position(self, index: int) -> float:
         return index * self._ratio
 
-    def _capture_at(self, anchor: _Anchor, pos: float) -> float:
-        if not anchor.capture_us or self.hello is None:
-            return 0.0
-        return anchor.capture_us + (pos - anchor.pts) * 1e6 / self.hello.fps
-
     def _emit_until(self, anchor: _Anchor) -> list[OutputFrame]:
         """Emit every output frame that sits at or before ``anchor`` on the source timeline."""
         previous = self._anchor
@@ -241,10 +247,10 @@ class StreamDecoder(SessionDecoder):
                 out += self._interpolated(previous, anchor, between)
                 between = []
                 out.append(self._output(index, pos, anchor.frame, Kind.SENT, anchor.baseline,
-                                        self._capture_at(anchor, pos)))
+                                        self._capture_at(anchor.capture_us, anchor.pts, pos)))
             elif previous is None:
                 out.append(self._output(index, pos, anchor.frame, Kind.HELD, anchor.baseline,
-                                        self._capture_at(anchor, pos)))
+                                        self._capture_at(anchor.capture_us, anchor.pts, pos)))
             else:
                 between.append((index, pos))
         out += self._interpolated(previous, anchor, between)
@@ -265,13 +271,8 @@ class StreamDecoder(SessionDecoder):
             base = None
             if a.baseline is not None and b.baseline is not None:
                 base = (1 - alpha) * a.baseline + alpha * b.baseline
-            out.append(self._output(index, pos, frame, kind, base, self._capture_at(a, pos)))
+            out.append(self._output(index, pos, frame, kind, base, self._capture_at(a.capture_us, a.pts, pos)))
         return out
-
-    def _output(self, index: int, pos: float, frame: torch.Tensor, kind: Kind,
-                baseline: torch.Tensor | None, capture_us: float = 0.0) -> OutputFrame:
-        self.counts[kind] += 1
-        return OutputFrame(index, pos, frame, kind, baseline, capture_us)
 
     def finish(self, fill: bool = True) -> list[OutputFrame]:
         """Flush what is queued and, with ``fill``, hold the last frame up to the stream's known length.
@@ -290,5 +291,5 @@ class StreamDecoder(SessionDecoder):
                 index, pos = self._next_index, self._position(self._next_index)
                 self._next_index += 1
                 out.append(self._output(index, pos, last.frame, Kind.HELD, last.baseline,
-                                        self._capture_at(last, pos)))
+                                        self._capture_at(last.capture_us, last.pts, pos)))
         return out

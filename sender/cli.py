@@ -16,7 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     from vsa.common.webrtc import DEFAULT_HOST, DEFAULT_PORT, TOKEN_ENV
 
     from vsa.protocol.codes import CODE_FORMATS
-    from vsa.sender.inrv_stream import DEFAULT_INVERT_STEPS
+    from vsa.sender.inrv_stream import CODE_SOURCES, DEFAULT_INVERT_STEPS
 
     p = argparse.ArgumentParser(
         prog="vsend",
@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=size_arg,
                    metavar="HxW", help="working size (default: the model's; INR-V streams always use the model's)")
     inrv = p.add_argument_group("INR-V models")
-    inrv.add_argument("--codes", choices=("auto", "seen", "invert"), default="auto",
+    inrv.add_argument("--codes", choices=CODE_SOURCES, default="auto",
                       help="auto (default): the codes learned in training while SOURCE is the training video, "
                       "inversion otherwise; seen: learned codes only; invert: always invert")
     inrv.add_argument("--code-format", choices=CODE_FORMATS, default="f16",

@@ -366,7 +366,7 @@ class LiveSender:
             log.info("connected to %s:%d; streaming %s at %g fps: %s", *o.connect, info.name, info.fps, what)
             stats = asyncio.create_task(self._stats_loop())
             self._send_control(self.encoder.session.start())
-            warming = loop.run_in_executor(self._coder, getattr(self.encoder, "warm_up", lambda: None))
+            warming = loop.run_in_executor(self._coder, self.encoder.warm_up)
             await self._wait(self._ready, o.timeout + len(self.wire) / 50_000, "the receiver to load the model")
             await warming
             capture.start()

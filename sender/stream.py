@@ -93,6 +93,9 @@ class StreamEncoder:
             self.session.skip_model()
         return messages
 
+    def warm_up(self) -> None:
+        """Nothing to prepare: the payload encoder is cheap to start (INR-V's `CodeEncoder` is not)."""
+
     def wants(self, pts: int, last: bool = False) -> bool:
         """Whether frame ``pts`` is sent: every stride-th, and the last one."""
         return last or pts % self.settings.stride == 0
