@@ -61,8 +61,8 @@ class CodeDecoder(SessionDecoder):
         self.model = bundle.build(self.device)
 
     @torch.no_grad()
-    def _frame(self, frame: Frame) -> list[OutputFrame]:
-        """Render the clip whose code ``frame`` carries, at the chosen size and frame rate."""
+    def _frame(self, frame: Frame) -> list[list[OutputFrame]]:
+        """Render the clip whose code ``frame`` carries, at the chosen size and frame rate (one group)."""
         assert self.hello is not None and self.model is not None and self.size is not None
         self.payload_bytes += len(frame.payload)
         code = torch.tensor(unpack_code(frame.payload, self.hello.codec, self.model.config.code_dim))
@@ -95,7 +95,7 @@ class CodeDecoder(SessionDecoder):
             out.append(self._output(index, pos, image, kind,
                                     capture_us=self._capture_at(frame.capture_us, frame.pts, pos)))
         self._last = out[-1]
-        return out
+        return [out]
 
     def finish(self, fill: bool = True) -> list[OutputFrame]:
         if self.ended:

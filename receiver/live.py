@@ -26,7 +26,7 @@ import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterable
 
 import torch
 
@@ -337,20 +337,23 @@ class LiveSession:
     def _work(self, item: Frame | Lost | None) -> list[OutputFrame]:
         """Runs in the worker thread: decode, reproject, interpolate, write."""
         start = time.perf_counter()
+        frames: list[OutputFrame] = []
         try:
             if item is None:
-                frames = self.decoder.finish()
+                groups: Iterable[list[OutputFrame]] = [self.decoder.finish()]
             elif isinstance(item, Lost):
                 self.decoder.lost(item.seq)
-                frames = []
+                groups = []
             else:
-                frames = self.decoder.feed(item)
+                groups = self.decoder.feed_groups(item)
+            for group in groups:
+                # Each group to the output clock as soon as it is computed (frames between two
+                # sent ones come before the second is finished), and before the (slower) mp4 encode.
+                self._loop.call_soon_threadsafe(self._schedule, group, time.time())
+                frames += group
         except (ProtocolError, FrameCodecError) as exc:
             log.warning("dropping undecodable frame: %s", exc)
             self.report.garbage += 1
-            frames = []
-        # Hand the frames to the output clock before the (slower) mp4 encode.
-        self._loop.call_soon_threadsafe(self._schedule, frames, time.time())
         if self.writer is not None:
             for out in frames:
                 self.writer.write(to_uint8(out.frame[None])[0])

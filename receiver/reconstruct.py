@@ -60,6 +60,14 @@ def auto_weight(agreement_db: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass
+class Projection:
+    lowres: torch.Tensor  # (N, 3, h, w) on the device
+    latents: torch.Tensor  # (N, C, H/64, W/64): codes of the last pass
+    iterations: int
+    seconds: float  # spent on the passes so far, for `Reconstructor.pass_seconds`
+
+
+@dataclass
 class Reprojected:
     frames: torch.Tensor  # (N, 3, H, W) in [0, 1]
     latents: torch.Tensor  # (N, C, H/64, W/64): codes of the last pass, for interpolation
@@ -98,26 +106,52 @@ class Reconstructor:
         return self.model.decode(z).contiguous()
 
     @torch.inference_mode()
-    def reproject(self, lowres: torch.Tensor, iterations: int | None = None) -> Reprojected:
-        """Reconstruct full-size frames from (N, 3, h, w) low-res frames in [0, 1]."""
+    def project(self, lowres: torch.Tensor, iterations: int | None = None) -> Projection:
+        """The codes of reprojection's last pass, for (N, 3, h, w) low-res frames in [0, 1].
+
+        This is all latent interpolation needs: a live receiver decodes the
+        frames between two sent ones from these before it finishes the sent
+        frame with `render`, which saves interpolated frames a decode and a
+        back-projection of latency.
+        """
         n = self.iterations if iterations is None else iterations
+        if n < 1:
+            raise ValueError(f"iterations must be at least 1, got {n}")
         low = self._prepare(lowres)
         x = upscale(low, self.size)
-        z = None
         start = time.perf_counter()
-        for _ in range(n):
-            z = self.model.encode(x.contiguous(memory_format=torch.channels_last))
-            x = self._decode(z).clamp_(0.0, 1.0)
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)  # kernels run asynchronously; time them, not their launch
-        self.pass_seconds = (time.perf_counter() - start) / (n * len(low))
+        for _ in range(n - 1):
+            x = self._decode(self._encode(x)).clamp_(0.0, 1.0)
+        z = self._encode(x)
+        return Projection(low, z, n, self._synchronized(start))
+
+    @torch.inference_mode()
+    def render(self, projection: Projection) -> Reprojected:
+        """Finish `project`: decode its codes and back-project onto the received frames."""
+        low = projection.lowres
+        start = time.perf_counter()
+        x = self._decode(projection.latents).clamp_(0.0, 1.0)
+        seconds = projection.seconds + self._synchronized(start)
+        self.pass_seconds = seconds / (projection.iterations * len(low))
         if self.back_project != "never":
             correction, agreement = back_projection(x, low)
             if self.back_project == "auto":
                 correction = correction * auto_weight(agreement).view(-1, 1, 1, 1)
             x = (x + correction).clamp_(0.0, 1.0)
-        assert z is not None
-        return Reprojected(x, z)
+        return Reprojected(x, projection.latents)
+
+    def reproject(self, lowres: torch.Tensor, iterations: int | None = None) -> Reprojected:
+        """Reconstruct full-size frames from (N, 3, h, w) low-res frames in [0, 1]."""
+        return self.render(self.project(lowres, iterations))
+
+    def _encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.encode(x.contiguous(memory_format=torch.channels_last))
+
+    def _synchronized(self, start: float) -> float:
+        """Seconds since ``start``, once the device is done: CUDA kernels run asynchronously."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter() - start
 
     def warm_up(self, lowres_size: tuple[int, int]) -> None:
         """Run every kernel once on a blank frame, so the first real frame is not the one paying for it.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
 import torch
 
@@ -51,7 +51,7 @@ class OutputFrame:
 @dataclass
 class _Anchor:
     pts: int
-    frame: torch.Tensor
+    frame: torch.Tensor | None  # None until rendered: interpolation needs only the latent
     latent: torch.Tensor
     baseline: torch.Tensor | None
     capture_us: int = 0
@@ -110,8 +110,15 @@ class SessionDecoder:
         return OutputFrame(index, pos, frame, kind, baseline, capture_us)
 
     def feed(self, msg: Message) -> list[OutputFrame]:
-        """Process one message; return the output frames it completes."""
-        out: list[OutputFrame] = []
+        """Process one message; return the output frames it completes, in order."""
+        return [out for group in self.feed_groups(msg) for out in group]
+
+    def feed_groups(self, msg: Message) -> Iterator[list[OutputFrame]]:
+        """Like `feed`, but yields the frames in groups, each as soon as it is computed.
+
+        A live receiver shows the frames between two sent ones before the
+        second sent frame is finished.
+        """
         for event in self.session.receive(msg):
             if isinstance(event, StreamStarted):
                 self._start(event.hello)
@@ -119,10 +126,10 @@ class SessionDecoder:
                 self.model_wire = event.wire
                 self._load(bundle_mod.from_wire(event.wire, self.session.hello.model_sha256))
             elif isinstance(event, FrameReceived):
-                out += self._frame(event.frame)
+                yield from (group for group in self._frame(event.frame) if group)
             elif isinstance(event, StreamEnded):
-                out += self.finish()
-        return out
+                if last := self.finish():
+                    yield last
 
     def _start(self, hello: Hello) -> None:
         self.hello = hello
@@ -137,7 +144,8 @@ class SessionDecoder:
     def _load(self, bundle: Bundle) -> None:
         raise NotImplementedError
 
-    def _frame(self, frame: Frame) -> list[OutputFrame]:
+    def _frame(self, frame: Frame) -> Iterable[list[OutputFrame]]:
+        """The output frames ``frame`` completes, in groups (see `feed_groups`)."""
         raise NotImplementedError
 
     def finish(self, fill: bool = True) -> list[OutputFrame]:
@@ -199,61 +207,71 @@ class StreamDecoder(SessionDecoder):
         if self.decoder is not None:
             self.decoder.lost()
 
-    def _frame(self, frame) -> list[OutputFrame]:
+    def _frame(self, frame) -> Iterable[list[OutputFrame]]:
         if self.reconstructor is None or self.decoder is None:
-            return []  # cannot happen on an ordered transport: the session checks the order
+            return ()  # cannot happen on an ordered transport: the session checks the order
         self.payload_bytes += len(frame.payload)
         rgb = self.decoder.decode(frame.payload, frame.keyframe)
         if rgb is None:
             self.frames_skipped += 1  # waiting for a keyframe; the gap will be interpolated
-            return []
+            return ()
         self._queue.append((frame.pts, to_tensor(rgb)[0], frame.capture_us))
         if len(self._queue) >= self.batch:
             return self._flush_queue()
-        return []
+        return ()
 
     # -- reconstruction -------------------------------------------------------------------
 
-    def _flush_queue(self) -> list[OutputFrame]:
+    def _flush_queue(self) -> Iterator[list[OutputFrame]]:
+        """Reconstruct the queued frames; yields groups of output frames, in order, as they become ready."""
         if not self._queue:
-            return []
+            return
         assert self.reconstructor is not None
         queued, self._queue = self._queue, []
         low = torch.stack([t for _, t, _ in queued])
-        result = self.reconstructor.reproject(low, self.iterations)
+        projection = self.reconstructor.project(low, self.iterations)
         baseline = self.reconstructor.bicubic(low).cpu() if self.with_baseline else None
+        anchors = [_Anchor(pts, None, projection.latents[i : i + 1], baseline[i] if baseline is not None else None,
+                           capture_us) for i, (pts, _, capture_us) in enumerate(queued)]
+        # The frames between the last anchor and the first new one need only its code: hand them
+        # out before its final decode and back-projection, which they would otherwise wait for.
+        early = self._emit_between(anchors[0])
+        if early:
+            yield early
+        frames = self.reconstructor.render(projection).frames.cpu()
         out: list[OutputFrame] = []
-        frames = result.frames.cpu()
-        for i, (pts, _, capture_us) in enumerate(queued):
-            anchor = _Anchor(pts, frames[i], result.latents[i : i + 1],
-                             baseline[i] if baseline is not None else None, capture_us)
+        for anchor, frame in zip(anchors, frames):
+            anchor.frame = frame
             out += self._emit_until(anchor)
-        return out
+        yield out
 
     def _position(self, index: int) -> float:
         return index * self._ratio
+
+    def _emit_between(self, anchor: _Anchor) -> list[OutputFrame]:
+        """Emit the output frames strictly between the last anchor and ``anchor`` (which needs no frame yet)."""
+        previous = self._anchor
+        if previous is None or anchor.pts <= previous.pts:
+            return []  # before the first anchor frames are held, which needs its frame; or a late duplicate
+        targets: list[tuple[int, float]] = []
+        while self._position(self._next_index) < anchor.pts - 1e-9:
+            targets.append((self._next_index, self._position(self._next_index)))
+            self._next_index += 1
+        return self._interpolated(previous, anchor, targets)
 
     def _emit_until(self, anchor: _Anchor) -> list[OutputFrame]:
         """Emit every output frame that sits at or before ``anchor`` on the source timeline."""
         previous = self._anchor
         if previous is not None and anchor.pts <= previous.pts:
             return []  # a duplicate or late frame: already past it
-        out: list[OutputFrame] = []
-        between: list[tuple[int, float]] = []
+        out = self._emit_between(anchor)
+        assert anchor.frame is not None
         while self._position(self._next_index) <= anchor.pts + 1e-9:
             index, pos = self._next_index, self._position(self._next_index)
             self._next_index += 1
-            if abs(pos - anchor.pts) < 1e-9:
-                out += self._interpolated(previous, anchor, between)
-                between = []
-                out.append(self._output(index, pos, anchor.frame, Kind.SENT, anchor.baseline,
-                                        self._capture_at(anchor.capture_us, anchor.pts, pos)))
-            elif previous is None:
-                out.append(self._output(index, pos, anchor.frame, Kind.HELD, anchor.baseline,
-                                        self._capture_at(anchor.capture_us, anchor.pts, pos)))
-            else:
-                between.append((index, pos))
-        out += self._interpolated(previous, anchor, between)
+            kind = Kind.SENT if abs(pos - anchor.pts) < 1e-9 else Kind.HELD
+            out.append(self._output(index, pos, anchor.frame, kind, anchor.baseline,
+                                    self._capture_at(anchor.capture_us, anchor.pts, pos)))
         self._anchor = anchor
         return out
 
@@ -282,7 +300,7 @@ class StreamDecoder(SessionDecoder):
         if self.ended:
             return []
         self.ended = True
-        out = self._flush_queue()
+        out = [frame for group in self._flush_queue() for frame in group]
         total = self.hello.frame_count if self.hello and fill else 0
         last = self._anchor
         if last is not None:

@@ -43,3 +43,20 @@ def test_interpolation_end_points_are_the_decoded_codes(trained_bundle, small_fr
     assert torch.allclose(frames[2], out.frames[1], atol=1e-5)
     middle_to_ends = min(float((frames[1] - frames[0]).abs().mean()), float((frames[1] - frames[2]).abs().mean()))
     assert middle_to_ends > 0
+
+
+def test_projection_holds_the_codes_reprojection_ends_with(trained_bundle, small_frames):
+    """`project` then `render` is `reproject`, split where interpolation can start; each pass is the
+    paper's decoder(encoder(.)), so two passes are one pass applied to the first pass's output."""
+    rec = Reconstructor(trained_bundle[1].build(), (128, 192), back_project="never")
+    low = downscale(to_tensor(small_frames[:2]), 4)
+    projection = rec.project(low, 2)
+    whole = rec.reproject(low, 2)
+    assert torch.equal(projection.latents, whole.latents)
+    assert torch.allclose(rec.render(projection).frames, whole.frames, atol=1e-6)
+    first = rec.reproject(low, 1).frames
+    with torch.inference_mode():
+        again = rec.model.decode(rec.model.encode(first.contiguous(memory_format=torch.channels_last))).clamp(0, 1)
+    assert torch.allclose(again, whole.frames, atol=1e-5)
+    with pytest.raises(ValueError, match="iterations"):
+        rec.project(low, 0)

@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 from vsa.common import bundle as bundle_mod
 from vsa.protocol.messages import Frame
@@ -54,3 +55,18 @@ def test_model_cache_skips_the_transfer(trained_bundle, small_frames):
             if type(m).__name__ != "ModelChunk"]
     dec, out = _decode(msgs, model_lookup=lambda sha: trained_bundle[1])
     assert len(out) == 4 and dec.model_wire is None
+
+
+def test_frames_between_sent_ones_come_out_before_the_next_sent_one_is_rendered(trained_bundle, small_frames):
+    """Live, one frame at a time: the interpolated frames form their own group, ahead of the sent frame
+    whose code they need; the frames are those of a batched decode."""
+    msgs = _messages(trained_bundle[1], small_frames[:7], stride=3)
+    live = StreamDecoder(batch=1)
+    groups = [group for m in msgs for group in live.feed_groups(m)]
+    assert [[o.kind for o in g] for g in groups] == [
+        [Kind.SENT], [Kind.INTERPOLATED] * 2, [Kind.SENT], [Kind.INTERPOLATED] * 2, [Kind.SENT]]
+    _, batched = _decode(msgs)
+    flat = [o for g in groups for o in g]
+    assert [o.index for o in flat] == [o.index for o in batched] == list(range(7))
+    for a, b in zip(flat, batched):
+        assert torch.allclose(a.frame, b.frame, atol=1e-4)
