@@ -139,6 +139,7 @@ class LiveSession:
         self.writer: VideoWriter | None = None
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vsa-reconstruct")
         self._backlog = 0  # work items submitted and not finished
+        self._recovering = False  # the worker is still catching up after a loss (see `_work`)
         self._frames_queued = 0  # of which frames: what the worker is behind by
         self._good_streak = 0
         self._average: float | None = None  # moving average of a sent frame's processing time
@@ -318,14 +319,17 @@ class LiveSession:
         if self.jitter is None:
             return
         loop = asyncio.get_running_loop()
+        # Frames that leave behind a loss waited in the buffer for it: late because data was lost.
+        held_by_loss = False
         for item in self.jitter.pop(time.monotonic()):
             if isinstance(item, Lost):
                 log.debug("seq %d lost", item.seq)
                 self._request_keyframe()
+                held_by_loss = True
             self._backlog += 1
             if isinstance(item, Frame):
                 self._frames_queued += 1
-            future = loop.run_in_executor(self._worker, self._work, item)
+            future = loop.run_in_executor(self._worker, self._work, item, held_by_loss)
             future.add_done_callback(functools.partial(self._worked, isinstance(item, Frame)))
         if self.jitter.done and not self._finishing and self._backlog == 0:
             self._finishing = True
@@ -334,10 +338,17 @@ class LiveSession:
 
     # -- worker thread -----------------------------------------------------------------------
 
-    def _work(self, item: Frame | Lost | None) -> list[OutputFrame]:
-        """Runs in the worker thread: decode, reproject, interpolate, write."""
+    def _work(self, item: Frame | Lost | None, held_by_loss: bool = False) -> list[OutputFrame]:
+        """Runs in the worker thread: decode, reproject, interpolate, write.
+
+        ``held_by_loss``: the frame waited in the jitter buffer for one that was lost. Such
+        frames, those computed after concealing a loss and those queued behind that work are
+        late because data was lost: the output clock must not lengthen its delay for them
+        (see `Playout.due`), or one loss would cost latency for seconds.
+        """
         start = time.perf_counter()
         frames: list[OutputFrame] = []
+        recovering = held_by_loss or self._recovering
         try:
             if item is None:
                 groups: Iterable[list[OutputFrame]] = [self.decoder.finish()]
@@ -347,13 +358,19 @@ class LiveSession:
             else:
                 groups = self.decoder.feed_groups(item)
             for group in groups:
+                # A sent frame computed after concealing a loss is late because of that work.
+                recovering = recovering or any(out.kind is Kind.CONCEALED for out in group)
                 # Each group to the output clock as soon as it is computed (frames between two
                 # sent ones come before the second is finished), and before the (slower) mp4 encode.
-                self._loop.call_soon_threadsafe(self._schedule, group, time.time())
+                self._loop.call_soon_threadsafe(self._schedule, group, time.time(), not recovering)
                 frames += group
         except (ProtocolError, FrameCodecError) as exc:
             log.warning("dropping undecodable frame: %s", exc)
             self.report.garbage += 1
+        # Frames already queued behind this one were held up by the recovery too. (The count
+        # may include an item whose completion the event loop has not seen yet: then one more
+        # frame than needed is exempt, which only means it is shown late rather than adapted to.)
+        self._recovering = recovering and self._backlog > 1
         if self.writer is not None:
             for out in frames:
                 self.writer.write(to_uint8(out.frame[None])[0])
@@ -361,7 +378,8 @@ class LiveSession:
         if isinstance(item, Frame):
             self.report.iterations_used[self.decoder.iterations] = (
                 self.report.iterations_used.get(self.decoder.iterations, 0) + 1)
-            self._adapt(elapsed)
+            if not recovering:  # concealing a loss is extra work once, not a sign the machine is too slow
+                self._adapt(elapsed)
         return frames
 
     def _adapt(self, elapsed: float) -> None:
@@ -420,12 +438,12 @@ class LiveSession:
 
     # -- output clock ------------------------------------------------------------------------
 
-    def _schedule(self, frames: list[OutputFrame], ready: float) -> None:
+    def _schedule(self, frames: list[OutputFrame], ready: float, adapt: bool = True) -> None:
         assert self.playout is not None
         for out in frames:
             self.report.frames += 1
             capture = out.capture_us / 1e6 if out.capture_us else ready
-            due = self.playout.due(capture, ready, adapt=out.kind is not Kind.CONCEALED)
+            due = self.playout.due(capture, ready, adapt=adapt and out.kind is not Kind.CONCEALED)
             self._to_show.append((due, out))
         self._new_frames.set()
 

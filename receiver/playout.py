@@ -46,7 +46,8 @@ class Playout:
     def due(self, capture: float, ready: float, adapt: bool = True) -> float:
         """When to show a frame captured at ``capture`` (sender's clock) that was ready at ``ready``.
 
-        Frames concealing a loss pass ``adapt=False``: they are late because data was lost,
+        Frames concealing a loss, or held back in the jitter buffer waiting for a frame that
+        turned out lost, pass ``adapt=False``: they are late because data was lost,
         not because of jitter, and raising the delay for them would cost latency for seconds
         without making the next loss any shorter.
         """
