@@ -79,6 +79,9 @@ class SessionReport:
     counts: dict = field(default_factory=dict)
     lost: int = 0
     late: int = 0
+    """Frames that arrived after the jitter buffer had given them up."""
+    shown_late: int = 0
+    """Frames ready only after their due time on the output clock (shown as soon as ready)."""
     garbage: int = 0
     model_transferred: bool = False
     media_bytes: int = 0
@@ -107,7 +110,7 @@ class SessionReport:
             f"media {self.media_bytes * 8 / 1000 / max(self.seconds, 1e-9):.1f} kbps, "
             f"model {'transferred' if self.model_transferred else 'from cache'}\n"
             f"latency median {self.latency(0.5):.0f} ms, p95 {self.latency(0.95):.0f} ms; "
-            f"longest display gap {gap:.0f} ms"
+            f"longest display gap {gap:.0f} ms; {self.shown_late} frames shown late"
         )
 
 
@@ -444,6 +447,7 @@ class LiveSession:
             self.report.frames += 1
             capture = out.capture_us / 1e6 if out.capture_us else ready
             due = self.playout.due(capture, ready, adapt=adapt and out.kind is not Kind.CONCEALED)
+            self.report.shown_late += due < ready
             self._to_show.append((due, out))
         self._new_frames.set()
 

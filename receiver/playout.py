@@ -1,11 +1,15 @@
 """The output clock: when each reconstructed frame is shown.
 
 Frame ``i`` is due at its capture time plus a playout delay. The delay is
-the worst lag (capture to ready) seen over the last few seconds plus a
-margin, so the output runs smoothly at the source's frame rate: a frame
-interpolated between two sent frames can only be ready once the second one
-arrives, which is (stride - 1) frames after its own capture. The delay grows
-at once when a frame comes in late and shrinks slowly when all are early.
+a high percentile (95th by default) of the lags (capture to ready) seen over
+the last few seconds plus a margin, so the output runs smoothly at the
+source's frame rate: a frame interpolated between two sent frames can only
+be ready once the second one arrives, which is (stride - 1) frames after its
+own capture. The delay grows at once when lags grow and shrinks slowly when
+all are early. A percentile, as WebRTC's jitter buffers use, rather than the
+worst lag: one frame in twenty may be shown a few ms late (as soon as it is
+ready), instead of every frame waiting for the slowest one. Frames late
+because data was lost do not count (``adapt=False``).
 
 The sender's capture clock and ours may differ: the smallest
 (arrival - capture) of any sent frame stands for their offset plus the
@@ -20,9 +24,12 @@ from collections import deque
 
 class Playout:
     def __init__(self, fps: float, margin: float | None = None, window: float = 3.0,
-                 max_delay: float = 2.0, shrink_per_s: float = 0.01) -> None:
+                 max_delay: float = 2.0, shrink_per_s: float = 0.01, quantile: float = 0.95) -> None:
+        if not 0.0 < quantile <= 1.0:
+            raise ValueError(f"quantile must be in (0, 1], got {quantile}")
         self.fps = fps
-        # The window maximum already covers the usual jitter; a quarter frame absorbs the rest.
+        self.quantile = quantile
+        # The percentile already covers the usual jitter; a quarter frame absorbs the rest.
         self.margin = 0.25 / fps if margin is None else margin
         self.window = window
         self.max_delay = max_delay
@@ -56,7 +63,8 @@ class Playout:
             self._lags.append((ready, lag))
         while len(self._lags) > 1 and self._lags[0][0] < ready - self.window:
             self._lags.popleft()
-        want = min(self.max_delay, max(l for _, l in self._lags) + self.margin)
+        lags = sorted(l for _, l in self._lags)
+        want = min(self.max_delay, lags[min(len(lags) - 1, int(self.quantile * len(lags)))] + self.margin)
         if want >= self.delay:
             self.delay = want
         elif self._last_update is not None:

@@ -110,7 +110,7 @@ async def _live(model_path: str, clip: str, size, stride: int, loss: float, outp
         "stride": stride, "loss": loss, "fec": fec, "frames": report.frames, "counts": report.counts, "lost": report.lost,
         "latency_median_ms": round(report.latency(0.5), 1), "latency_p95_ms": round(report.latency(0.95), 1),
         "longest_gap_ms": round(gaps[-1], 1) if gaps else None,
-        "gaps_over_200ms": sum(g > 200 for g in gaps),
+        "gaps_over_200ms": sum(g > 200 for g in gaps), "shown_late": report.shown_late,
         "media_kbps": round(sender.report.media_bytes * 8 / 1000 / max(sender.report.seconds, 1e-9), 1),
         "passes_used": report.iterations_used,
     }

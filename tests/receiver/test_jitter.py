@@ -1,3 +1,5 @@
+import pytest
+
 from vsa.protocol.messages import Frame
 from vsa.receiver.jitter import MAX_GAP, JitterBuffer, Lost
 from vsa.receiver.playout import Playout
@@ -79,3 +81,16 @@ def test_a_keyframe_behind_a_hole_ends_the_wait_for_inter_coded_streams():
         jb.pop(0.0)
         jb.push(Frame(seq=2, pts=4, keyframe=True, payload=b"k"), 0.1)
         assert seqs(jb.pop(0.1)) == expected
+
+
+def test_playout_delay_follows_the_95th_percentile_lag_not_one_outlier():
+    fps = 30.0
+    for quantile, expected in ((0.95, 0.040), (1.0, 0.200)):
+        play = Playout(fps, margin=0.0, quantile=quantile)
+        play.arrived(0.0, 0.0)
+        for i in range(60):
+            lag = 0.200 if i == 30 else 0.040
+            play.due(i / fps, i / fps + lag)
+        assert abs(play.delay - expected) < 1e-9
+    with pytest.raises(ValueError, match="quantile"):
+        Playout(fps, quantile=0.0)
