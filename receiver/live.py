@@ -322,7 +322,7 @@ class LiveSession:
         if self.jitter is None:
             return
         loop = asyncio.get_running_loop()
-        # Frames that leave behind a loss waited in the buffer for it: late because data was lost.
+        # Frames released after a loss waited in the buffer for it: late because data was lost.
         held_by_loss = False
         for item in self.jitter.pop(time.monotonic()):
             if isinstance(item, Lost):
