@@ -14,6 +14,14 @@ decides per frame: a frame whose reprojection already agrees with the
 received one (low-res PSNR of AUTO_TRUST_DB or more) is left alone, one
 that disagrees (AUTO_FIX_DB or less) is fully back-projected, with a linear
 blend between. Seen frames measured 34.5 dB or more, unseen ones about 20.
+Below AUTO_FIX_DB the model cannot explain the frame, so the detail it adds
+is likely misplaced (it recalls the nearest frame it saw): ``auto`` then
+also scales that detail down, towards AUTO_MIN_DETAIL of it at AUTO_DAMP_DB,
+which leaves plain bicubic upscaling plus a little of the model's detail.
+On the talking head's held-out tail a quarter of the detail scored best
+(+0.9 dB over full back-projection, +0.1 dB over bicubic, without payload
+coding); seen frames of every clip measured agree at 32 dB or more and are
+untouched.
 
 Temporal: frames that were not sent are decoded from linearly interpolated
 latent codes (eq. 8) of their two sent neighbours.
@@ -36,6 +44,8 @@ from vsa.common.resample import back_projection, upscale
 BACK_PROJECT_MODES = ("auto", "always", "never")
 AUTO_TRUST_DB = 34.0
 AUTO_FIX_DB = 30.0
+AUTO_DAMP_DB = 20.0
+AUTO_MIN_DETAIL = 0.25
 
 
 def fuse_batchnorm(model: Autoencoder) -> Autoencoder:
@@ -57,6 +67,12 @@ def fuse_batchnorm(model: Autoencoder) -> Autoencoder:
 def auto_weight(agreement_db: torch.Tensor) -> torch.Tensor:
     """How much of the back-projection to apply, per frame, from its low-res agreement in dB."""
     return ((AUTO_TRUST_DB - agreement_db) / (AUTO_TRUST_DB - AUTO_FIX_DB)).clamp(0.0, 1.0)
+
+
+def auto_detail(agreement_db: torch.Tensor) -> torch.Tensor:
+    """How much of the model's detail (what it adds to bicubic upscaling) to keep, per frame."""
+    t = ((agreement_db - AUTO_DAMP_DB) / (AUTO_FIX_DB - AUTO_DAMP_DB)).clamp(0.0, 1.0)
+    return AUTO_MIN_DETAIL + (1.0 - AUTO_MIN_DETAIL) * t
 
 
 @dataclass
@@ -138,6 +154,11 @@ class Reconstructor:
             if self.back_project == "auto":
                 correction = correction * auto_weight(agreement).view(-1, 1, 1, 1)
             x = (x + correction).clamp_(0.0, 1.0)
+            if self.back_project == "auto" and bool((agreement < AUTO_FIX_DB).any()):
+                # Fully back-projected here, x is bicubic plus the model's detail: keep only part of it.
+                # (A blend of two images in [0, 1] needs no clamp.)
+                bicubic = upscale(low, self.size)
+                x = bicubic + auto_detail(agreement).view(-1, 1, 1, 1) * (x - bicubic)
         return Reprojected(x, projection.latents)
 
     def reproject(self, lowres: torch.Tensor, iterations: int | None = None) -> Reprojected:

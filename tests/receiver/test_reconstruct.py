@@ -2,8 +2,9 @@ import pytest
 import torch
 
 from vsa.common.metrics import psnr
-from vsa.common.resample import back_projection, downscale, to_tensor
-from vsa.receiver.reconstruct import AUTO_FIX_DB, AUTO_TRUST_DB, Reconstructor, auto_weight
+from vsa.common.resample import back_projection, downscale, to_tensor, upscale
+from vsa.receiver.reconstruct import (AUTO_DAMP_DB, AUTO_FIX_DB, AUTO_MIN_DETAIL, AUTO_TRUST_DB, Reconstructor,
+                                      auto_detail, auto_weight)
 
 
 def test_reproject_shapes_and_range(trained_bundle, small_frames):
@@ -20,16 +21,22 @@ def test_back_projection_keeps_the_received_low_frequencies(trained_bundle, smal
     plain = Reconstructor(model, (128, 192), back_project="never").reproject(low).frames
     fused = Reconstructor(model, (128, 192), back_project="always").reproject(low).frames
     assert float(psnr(downscale(fused, 4), low).mean()) > float(psnr(downscale(plain, 4), low).mean()) + 3
-    # This briefly trained model explains the frames poorly, so auto back-projects them fully.
+    # This briefly trained model explains the frames poorly, so auto back-projects them fully and
+    # keeps only part of the detail it adds to bicubic upscaling.
     _, agreement = back_projection(plain, low)
     assert (agreement < AUTO_FIX_DB).all()
     auto = Reconstructor(model, (128, 192), back_project="auto").reproject(low).frames
-    assert torch.allclose(auto, fused, atol=1e-6)
+    bicubic = upscale(low, (128, 192))
+    keep = auto_detail(agreement).view(-1, 1, 1, 1)
+    assert (keep < 1).all()
+    assert torch.allclose(auto, (bicubic + keep * (fused - bicubic)).clamp(0, 1), atol=1e-5)
 
 
 def test_auto_weight_trusts_frames_the_model_explains():
     weights = auto_weight(torch.tensor([40.0, AUTO_TRUST_DB, 32.0, AUTO_FIX_DB, 15.0]))
     assert weights.tolist() == [0.0, 0.0, 0.5, 1.0, 1.0]
+    detail = auto_detail(torch.tensor([40.0, AUTO_FIX_DB, (AUTO_FIX_DB + AUTO_DAMP_DB) / 2, AUTO_DAMP_DB, 10.0]))
+    assert detail.tolist() == pytest.approx([1.0, 1.0, (1 + AUTO_MIN_DETAIL) / 2, AUTO_MIN_DETAIL, AUTO_MIN_DETAIL])
     with pytest.raises(ValueError, match="back_project"):
         Reconstructor(torch.nn.Identity(), (64, 64), back_project="sometimes")
 
