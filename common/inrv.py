@@ -156,7 +156,6 @@ class INRV(nn.Module):
         count = frames if isinstance(frames, int) else int(frames.numel())
         if height < 1 or width < 1 or count < 1:
             raise ValueError(f"cannot render {count} frames of {height}x{width}")
-        frames = count if isinstance(frames, int) else frames
         coords = grid(height, width, frames, codes.device).reshape(1, -1, 3)
         theta = self.weights(codes)
         pieces = [self.render_points(codes, coords[:, i : i + chunk].expand(codes.shape[0], -1, -1), theta)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from pytorch_msssim import ms_ssim as _ms_ssim
 from pytorch_msssim import ssim as _ssim
@@ -15,6 +17,11 @@ def mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def psnr(a: torch.Tensor, b: torch.Tensor, peak: float = 1.0) -> torch.Tensor:
     """Per-frame PSNR in dB, shape (N,). Identical frames give +inf."""
     return 10.0 * torch.log10(peak**2 / mse(a, b))
+
+
+def psnr_from_mse(mse: float) -> float:
+    """PSNR in dB of a mean squared error on [0, 1] images (a training loss), capped at 120 dB."""
+    return -10.0 * math.log10(max(mse, 1e-12))
 
 
 def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from vsa.common.bundle import Bundle, from_model
+from vsa.common.metrics import psnr_from_mse
 from vsa.common.model import AEConfig, Autoencoder
 from vsa.common.resample import consistent, to_tensor
 
@@ -144,7 +145,7 @@ class Trainer:
     def bundle(self, with_state: bool = True) -> Bundle:
         meta = dict(self.meta, steps=self.step, seconds=round(self.elapsed, 1), objective=self.options.objective)
         if self.loss_ema is not None:
-            meta["train_psnr"] = round(-10 * math.log10(max(self.loss_ema, 1e-12)), 3)
+            meta["train_psnr"] = round(psnr_from_mse(self.loss_ema), 3)
         bundle = from_model(self.model, meta)
         if with_state:
             bundle.train_state = {
@@ -221,8 +222,7 @@ class Trainer:
             if bar is not None:
                 bar.update(1)
                 # refresh=False: let mininterval pace redraws, or a log file gets a line per step.
-                bar.set_postfix(loss=f"{self.loss_ema:.5f}", psnr=f"{-10 * math.log10(max(self.loss_ema, 1e-12)):.2f}dB",
-                                refresh=False)
+                bar.set_postfix(loss=f"{self.loss_ema:.5f}", psnr=f"{psnr_from_mse(self.loss_ema):.2f}dB", refresh=False)
             if on_checkpoint is not None and time.monotonic() - last_save >= opts.checkpoint_seconds:
                 on_checkpoint(self.bundle())
                 last_save = time.monotonic()

@@ -21,7 +21,6 @@ clips: the error is the same in expectation and a step costs a fraction.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -30,6 +29,7 @@ import numpy as np
 import torch
 
 from vsa.common.inrv import INRV, INRVConfig, clip_spans, grid
+from vsa.common.metrics import mean_psnr, psnr, psnr_from_mse
 
 from .train import check_budget
 
@@ -168,7 +168,7 @@ class INRVTrainer:
                         if elapsed >= opts.minutes * 60 * (done_share + share):
                             break
                         progress = elapsed / (opts.minutes * 60)
-                    # Constant, then linear decay over the last 30% of the budget (the core trainer's schedule).
+                    # Constant, then linear decay over the last 30% of the budget, to no less than 5% of the rate.
                     lr_scale = 1.0 if progress < 0.7 else max(0.05, (1 - progress) / 0.3)
                     mse = self._step(active, lr_scale)
                     ema = mse if ema is None else 0.98 * ema + 0.02 * mse
@@ -179,7 +179,7 @@ class INRVTrainer:
                             total_steps = self.step + int((opts.minutes * 60 - (time.monotonic() - start)) / per_step)
                             bar.total = total_steps
                         bar.update(1)
-                        bar.set_postfix(clips=f"{active}/{len(self.clips)}", psnr=f"{_psnr(ema):.2f}dB",
+                        bar.set_postfix(clips=f"{active}/{len(self.clips)}", psnr=f"{psnr_from_mse(ema):.2f}dB",
                                         refresh=False)
                     if on_progress is not None:
                         on_progress(self.step, mse)
@@ -199,17 +199,12 @@ class INRVTrainer:
         return [clip_psnr(self.model, codes[i], clip) for i, clip in enumerate(self.clips)]
 
 
-def _psnr(mse: float) -> float:
-    return -10 * math.log10(max(mse, 1e-12))
-
-
 @torch.no_grad()
 def clip_psnr(model: INRV, code: torch.Tensor, clip: torch.Tensor) -> float:
     """Mean per-frame PSNR of ``clip`` ((n, H, W, 3) in [0, 1]) rendered from ``code`` at its own size."""
     n, h, w, _ = clip.shape
     rendered = model.render(code[None].to(next(model.parameters()).device), h, w, model.config.clip_frames)[0, :n]
-    mse = (rendered.cpu().permute(0, 2, 3, 1) - clip).pow(2).flatten(1).mean(1)
-    return float((-10 * torch.log10(mse.clamp_min(1e-10))).mean())
+    return mean_psnr(psnr(rendered.cpu(), clip.permute(0, 3, 1, 2)))
 
 
 def invert(model: INRV, clip: torch.Tensor, steps: int, init: torch.Tensor | None = None,
