@@ -25,21 +25,18 @@ def report_errors(prog: str, errors: tuple[type[BaseException], ...], body: Call
         return 130
 
 
-def size_arg(text: str) -> tuple[int, int]:
-    from vsa.common.video import parse_size
+def size_arg(text: str, multiple: int | None = None) -> tuple[int, int]:
+    from vsa.common.video import SIZE_MULTIPLE, parse_size
 
     try:
-        return parse_size(text)
+        return parse_size(text, SIZE_MULTIPLE if multiple is None else multiple)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def render_size_arg(text: str) -> tuple[int, int]:
     """``HxW`` of any size from 8 to 8192 a side: INR-V renders at any resolution."""
-    try:
-        h, w = (int(part) for part in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not of the form HxW") from None
+    h, w = size_arg(text, multiple=1)
     if not (8 <= h <= 8192 and 8 <= w <= 8192):
         raise argparse.ArgumentTypeError(f"{text!r}: sides must be in [8, 8192]")
     return h, w

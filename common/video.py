@@ -116,14 +116,14 @@ class VideoSource:
             raise VideoError(f"error decoding {self.spec!r} after {count} frames: {exc}") from None
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    """Parse ``HxW`` into (height, width), both positive multiples of 64."""
+def parse_size(text: str, multiple: int = SIZE_MULTIPLE) -> tuple[int, int]:
+    """Parse ``HxW`` into (height, width), both positive multiples of ``multiple`` (the autoencoder's 64)."""
     match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
     if not match:
         raise ValueError(f"size {text!r} is not of the form HxW, e.g. 256x448")
     h, w = int(match.group(1)), int(match.group(2))
-    if h <= 0 or w <= 0 or h % SIZE_MULTIPLE or w % SIZE_MULTIPLE:
-        raise ValueError(f"size {h}x{w}: both sides must be positive multiples of {SIZE_MULTIPLE}")
+    if h <= 0 or w <= 0 or h % multiple or w % multiple:
+        raise ValueError(f"size {h}x{w}: both sides must be positive multiples of {multiple}")
     return h, w
 
 

@@ -1,6 +1,9 @@
+import argparse
+
 import numpy as np
 import pytest
 
+from vsa.common.cliargs import render_size_arg
 from vsa.common.video import (
     VideoError, VideoSource, VideoWriter, default_working_size, fit_frame, parse_size, read_video,
 )
@@ -45,6 +48,11 @@ def test_sizes():
         parse_size("250x448")
     with pytest.raises(ValueError, match="HxW"):
         parse_size("big")
+    # INR-V renders at any size (vrecv --size): any whole numbers, within bounds.
+    assert render_size_arg("100X60") == (100, 60)
+    for bad, reason in (("4x8", r"\[8, 8192\]"), ("9000x8", r"\[8, 8192\]"), ("8x8x8", "HxW")):
+        with pytest.raises(argparse.ArgumentTypeError, match=reason):
+            render_size_arg(bad)
     assert default_working_size(1280, 720) == (256, 448)
     assert default_working_size(640, 480) == (256, 320)
     assert default_working_size(160, 120) == (64, 64)
