@@ -32,9 +32,12 @@ def bicubic_matrix(n_in: int, n_out: int, device: torch.device = torch.device("c
     products give the 2-D result: 4-5x faster on a CPU than
     ``F.interpolate``'s bicubic upsampling, which is the receiver's hot path.
     """
-    eye = torch.eye(n_in, dtype=torch.float64).view(n_in, 1, 1, n_in)
-    rows = F.interpolate(eye, size=(1, n_out), mode="bicubic", align_corners=False)
-    return rows.view(n_in, n_out).to(device=device, dtype=dtype)
+    # Cached and shared: built outside inference mode, or a matrix first made by the receiver
+    # (which runs under inference_mode) could never take part in a training step afterwards.
+    with torch.inference_mode(False):
+        eye = torch.eye(n_in, dtype=torch.float64).view(n_in, 1, 1, n_in)
+        rows = F.interpolate(eye, size=(1, n_out), mode="bicubic", align_corners=False)
+        return rows.view(n_in, n_out).to(device=device, dtype=dtype)
 
 
 def _bicubic(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -31,3 +31,16 @@ def test_back_projection_restores_the_low_res_frame(small_frames):
     after = (downscale(fixed, 4) - low).abs().mean()
     assert after < before / 5
     assert (agreement < 25).all()
+
+
+def test_a_matrix_first_built_in_inference_mode_still_serves_training():
+    """The receiver builds the cached matrices under inference_mode; a trainer in the same process
+    (vsa eval decodes one clip, then trains on the next) must still backpropagate through them."""
+    from vsa.common.resample import bicubic_matrix, consistent
+
+    bicubic_matrix.cache_clear()
+    with torch.inference_mode():
+        upscale(torch.rand(1, 3, 11, 13), (44, 52))
+    frames = torch.rand(1, 3, 44, 52, requires_grad=True)
+    consistent(frames, torch.rand(1, 3, 11, 13)).sum().backward()
+    assert frames.grad is not None and torch.isfinite(frames.grad).all()
