@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Callable
 
+import numpy as np
 import torch
 
 from vsa.common import bundle as bundle_mod
@@ -80,71 +81,64 @@ def encode_file(
     if size is None:
         meta_size = bundle.meta.get("size")
         size = tuple(meta_size) if isinstance(meta_size, (list, tuple)) and len(meta_size) == 2 else None
-    tmp = f"{output}.tmp-{os.getpid()}"
     with VideoSource(video) as source:
         info = source.info
         if size is None:
             size = default_working_size(info.width, info.height)
         encoder = StreamEncoder(wire, size, info.fps, settings, frame_count=min(info.frame_count, limit or 1 << 62),
                                 source=info.name)
-        frames = source.frames(limit)
-        if progress:
-            from tqdm import tqdm
-
-            frames = tqdm(frames, total=limit or info.frame_count or None, desc="encoding", unit="frame", mininterval=1.0)
-        count = 0
-        with open(tmp, "wb") as out:
-            out.write(file_header())
-            for msg in encoder.start():
-                out.write(record(msg))
-            previous = None
-            # One frame of look-ahead, so the last frame is known and always sent.
-            for rgb in frames:
-                if previous is not None:
-                    for msg in encoder.push(count - 1, previous):
-                        out.write(record(msg))
-                previous = fit_frame(rgb, *size)
-                count += 1
-            if previous is None:
-                raise ValueError(f"{video!r} contains no frames")
-            for msg in encoder.push(count - 1, previous, last=True):
-                out.write(record(msg))
-            for msg in encoder.finish():
-                out.write(record(msg))
-    os.replace(tmp, output)
+        count = _write_stream(source, encoder, output, limit, progress, "encoding",
+                              lambda rgb: fit_frame(rgb, *size))
     return EncodeReport(count, encoder.frames_sent, info.fps, size, encoder.payload_bytes, len(wire),
                         os.path.getsize(output))
 
 
 def _encode_codes(video: str, bundle: bundle_mod.Bundle, output: str, settings: CodeSettings,
                   limit: int | None, progress: bool) -> EncodeReport:
-    tmp = f"{output}.tmp-{os.getpid()}"
     with VideoSource(video) as source:
         info = source.info
-        total = min(info.frame_count, limit or 1 << 62)
-        encoder = CodeEncoder(bundle, info.fps, settings, frame_count=total, source=info.name)
-        frames = source.frames(limit)
-        if progress:
-            from tqdm import tqdm
-
-            frames = tqdm(frames, total=total or None, desc=f"encoding ({settings.codes} codes)", unit="frame",
-                          mininterval=1.0)
-        count = 0
-        with open(tmp, "wb") as out:
-            out.write(file_header())
-            for msg in encoder.start():
-                out.write(record(msg))
-            for rgb in frames:
-                for msg in encoder.push(count, rgb):
-                    out.write(record(msg))
-                count += 1
-            if count == 0:
-                raise ValueError(f"{video!r} contains no frames")
-            for msg in encoder.finish():
-                out.write(record(msg))
-    os.replace(tmp, output)
+        encoder = CodeEncoder(bundle, info.fps, settings, frame_count=min(info.frame_count, limit or 1 << 62),
+                              source=info.name)
+        # The code encoder fits each frame to the model's size itself.
+        count = _write_stream(source, encoder, output, limit, progress, f"encoding ({settings.codes} codes)",
+                              lambda rgb: rgb)
     return EncodeReport(count, encoder.codes_sent, info.fps, encoder.size, encoder.payload_bytes,
                         len(encoder.model_wire), os.path.getsize(output))
+
+
+def _write_stream(source: VideoSource, encoder: StreamEncoder | CodeEncoder, output: str, limit: int | None,
+                  progress: bool, desc: str, prepare: Callable[[np.ndarray], np.ndarray]) -> int:
+    """Write ``encoder``'s stream of ``source``'s frames to ``output`` (replaced only once complete).
+
+    Returns the number of frames read. One frame of look-ahead, so the last
+    frame is known and always sent (and the last INR-V clip coded).
+    """
+    frames = source.frames(limit)
+    if progress:
+        from tqdm import tqdm
+
+        frames = tqdm(frames, total=encoder.frame_count or None, desc=desc, unit="frame", mininterval=1.0)
+    tmp = f"{output}.tmp-{os.getpid()}"
+    count = 0
+    with open(tmp, "wb") as out:
+        out.write(file_header())
+        for msg in encoder.start():
+            out.write(record(msg))
+        previous = None
+        for rgb in frames:
+            if previous is not None:
+                for msg in encoder.push(count - 1, previous):
+                    out.write(record(msg))
+            previous = prepare(rgb)
+            count += 1
+        if previous is None:
+            raise ValueError(f"{source.spec!r} contains no frames")
+        for msg in encoder.push(count - 1, previous, last=True):
+            out.write(record(msg))
+        for msg in encoder.finish():
+            out.write(record(msg))
+    os.replace(tmp, output)
+    return count
 
 
 @dataclass
