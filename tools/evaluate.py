@@ -45,7 +45,8 @@ from vsa.common.resample import to_tensor, to_uint8
 from vsa.common.video import read_video
 from vsa.protocol.container import record
 from vsa.protocol.messages import Frame
-from vsa.receiver.stream import StreamDecoder
+from vsa.receiver.stream import OutputFrame, SessionDecoder, StreamDecoder
+from vsa.sender.inrv_stream import CodeEncoder
 from vsa.sender.stream import StreamEncoder, StreamSettings
 from vsa.sender.train import Trainer, TrainOptions
 from vsa.tools import rd
@@ -187,26 +188,34 @@ def _model_for(clip: Clip, options: EvalOptions, folder: str) -> bundle_mod.Bund
     return bundle
 
 
-def _vsa_point(clip: Clip, wire: bytes, settings: StreamSettings, options: EvalOptions
-               ) -> tuple[np.ndarray, np.ndarray, bytes, float, float]:
-    """Encode and decode the test frames with vsa; returns (vsa, bicubic, counted bytes, encode s, decode s)."""
-    frames = clip.test_frames
+def _round_trip(encoder: StreamEncoder | CodeEncoder, decoder: SessionDecoder, frames: np.ndarray
+                ) -> tuple[list[OutputFrame], bytes, float, float]:
+    """Encode ``frames`` and decode the messages; returns (output frames, counted bytes, encode s, decode s).
+
+    The counted bytes are the frame messages as a `.vsa` file frames them (the model is counted apart).
+    """
     n = len(frames)
-    encoder = StreamEncoder(wire, options.size, clip.fps, settings, frame_count=n, source=clip.name)
     messages = encoder.start()
     start = time.perf_counter()
     for i, rgb in enumerate(frames):
         messages += encoder.push(i, rgb, last=i == n - 1)
     messages += encoder.finish()
     encode_s = time.perf_counter() - start
-    counted = b"".join(record(m) for m in messages if isinstance(m, Frame))
-
-    decoder = StreamDecoder(device=options.device, iterations=options.iterations, with_baseline=True)
-    outputs = []
     start = time.perf_counter()
-    for msg in messages:
-        outputs += decoder.feed(msg)
+    outputs = [o for m in messages for o in decoder.feed(m)]
     decode_s = time.perf_counter() - start
+    counted = b"".join(record(m) for m in messages if isinstance(m, Frame))
+    return outputs, counted, encode_s, decode_s
+
+
+def _vsa_point(clip: Clip, wire: bytes, settings: StreamSettings, options: EvalOptions
+               ) -> tuple[np.ndarray, np.ndarray, bytes, float, float]:
+    """Encode and decode the test frames with vsa; returns (vsa, bicubic, counted bytes, encode s, decode s)."""
+    frames = clip.test_frames
+    n = len(frames)
+    encoder = StreamEncoder(wire, options.size, clip.fps, settings, frame_count=n, source=clip.name)
+    decoder = StreamDecoder(device=options.device, iterations=options.iterations, with_baseline=True)
+    outputs, counted, encode_s, decode_s = _round_trip(encoder, decoder, frames)
     if len(outputs) != n:
         raise RuntimeError(f"vsa {settings_label(settings)}: {n} frames in, {len(outputs)} out")
     ours = to_uint8(torch.stack([o.frame for o in outputs]))
@@ -222,7 +231,7 @@ def _inrv_points(clip: Clip, options: EvalOptions, folder: str) -> list[tuple[st
     (code format, decoded frames, counted bytes, encode s, decode s) per format.
     """
     from vsa.receiver.inrv_stream import CodeDecoder
-    from vsa.sender.inrv_stream import CodeEncoder, CodeSettings
+    from vsa.sender.inrv_stream import CodeSettings
     from vsa.sender.train_inrv import INRVTrainer, INRVTrainOptions
     from vsa.common.inrv import INRVConfig
 
@@ -243,18 +252,9 @@ def _inrv_points(clip: Clip, options: EvalOptions, folder: str) -> list[tuple[st
     for fmt in ("f16", "i8"):
         settings = CodeSettings(codes="seen" if clip.mode == "seen" else "invert", code_format=fmt)
         encoder = CodeEncoder(bundle, clip.fps, settings, frame_count=len(frames), source=clip.name)
-        start = time.perf_counter()
-        messages = encoder.start()
-        for i, rgb in enumerate(frames):
-            messages += encoder.push(i, rgb)
-        messages += encoder.finish()
-        encode_s = time.perf_counter() - start
         decoder = CodeDecoder(device=options.device, size=options.size)
-        start = time.perf_counter()
-        outputs = [o for m in messages for o in decoder.feed(m)]
-        decode_s = time.perf_counter() - start
+        outputs, counted, encode_s, decode_s = _round_trip(encoder, decoder, frames)
         decoded = to_uint8(torch.stack([o.frame for o in outputs]))
-        counted = b"".join(record(m) for m in messages if isinstance(m, Frame))
         out.append((fmt, decoded, counted, encode_s, decode_s))
     return out
 
