@@ -30,7 +30,6 @@ import torch
 
 from vsa.common import bundle as bundle_mod
 from vsa.common.assets import DEFAULT_CLIP
-from vsa.common.metrics import mean_psnr, psnr
 from vsa.common.model import preset
 from vsa.common.framecodec import FrameDecoder
 from vsa.common.resample import to_tensor, upscale
@@ -38,6 +37,7 @@ from vsa.protocol.messages import Frame
 from vsa.common.video import parse_size, read_video
 from vsa.receiver.stream import StreamDecoder
 from vsa.sender.stream import StreamEncoder, StreamSettings
+from vsa.tools.compare import compare
 
 
 def _messages(wire: bytes, frames, fps: float, stride: int) -> list:
@@ -153,21 +153,16 @@ def main(argv: list[str] | None = None) -> int:
             results["throughput"].append(row)
             print(f"receiver at {args.size}, stride {stride} (median of {args.repeat}): " + ", ".join(
                 f"{k} {v}" for k, v in row.items() if k != "stride" and not k.endswith("_runs")))
-        ref = None
         live_size = size
         if args.model and isinstance(bundle.meta.get("size"), (list, tuple)):
             live_size = tuple(bundle.meta["size"])  # score at the size the model was trained for
-        if args.model:
-            ref, _, _ = read_video(args.video, size=live_size)
         for stride in (int(s) for s in args.strides.split(",")):
             for loss, fec in ((0.0, "auto"), (args.loss, "off"), (args.loss, "on")):
-                out = str(Path(tmp) / f"live_{stride}_{loss}_{fec}.mp4") if ref is not None else None
+                out = str(Path(tmp) / f"live_{stride}_{loss}_{fec}.mp4") if args.model else None
                 row = asyncio.run(_live(model_path, args.video, live_size, stride, loss, out, fec))
                 row["size"] = "x".join(map(str, live_size))
                 if out is not None:
-                    got, _, _ = read_video(out)
-                    n = min(len(got), len(ref))
-                    row["psnr"] = round(float(mean_psnr(psnr(to_tensor(got[:n]), to_tensor(ref[:n])))), 2)
+                    row["psnr"] = round(compare(out, args.video).psnr, 2)
                 results["live"].append(row)
                 print(f"live stride {stride}, loss {loss:.0%}, fec {fec}: " + ", ".join(
                     f"{k} {v}" for k, v in row.items() if k not in ("stride", "loss", "fec")))
