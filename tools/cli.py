@@ -188,6 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     from vsa.common.device import DEVICE_CHOICES
     from vsa.common.framecodec import CODECS, DEFAULT_CODEC, DEFAULT_CRF, DEFAULT_WEBP_QUALITY
     from vsa.common.model import PRESETS
+    from vsa.protocol.codes import CODE_FORMATS
+    from vsa.sender.inrv_stream import DEFAULT_INVERT_STEPS
     from vsa.sender.train import LEARNING_RATE, OBJECTIVES
 
     parser = argparse.ArgumentParser(
@@ -250,10 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--codes", choices=("seen", "invert"), default="seen",
                    help="inrv: seen sends the codes learned in training (the same video); invert finds each "
                    "clip's code by optimisation, warm-started from the previous clip (default: seen)")
-    p.add_argument("--code-format", choices=("f16", "i8"), default="f16",
+    p.add_argument("--code-format", choices=CODE_FORMATS, default="f16",
                    help="inrv: code quantisation, f16 (2 bytes per value) or i8 (1 byte plus a scale) (default: f16)")
-    p.add_argument("--invert-steps", type=_positive_int, default=200,
-                   help="inrv --codes invert: Adam steps per clip (default: 200)")
+    p.add_argument("--invert-steps", type=_positive_int, default=DEFAULT_INVERT_STEPS,
+                   help=f"inrv --codes invert: Adam steps per clip (default: {DEFAULT_INVERT_STEPS})")
     p.set_defaults(func=cmd_encode)
 
     p = sub.add_parser("decode", help="decode a .vsa file to mp4",
