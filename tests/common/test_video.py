@@ -74,3 +74,13 @@ def test_writer_round_trip(tmp_path, small_frames):
     back, info, _ = read_video(path, size=(128, 192))
     assert len(back) == 10 and info.fps == pytest.approx(30.0)
     assert np.abs(back.astype(int) - small_frames[:10].astype(int)).mean() < 4
+
+
+def test_an_mkv_output_is_lossless(tmp_path, small_frames):
+    """`-o out.mkv` is for scoring: other tools must read back exactly the RGB vsa reconstructed."""
+    path = str(tmp_path / "out.mkv")
+    with VideoWriter(path, 192, 128, 30.0) as writer:
+        for f in small_frames[:5]:
+            writer.write(f)
+    back, _, _ = read_video(path, size=(128, 192))
+    assert np.array_equal(back, small_frames[:5])
