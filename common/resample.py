@@ -19,7 +19,7 @@ def downscale(frames: torch.Tensor, scale: int) -> torch.Tensor:
     h, w = frames.shape[-2:]
     if h % scale or w % scale:
         raise ValueError(f"scale {scale} does not divide frame size {h}x{w}")
-    return F.interpolate(frames, size=(h // scale, w // scale), mode="bicubic", antialias=True, align_corners=False)
+    return _bicubic(frames, (h // scale, w // scale))
 
 
 @functools.lru_cache(maxsize=64)
@@ -28,20 +28,21 @@ def bicubic_matrix(n_in: int, n_out: int, device: torch.device = torch.device("c
     """(n_in, n_out): 1-D bicubic resampling (PyTorch's, align_corners=False) as a matrix.
 
     Built by resampling the identity, so it is PyTorch's own kernel, edge
-    handling included. Bicubic resampling is separable, so two small matrix
-    products give the 2-D result: 4-5x faster on a CPU than
-    ``F.interpolate``'s bicubic upsampling, which is the receiver's hot path.
+    handling included, with its antialiasing filter when shrinking. Bicubic
+    resampling (antialiased too) is separable, so two small matrix products
+    give the 2-D result: 4-5x faster on a CPU than ``F.interpolate``, on the
+    receiver's hot path (every upscale, and the downscale in back-projection).
     """
     # Cached and shared: built outside inference mode, or a matrix first made by the receiver
     # (which runs under inference_mode) could never take part in a training step afterwards.
     with torch.inference_mode(False):
         eye = torch.eye(n_in, dtype=torch.float64).view(n_in, 1, 1, n_in)
-        rows = F.interpolate(eye, size=(1, n_out), mode="bicubic", align_corners=False)
+        rows = F.interpolate(eye, size=(1, n_out), mode="bicubic", align_corners=False, antialias=n_out < n_in)
         return rows.view(n_in, n_out).to(device=device, dtype=dtype)
 
 
 def _bicubic(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """``F.interpolate(frames, size, mode="bicubic", align_corners=False)``, by matrix products."""
+    """``F.interpolate(frames, size, mode="bicubic", align_corners=False, antialias=True)``, by matrix products."""
     h, w = frames.shape[-2:]
     rows = bicubic_matrix(h, size[0], frames.device, frames.dtype)
     cols = bicubic_matrix(w, size[1], frames.device, frames.dtype)
@@ -78,8 +79,7 @@ def back_projection(frames: torch.Tensor, lowres: torch.Tensor) -> tuple[torch.T
     downscaled ``frames`` and ``lowres``.
     """
     size = tuple(frames.shape[-2:])
-    down = F.interpolate(frames, size=tuple(lowres.shape[-2:]), mode="bicubic", antialias=True, align_corners=False)
-    residual = lowres - down
+    residual = lowres - _bicubic(frames, tuple(lowres.shape[-2:]))
     agreement = -10.0 * torch.log10(residual.pow(2).flatten(1).mean(1).clamp_min(1e-10))
     return _bicubic(residual, size), agreement
 

@@ -17,6 +17,14 @@ def test_upscale_matches_torch_bicubic_including_the_edges(low, size):
     assert torch.allclose(upscale(frames, size), expected, atol=1e-5)
 
 
+@pytest.mark.parametrize("size, scale", [((256, 512), 4), ((128, 192), 16), ((96, 96), 2)])
+def test_downscale_matches_torch_antialiased_bicubic(size, scale):
+    frames = torch.rand(2, 3, *size, generator=torch.Generator().manual_seed(1))
+    expected = F.interpolate(frames, size=(size[0] // scale, size[1] // scale), mode="bicubic", antialias=True,
+                             align_corners=False)
+    assert torch.allclose(downscale(frames, scale), expected, atol=1e-5)
+
+
 def test_back_projection_restores_the_low_res_frame(small_frames):
     from vsa.common.resample import to_tensor
 
