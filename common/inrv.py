@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from .registry import Architecture, register
+
 
 @dataclass(frozen=True)
 class INRVConfig:
@@ -167,3 +169,23 @@ class INRV(nn.Module):
 def clip_spans(frame_count: int, clip_frames: int) -> list[tuple[int, int]]:
     """[start, end) of each clip: consecutive runs of ``clip_frames``, the last one possibly shorter."""
     return [(s, min(s + clip_frames, frame_count)) for s in range(0, frame_count, clip_frames)]
+
+
+@register
+class INRVArchitecture(Architecture):
+    """INR-V: one code per clip of ``clip_frames``, rendered at any size and frame rate.
+
+    It trains by auto-decoding (`vsa.sender.train_inrv`): the codes are
+    parameters learned with the network, so there is no encoder.
+    """
+
+    name = "inrv"
+    payload = "codes"
+    config_type = INRVConfig
+    summary = "an INR-V hypernetwork: one small code per clip, rendered at any size and frame rate"
+    presets = {"inrv": INRVConfig()}
+    default_preset = "inrv"
+    objectives = ("autodecode",)
+
+    def build(self, config: INRVConfig) -> INRV:
+        return INRV(config)

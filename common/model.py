@@ -8,14 +8,27 @@ is what makes reprojection onto the video's manifold work. The network is
 fully convolutional and runs at any size whose sides are multiples of 64.
 
 Frames go in and come out as float tensors in [0, 1], shape (N, 3, H, W).
+
+It memorises: its 12k x H/64 x W/64 code holds fewer numbers than a
+low-res frame at scale 4, so frames it never saw are snapped to ones it did
+(README, "Unseen content"). It is the best choice for a video it can be
+trained on; `vsa.common.srnet` is the one for unseen video.
 """
 
 from __future__ import annotations
 
+import copy
+import math
 from dataclasses import asdict, dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+from .examples import Batch, Examples
+from .registry import Architecture, FrameModel, register
+from .resample import consistent
 
 DOWNSAMPLE = 64
 # Channel multipliers of the six encoder layers; the latent has 12k channels
@@ -41,7 +54,7 @@ class AEConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "AEConfig":
         k = data.get("k")
-        if not isinstance(k, int) or not 1 <= k <= 256:
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 256:
             raise ValueError(f"model config has an invalid width k={k!r}")
         preset = data.get("preset", "custom")
         return cls(k=k, preset=str(preset))
@@ -100,7 +113,7 @@ class Decoder(nn.Sequential):
         super().__init__(*layers)
 
 
-class Autoencoder(nn.Module):
+class Autoencoder(FrameModel):
     """f (encode) and g (decode) of the paper; forward is g(f(x))."""
 
     def __init__(self, config: AEConfig) -> None:
@@ -118,9 +131,6 @@ class Autoencoder(nn.Module):
         """Latent -> frames; unclamped, so training sees the true error."""
         return self.decoder(z) * 0.5 + 0.5
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decode(self.encode(x))
-
 
 def check_size(height: int, width: int) -> None:
     if height % DOWNSAMPLE or width % DOWNSAMPLE or height <= 0 or width <= 0:
@@ -129,3 +139,90 @@ def check_size(height: int, width: int) -> None:
 
 def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def fuse_batchnorm(model: Autoencoder) -> Autoencoder:
+    """An eval-mode copy of ``model`` with each BatchNorm folded into the convolution before it."""
+    fused = copy.deepcopy(model).eval()
+    for name in ("encoder", "decoder"):
+        out: list[nn.Module] = []
+        for layer in getattr(fused, name):
+            if isinstance(layer, nn.BatchNorm2d) and out and isinstance(out[-1], (nn.Conv2d, nn.ConvTranspose2d)):
+                conv = out.pop()
+                out.append(fuse_conv_bn_eval(conv, layer, transpose=isinstance(conv, nn.ConvTranspose2d)))
+            else:
+                out.append(layer)
+        setattr(fused, name, nn.Sequential(*out))
+    return fused
+
+
+# --- training ----------------------------------------------------------------------------------
+
+MIN_FACTOR, MAX_FACTOR = 2.0, 16.0
+MAX_NOISE = 0.02
+
+
+def degrade(clean: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Receiver-like inputs: random downscale, noise, 8-bit rounding, bicubic upscale.
+
+    Returns the upsampled inputs and, per frame, the low-res frame they came from.
+    """
+    h, w = clean.shape[-2:]
+    out = torch.empty_like(clean)
+    lows = []
+    for i in range(clean.shape[0]):
+        u = torch.rand(2, generator=generator).tolist()
+        # Log-uniform so that every octave of scale gets the same attention.
+        factor = math.exp(math.log(MIN_FACTOR) + u[0] * (math.log(MAX_FACTOR) - math.log(MIN_FACTOR)))
+        size = (max(1, round(h / factor)), max(1, round(w / factor)))
+        low = F.interpolate(clean[i : i + 1], size=size, mode="bicubic", antialias=True, align_corners=False)
+        noise = torch.randn(low.shape, generator=generator) * (u[1] * MAX_NOISE)
+        low = (low + noise.to(low.device)).clamp(0, 1).mul(255).round().div(255)
+        lows.append(low)
+        out[i : i + 1] = F.interpolate(low, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
+    return out, lows
+
+
+@register
+class AutoencoderArchitecture(Architecture):
+    """The paper's video-specific autoencoder: trained on one video, it reprojects that video's frames."""
+
+    name = "ae"
+    payload = "frames"
+    config_type = AEConfig
+    summary = "the paper's video-specific autoencoder (best on a video it was trained on)"
+    presets = PRESETS
+    default_preset = "fast"
+    # Measured (README, "Results"): reconstruct beat restore on every seen-frame comparison.
+    objectives = ("reconstruct", "restore")
+    default_iterations = 2
+    # channels_last is markedly faster for these convolutions on a CPU.
+    memory_format = torch.channels_last
+
+    def build(self, config: AEConfig) -> Autoencoder:
+        return Autoencoder(config)
+
+    def size_multiple(self, config: AEConfig) -> int:
+        return DOWNSAMPLE
+
+    def for_inference(self, model: nn.Module, scale: int = 4, crf: int = 0) -> nn.Module:
+        # Folding BatchNorm into the convolutions saves a pass over every activation.
+        return fuse_batchnorm(model).to(memory_format=self.memory_format)
+
+    def training_batch(self, data: Examples, objective: str, batch_size: int, generator: torch.Generator,
+                       step: int) -> Batch:
+        clean = data.whole_frames(batch_size, generator)
+        if objective == "restore":
+            inputs, lows = degrade(clean, generator)
+            return Batch(inputs, clean, lows)
+        return Batch(clean, clean)
+
+    def training_loss(self, model: nn.Module, batch: Batch, objective: str) -> tuple[torch.Tensor, torch.Tensor]:
+        output = model(batch.inputs)
+        mse = F.mse_loss(output, batch.targets)
+        if batch.lows is None:
+            return mse, mse
+        # restore also scores the back-projected output, so the network learns the high frequencies
+        # that complement the received low-res frame.
+        fused = torch.cat([consistent(output[i : i + 1], low) for i, low in enumerate(batch.lows)])
+        return mse + F.mse_loss(fused, batch.targets), mse
