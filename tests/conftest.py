@@ -79,3 +79,24 @@ def inrv_bundle(tmp_path_factory: pytest.TempPathFactory, inrv_frames: np.ndarra
     path = tmp_path_factory.mktemp("inrv") / "inrv.pt"
     bundle_mod.save(bundle, str(path))
     return str(path), bundle
+
+
+@pytest.fixture(scope="session")
+def sr_bundles(tmp_path_factory: pytest.TempPathFactory, small_frames: np.ndarray) -> tuple[str, bytes, bundle_mod.Bundle]:
+    """A small sr base (not the shipped one) trained briefly on real frames, and a model fine-tuned from it.
+
+    Returns (path of the fine-tuned bundle, the base's wire form, the fine-tuned bundle).
+    """
+    from vsa.common.examples import Examples
+    from vsa.common.srnet import SRConfig
+
+    config = SRConfig(scales=(4, 8), channels=8, decoder_layers=1, preset="test")
+    examples = Examples.single(small_frames[:24], 30.0, scales=(4,))
+    base = Trainer(examples, config, TrainOptions(steps=40, progress=False), torch.device("cpu")).run()
+    base_wire = bundle_mod.to_wire(bundle_mod.Bundle(base.config, base.state_dict))
+    tuned = Trainer(examples, config, TrainOptions(steps=30, seed=1, progress=False), torch.device("cpu"),
+                    meta={"size": list(SMALL_SIZE), "source": "person_signing_webcam.mp4", "fps": 30.0},
+                    base_wire=base_wire).run()
+    path = tmp_path_factory.mktemp("sr") / "tuned.pt"
+    bundle_mod.save(tuned, str(path))
+    return str(path), base_wire, tuned
