@@ -34,9 +34,12 @@ MAX_TEXT = 256
 SHA256_BYTES = 32
 
 FRAME_CODECS = ("png", "webp", "h264")
-PAYLOAD_KINDS = ("ae", "inrv")
-"""ae: low-res frames for the autoencoder (``codec`` is a FRAME_CODECS entry).
-inrv: one INR-V code per clip of ``stride`` frames (``codec`` is a CODE_FORMATS entry, ``scale`` is 1)."""
+PAYLOAD_KINDS = ("frames", "codes")
+"""frames: low-res frames (``codec`` is a FRAME_CODECS entry).
+codes: one code per clip of ``stride`` frames (``codec`` is a CODE_FORMATS entry, ``scale`` is 1).
+Which network reconstructs them is the model's business, not the protocol's."""
+LEGACY_PAYLOADS = {"ae": "frames", "inrv": "codes"}
+"""Names the first release wrote in its hellos (.vsa files made then still play)."""
 
 
 @dataclass(frozen=True)
@@ -51,10 +54,15 @@ class Hello:
     codec: str
     model_sha256: bytes
     model_size: int
-    payload: str = "ae"
+    payload: str = "frames"
     frame_count: int = 0
     """Number of source frames, or 0 for a live stream of unknown length."""
     source: str = ""
+    base_sha256: bytes = b""
+    """When the model is a delta: the blob it applies to (empty otherwise). A receiver that lacks it asks for it."""
+    base_size: int = 0
+    crf: int = 0
+    """h264 payloads: the crf they were coded at (1-51; 0 = not said). A receiver may tune to it."""
 
 
 @dataclass(frozen=True)
@@ -95,12 +103,14 @@ class Bye:
 
 @dataclass(frozen=True)
 class ModelRequest:
-    """Receiver to sender, in answer to the hello: send the model from ``offset``.
+    """Receiver to sender, in answer to the hello: send a blob from ``offset``.
 
-    A receiver that already holds the model answers with `Ready` instead.
+    ``sha256`` names the blob: the hello's model (empty, the default) or its
+    base. A receiver that already holds everything answers with `Ready` instead.
     """
 
     offset: int = 0
+    sha256: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -156,6 +166,9 @@ _SCHEMA: dict[type, dict[str, tuple[str, float, float]]] = {
         "payload": (_STR, 1, 16),
         "frame_count": (_INT, 0, MAX_SEQ),
         "source": (_STR, 0, MAX_TEXT),
+        "base_sha256": (_BYTES, 0, SHA256_BYTES),
+        "base_size": (_INT, 0, MAX_MODEL_BYTES),
+        "crf": (_INT, 0, 51),
     },
     ModelChunk: {
         "offset": (_INT, 0, MAX_MODEL_BYTES),
@@ -174,7 +187,7 @@ _SCHEMA: dict[type, dict[str, tuple[str, float, float]]] = {
         "frames": (_INT, 0, MAX_SEQ),
         "reason": (_STR, 0, MAX_TEXT),
     },
-    ModelRequest: {"offset": (_INT, 0, MAX_MODEL_BYTES)},
+    ModelRequest: {"offset": (_INT, 0, MAX_MODEL_BYTES), "sha256": (_BYTES, 0, SHA256_BYTES)},
     Ready: {},
     KeyframeRequest: {"after_seq": (_INT, 0, MAX_SEQ)},
     Stats: {
@@ -218,17 +231,22 @@ def _check_field(cls: type, name: str, value: Any) -> Any:
 
 def _check_semantics(msg: Message) -> None:
     if isinstance(msg, Hello):
-        # The autoencoder's six stride-2 stages need multiples of 64; an INR-V renders any size.
-        if msg.payload == "ae" and (msg.width % 64 or msg.height % 64):
-            raise ProtocolError(f"hello size {msg.height}x{msg.width} is not a multiple of 64")
+        # Which sizes a network can take is checked where the network is known: the receiver's decoder.
         if msg.width % msg.scale or msg.height % msg.scale:
             raise ProtocolError(f"hello scale {msg.scale} does not divide size {msg.height}x{msg.width}")
         if msg.payload not in PAYLOAD_KINDS:
             raise ProtocolError(f"hello.payload {msg.payload!r} is not one of {', '.join(PAYLOAD_KINDS)}")
-        codecs = FRAME_CODECS if msg.payload == "ae" else CODE_FORMATS
+        if len(msg.base_sha256) not in (0, SHA256_BYTES) or bool(msg.base_sha256) != bool(msg.base_size):
+            raise ProtocolError("hello names a base with a malformed hash or without its size (or a size without it)")
+        if msg.base_sha256 == msg.model_sha256:
+            raise ProtocolError("hello names the same blob as model and base")
+        codecs = FRAME_CODECS if msg.payload == "frames" else CODE_FORMATS
         if msg.codec not in codecs:
             raise ProtocolError(f"hello.codec {msg.codec!r} is not one of {', '.join(codecs)} "
                                 f"(payload {msg.payload})")
+    elif isinstance(msg, ModelRequest):
+        if len(msg.sha256) not in (0, SHA256_BYTES):
+            raise ProtocolError(f"model-request.sha256 has length {len(msg.sha256)}, expected 0 or {SHA256_BYTES}")
     elif isinstance(msg, ModelChunk):
         if msg.offset + len(msg.data) > msg.total:
             raise ProtocolError(
@@ -292,6 +310,8 @@ def decode(data: bytes) -> Message:
     missing = required - values.keys()
     if missing:
         raise ProtocolError(f"{name} message lacks {', '.join(sorted(missing))}")
+    if cls is Hello and values.get("payload") in LEGACY_PAYLOADS:
+        values["payload"] = LEGACY_PAYLOADS[values["payload"]]
     for key, value in values.items():
         values[key] = _check_field(cls, key, value)
     msg = cls(**values)

@@ -5,13 +5,21 @@ events. Transports (the `.vsa` container, a data channel) decode bytes with
 `vsa.protocol.messages.decode` and hand the messages to `ReceiverSession`;
 the sender side builds its messages through `SenderSession`.
 
-    WAIT_HELLO --hello--> WAIT_MODEL --last model chunk--> STREAMING --bye--> CLOSED
-                              \\------model_cached()-------^
+    WAIT_HELLO --hello--> WAIT_MODEL --last wanted blob complete--> STREAMING --bye--> CLOSED
+                              \\------have() for every blob------------^
+
+The model travels as one or two *blobs*, each named by its SHA-256 and size
+in the hello: the model itself and, when the model is a delta, the base it
+applies to. The session does not know what a blob means; it only checks
+that each one arrives whole, in order and matching its hash. A receiver that
+already holds a blob (a cache, a base shipped with the software) says so
+with `ReceiverSession.have`, and that blob is never transferred.
 
 A live receiver talks back on the reliable channel: it answers the hello
-with `ModelRequest` (or `Ready` when it has the model cached), says `Ready`
-once the model is loaded, and sends `KeyframeRequest` and `Stats` while
-streaming. `SenderSession.receive` checks those replies the same way.
+with one `ModelRequest` per blob it lacks (or `Ready` when it lacks none),
+says `Ready` once the model is loaded, and sends `KeyframeRequest` and
+`Stats` while streaming. `SenderSession.receive` checks those replies the
+same way.
 """
 
 from __future__ import annotations
@@ -48,9 +56,16 @@ class ModelProgress:
 
 @dataclass(frozen=True)
 class ModelReady:
-    """The whole model arrived and its SHA-256 matches the hello."""
+    """Every blob this receiver lacked has arrived, each matching its hash in the hello."""
 
-    wire: bytes
+    blobs: dict[bytes, bytes]
+    """sha256 -> bytes of each blob transferred in this session."""
+    model_sha256: bytes
+
+    @property
+    def wire(self) -> bytes | None:
+        """The model blob, if it was transferred (rather than held already)."""
+        return self.blobs.get(self.model_sha256)
 
 
 @dataclass(frozen=True)
@@ -65,9 +80,10 @@ class StreamEnded:
 
 @dataclass(frozen=True)
 class ModelWanted:
-    """The receiver asks for the model, from ``offset``."""
+    """The receiver asks for a blob (the model or its base), from ``offset``."""
 
     offset: int
+    sha256: bytes
 
 
 @dataclass(frozen=True)
@@ -92,7 +108,7 @@ _SENDER_BOUND = (ModelRequest, Ready, KeyframeRequest, Stats)
 
 
 class ReceiverSession:
-    """Validates the order of received messages and reassembles the model.
+    """Validates the order of received messages and reassembles the model's blobs.
 
     With ``ordered=True`` (files, reliable channels) frames must arrive with
     increasing ``seq``; unordered transports pass ``ordered=False`` and
@@ -103,15 +119,35 @@ class ReceiverSession:
         self.state = State.WAIT_HELLO
         self.hello: Hello | None = None
         self.ordered = ordered
-        self._model = bytearray()
+        self._wanted: dict[bytes, int] = {}  # sha256 -> size, of blobs still to come
+        self._held: set[bytes] = set()  # blobs the receiver had already: their chunks, if sent, are skipped
+        self._parts: dict[bytes, bytearray] = {}
+        self._done: dict[bytes, bytes] = {}
         self._last_seq = -1
         self.frames_received = 0
 
-    def model_cached(self) -> None:
-        """The receiver already holds the model named in the hello: skip the transfer."""
+    @property
+    def wanted(self) -> list[bytes]:
+        """Hashes of the blobs still missing, base first (a receiver asks for them in this order)."""
+        return list(self._wanted)
+
+    def have(self, sha256: bytes) -> None:
+        """The receiver already holds this blob (named in the hello): it need not be transferred."""
         if self.state is not State.WAIT_MODEL:
-            raise ProtocolError(f"model_cached() is only valid while waiting for the model, not in {self.state.value}")
-        self.state = State.STREAMING
+            raise ProtocolError(f"have() is only valid while waiting for the model, not in {self.state.value}")
+        if sha256 not in self._wanted:
+            raise ProtocolError("have() for a blob the hello does not name, or one already held")
+        if self._parts.get(sha256):
+            raise ProtocolError("have() for a blob already being transferred")
+        del self._wanted[sha256]
+        self._held.add(sha256)
+        if not self._wanted:
+            self.state = State.STREAMING
+
+    def model_cached(self) -> None:
+        """The receiver already holds every blob the hello names: skip the transfer."""
+        for sha in self.wanted:
+            self.have(sha)
 
     def receive(self, msg: Message) -> list[Event]:
         """Feed one decoded message; return the events it causes."""
@@ -125,12 +161,17 @@ class ReceiverSession:
                 raise ProtocolError("second hello in one session")
             self.hello = msg
             self.state = State.WAIT_MODEL
+            if msg.base_sha256:
+                self._wanted[msg.base_sha256] = msg.base_size
+            self._wanted[msg.model_sha256] = msg.model_size
             return [StreamStarted(msg)]
         if self.state is State.WAIT_HELLO:
             raise ProtocolError(f"{type(msg).__name__.lower()} message before hello")
         if isinstance(msg, ModelChunk):
             return self._receive_chunk(msg)
         if isinstance(msg, Frame):
+            if self.state is State.WAIT_MODEL:
+                raise ProtocolError("frame before the model was complete")
             if self.ordered and msg.seq <= self._last_seq:
                 raise ProtocolError(f"frame seq {msg.seq} does not follow seq {self._last_seq}")
             self._last_seq = max(self._last_seq, msg.seq)
@@ -142,21 +183,31 @@ class ReceiverSession:
 
     def _receive_chunk(self, chunk: ModelChunk) -> list[Event]:
         assert self.hello is not None
+        if chunk.sha256 in self._held:
+            # A file carries every blob its reader might lack; one this reader holds is skipped, not stored.
+            return []
         if self.state is not State.WAIT_MODEL:
             raise ProtocolError("model chunk after the model was complete")
-        if chunk.sha256 != self.hello.model_sha256 or chunk.total != self.hello.model_size:
-            raise ProtocolError("model chunk names a different model than the hello")
-        if chunk.offset != len(self._model):
-            raise ProtocolError(f"model chunk at offset {chunk.offset}, expected {len(self._model)}")
-        self._model += chunk.data
-        events: list[Event] = [ModelProgress(len(self._model), chunk.total)]
-        if len(self._model) == chunk.total:
-            wire = bytes(self._model)
-            self._model = bytearray()
-            if hashlib.sha256(wire).digest() != self.hello.model_sha256:
+        size = self._wanted.get(chunk.sha256)
+        if size is None:
+            raise ProtocolError("model chunk names a different model than the hello (or one already complete)")
+        if chunk.total != size:
+            raise ProtocolError(f"model chunk says its blob has {chunk.total} bytes, the hello {size}")
+        part = self._parts.setdefault(chunk.sha256, bytearray())
+        if chunk.offset != len(part):
+            raise ProtocolError(f"model chunk at offset {chunk.offset}, expected {len(part)}")
+        part += chunk.data
+        events: list[Event] = [ModelProgress(len(part), chunk.total)]
+        if len(part) == chunk.total:
+            wire = bytes(part)
+            del self._parts[chunk.sha256], self._wanted[chunk.sha256]
+            if hashlib.sha256(wire).digest() != chunk.sha256:
                 raise ProtocolError("model SHA-256 does not match the hello: transfer corrupted")
-            self.state = State.STREAMING
-            events.append(ModelReady(wire))
+            self._done[chunk.sha256] = wire
+            if not self._wanted:
+                self.state = State.STREAMING
+                events.append(ModelReady(dict(self._done), self.hello.model_sha256))
+                self._done = {}
         return events
 
 
@@ -180,9 +231,13 @@ class SenderSession:
         if isinstance(msg, ModelRequest):
             if self.state is not State.WAIT_MODEL:
                 raise ProtocolError(f"model requested in {self.state.value}")
-            if msg.offset >= self.hello.model_size:
-                raise ProtocolError(f"model requested from offset {msg.offset} of {self.hello.model_size} bytes")
-            return [ModelWanted(msg.offset)]
+            sha = msg.sha256 or self.hello.model_sha256
+            size = self._blob_sizes().get(sha)
+            if size is None:
+                raise ProtocolError("model requested by a hash the hello does not name")
+            if msg.offset >= size:
+                raise ProtocolError(f"model requested from offset {msg.offset} of {size} bytes")
+            return [ModelWanted(msg.offset, sha)]
         if isinstance(msg, Ready):
             if self.peer_ready:
                 raise ProtocolError("second ready")
@@ -201,18 +256,29 @@ class SenderSession:
         self.state = State.WAIT_MODEL
         return self.hello
 
+    def _blob_sizes(self) -> dict[bytes, int]:
+        sizes = {self.hello.model_sha256: self.hello.model_size}
+        if self.hello.base_sha256:
+            sizes[self.hello.base_sha256] = self.hello.base_size
+        return sizes
+
     def model_chunks(self, wire: bytes, chunk_size: int = 64 * 1024, offset: int = 0) -> list[ModelChunk]:
-        """Split the model's wire form, from ``offset``, into chunks; the hello must name its hash and size."""
+        """Split a blob the hello names (the model or its base), from ``offset``, into chunks.
+
+        The model's own chunks end the model phase: send the base's first.
+        """
         if self.state is not State.WAIT_MODEL:
             raise ProtocolError(f"model can only follow the hello, not come in {self.state.value}")
         if not 1 <= chunk_size <= MAX_CHUNK_BYTES:
             raise ValueError(f"chunk_size {chunk_size} outside [1, {MAX_CHUNK_BYTES}]")
-        if len(wire) > MAX_MODEL_BYTES or len(wire) != self.hello.model_size:
-            raise ProtocolError(f"model of {len(wire)} bytes does not match hello.model_size={self.hello.model_size}")
         digest = hashlib.sha256(wire).digest()
-        if digest != self.hello.model_sha256:
-            raise ProtocolError("model bytes do not match hello.model_sha256")
-        self.state = State.STREAMING
+        size = self._blob_sizes().get(digest)
+        if size is None:
+            raise ProtocolError("model bytes do not match hello.model_sha256 (nor its base's)")
+        if len(wire) > MAX_MODEL_BYTES or len(wire) != size:
+            raise ProtocolError(f"model of {len(wire)} bytes does not match the hello's size {size}")
+        if digest == self.hello.model_sha256:
+            self.state = State.STREAMING
         if not 0 <= offset < len(wire):
             raise ProtocolError(f"model offset {offset} outside its {len(wire)} bytes")
         return [ModelChunk(start, len(wire), digest, wire[start : start + chunk_size])

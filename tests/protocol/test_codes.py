@@ -54,8 +54,21 @@ def test_random_bytes_never_raise_anything_but_protocol_error(data, fmt, dim):
 
 def test_an_inrv_hello_round_trips_and_needs_a_code_format():
     hello = Hello(width=64, height=96, fps=30.0, scale=1, stride=16, codec="i8", model_sha256=bytes(32),
-                  model_size=10, payload="inrv", frame_count=40)
+                  model_size=10, payload="codes", frame_count=40)
     assert decode(encode(hello)) == hello
     with pytest.raises(ProtocolError, match="codec"):
         encode(Hello(width=64, height=64, fps=30.0, scale=1, stride=16, codec="h264", model_sha256=bytes(32),
-                     model_size=10, payload="inrv"))
+                     model_size=10, payload="codes"))
+
+
+def test_hellos_of_the_first_release_still_decode():
+    """Its hellos said payload "ae" or "inrv"; they now say what the stream carries, frames or codes."""
+    import msgpack
+
+    from vsa.protocol.messages import decode
+
+    for old, new in (("ae", "frames"), ("inrv", "codes")):
+        raw = msgpack.packb({"v": 1, "t": "hello", "width": 64, "height": 64, "fps": 30.0, "scale": 1, "stride": 16,
+                             "codec": "f16" if new == "codes" else "png", "model_sha256": bytes(32), "model_size": 10,
+                             "payload": old}, use_bin_type=True)
+        assert decode(raw).payload == new

@@ -84,7 +84,7 @@ def test_sender_enforces_its_own_order():
     with pytest.raises(ProtocolError):
         sender.frame(0, True, b"p")
     sender.start()
-    with pytest.raises(ProtocolError, match="does not match"):
+    with pytest.raises(ProtocolError, match="do not match"):
         sender.model_chunks(WIRE[:-1])
     sender.model_chunks(WIRE)
     sender.bye()
@@ -104,7 +104,7 @@ def test_sender_follows_the_receivers_replies():
 
     sender = _started_sender()
     (wanted,) = sender.receive(ModelRequest(0))
-    assert wanted == ModelWanted(0)
+    assert wanted == ModelWanted(0, SHA)
     assert len(sender.model_chunks(WIRE, 3000, offset=wanted.offset)) == 4
     assert not sender.peer_ready
     assert sender.receive(Ready()) == [PeerReady()] and sender.peer_ready
@@ -147,3 +147,73 @@ def test_receiver_rejects_messages_meant_for_the_sender():
     receiver = ReceiverSession()
     with pytest.raises(ProtocolError, match="sent by receivers"):
         receiver.receive(Stats())
+
+
+# --- a model in two blobs: a delta and the base it applies to ------------------------------------
+
+BASE = bytes(reversed(range(256))) * 30
+BASE_SHA = hashlib.sha256(BASE).digest()
+DELTA_HELLO = Hello(width=256, height=192, fps=30.0, scale=4, stride=2, codec="h264", model_sha256=SHA,
+                    model_size=len(WIRE), base_sha256=BASE_SHA, base_size=len(BASE))
+
+
+def test_a_receiver_without_the_base_gets_both_blobs_base_first():
+    from vsa.protocol.messages import ModelRequest
+
+    sender, receiver = SenderSession(DELTA_HELLO), ReceiverSession()
+    receiver.receive(sender.start())
+    assert receiver.wanted == [BASE_SHA, SHA]  # the order a receiver asks in
+    for sha in receiver.wanted:
+        (wanted,) = sender.receive(ModelRequest(0, sha))
+        assert wanted.sha256 == sha
+    assert sender.state is State.WAIT_MODEL  # the base alone does not end the model phase
+    events = [e for c in sender.model_chunks(BASE, 3000) for e in receiver.receive(c)]
+    assert not any(isinstance(e, ModelReady) for e in events) and receiver.state is State.WAIT_MODEL
+    events = [e for c in sender.model_chunks(WIRE, 3000) for e in receiver.receive(c)]
+    (ready,) = [e for e in events if isinstance(e, ModelReady)]
+    assert ready.blobs == {BASE_SHA: BASE, SHA: WIRE} and ready.wire == WIRE
+    assert receiver.state is State.STREAMING and sender.state is State.STREAMING
+
+
+def test_a_receiver_holding_the_base_is_sent_only_the_delta():
+    sender, receiver = SenderSession(DELTA_HELLO), ReceiverSession()
+    receiver.receive(sender.start())
+    receiver.have(BASE_SHA)
+    assert receiver.wanted == [SHA]
+    events = [e for c in sender.model_chunks(WIRE, 5000) for e in receiver.receive(c)]
+    (ready,) = [e for e in events if isinstance(e, ModelReady)]
+    assert ready.blobs == {SHA: WIRE}
+
+
+@pytest.mark.parametrize("case, needle", [
+    ("unknown blob", "different model"),
+    ("frame before the base", "before the model was complete"),
+    ("have twice", "does not name"),
+    ("wrong total", "the hello 7680"),
+])
+def test_blob_transfers_are_checked(case, needle):
+    sender, receiver = SenderSession(DELTA_HELLO), ReceiverSession()
+    receiver.receive(sender.start())
+    with pytest.raises(ProtocolError, match=needle):
+        if case == "unknown blob":
+            receiver.receive(ModelChunk(0, 10, b"\x02" * 32, b"x"))
+        elif case == "frame before the base":
+            for chunk in sender.model_chunks(WIRE, 5000):
+                receiver.receive(chunk)
+            receiver.receive(Frame(0, 0, True, b"p"))
+        elif case == "have twice":
+            receiver.have(BASE_SHA)
+            receiver.have(BASE_SHA)
+        else:
+            receiver.receive(ModelChunk(0, len(BASE) + 1, BASE_SHA, b"x"))
+
+
+def test_the_sender_serves_only_the_blobs_its_hello_names():
+    from vsa.protocol.messages import ModelRequest
+
+    sender = SenderSession(DELTA_HELLO)
+    sender.start()
+    with pytest.raises(ProtocolError, match="does not name"):
+        sender.receive(ModelRequest(0, b"\x07" * 32))
+    with pytest.raises(ProtocolError, match="do not match"):
+        sender.model_chunks(b"something else")
