@@ -20,14 +20,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(
         prog="vsend",
-        description="Ship a video-specific autoencoder to a receiver once, then stream sparse low-res frames "
-        "over WebRTC data channels. Start `vrecv` first (vsend retries until it is up). Given an INR-V model "
-        "(`vsa train --kind inrv`), it streams one code per clip instead.",
-        epilog="example: vsend --model ae.pt camera0    (then watch with: vrecv --display)",
+        description="Stream sparse low-res frames over WebRTC data channels; the receiver reconstructs them with "
+        "a model. With no --model it uses the base shipped with vsa, which both ends have, so a camera streams "
+        "from its first frame. With a model from `vsa train` (a video-specific autoencoder, or a base "
+        "fine-tuned on footage like this) it ships the model, or its delta, once first. Start `vrecv` first "
+        "(vsend retries until it is up). Given an INR-V model (`vsa train --arch inrv`), it streams one code "
+        "per clip instead.",
+        epilog="examples: vsend camera0; vsend --model ae.pt clip.mp4    (then watch with: vrecv --display)",
     )
     p.add_argument("source", metavar="SOURCE", help="a video file (played at its own frame rate), lavfi:GRAPH, "
                    "or cameraN")
-    p.add_argument("--model", required=True, help="model bundle from `vsa train`")
+    p.add_argument("--model", help="model bundle from `vsa train` (default: the base shipped with vsa: it works "
+                   "on video it has never seen, and the receiver already has it)")
     p.add_argument("--connect", type=address, default=(DEFAULT_HOST, DEFAULT_PORT), metavar="HOST:PORT",
                    help=f"the receiver's signaling address (default: {DEFAULT_HOST}:{DEFAULT_PORT})")
     p.add_argument("--bind", metavar="ADDR", help="gather ICE host candidates on this address only "

@@ -20,12 +20,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from vsa.common.bundle import Bundle, sha256, to_wire
+from vsa.common.bundle import Bundle
 from vsa.common.video import fit_frame
 from vsa.protocol.codes import CODE_FORMATS, pack_code
 from vsa.protocol.messages import Bye, Frame, Hello, Message
 from vsa.protocol.session import SenderSession
 
+from .shipment import Shipment
+from .stream import MODEL_CHUNK, start_messages
 from .train_inrv import invert
 
 CODE_SOURCES = ("seen", "invert", "auto")
@@ -56,8 +58,8 @@ class CodeEncoder:
 
     def __init__(self, bundle: Bundle, fps: float, settings: CodeSettings, frame_count: int = 0,
                  source: str = "", model_wire: bytes | None = None) -> None:
-        if bundle.kind != "inrv":
-            raise ValueError("this model is an autoencoder, not INR-V: train one with `vsa train --kind inrv`")
+        if bundle.arch.payload != "codes":
+            raise ValueError(f"this model is a {bundle.kind} model, not INR-V: train one with `vsa train --kind inrv`")
         self.bundle, self.settings = bundle, settings
         self.model = bundle.build()
         self.config = bundle.config
@@ -77,12 +79,12 @@ class CodeEncoder:
         self._use_learned = settings.codes == "seen" or (
             settings.codes == "auto" and self.learned is not None and bool(source)
             and source == bundle.meta.get("source"))
-        self.model_wire = model_wire if model_wire is not None else to_wire(bundle)
+        self.shipment = Shipment(model_wire) if model_wire is not None else Shipment.of(bundle)
+        self.model_wire = self.shipment.model
         self.frame_count = frame_count
         hello = Hello(width=self.size[1], height=self.size[0], fps=float(fps), scale=1,
-                      stride=self.config.clip_frames, codec=settings.code_format,
-                      model_sha256=sha256(self.model_wire), model_size=len(self.model_wire), payload="inrv",
-                      frame_count=frame_count, source=source[:256])
+                      stride=self.config.clip_frames, codec=settings.code_format, payload="codes",
+                      frame_count=frame_count, source=source[:256], **self.shipment.hello_fields())
         self.session = SenderSession(hello)
         self._clip: list[np.ndarray] = []
         self._clip_start = 0
@@ -97,8 +99,8 @@ class CodeEncoder:
     def hello(self) -> Hello:
         return self.session.hello
 
-    def start(self, chunk_size: int = 64 * 1024) -> list[Message]:
-        return [self.session.start(), *self.session.model_chunks(self.model_wire, chunk_size)]
+    def start(self, send_model: bool = True, chunk_size: int = MODEL_CHUNK) -> list[Message]:
+        return start_messages(self.session, self.shipment, send_model, chunk_size)
 
     def push(self, pts: int, rgb: np.ndarray, capture_us: int = 0, last: bool = False) -> list[Frame]:
         """Offer source frame ``pts`` (any size: it is fitted to the model's); returns a code message per full clip.

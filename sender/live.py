@@ -47,11 +47,11 @@ from vsa.protocol.messages import encode as encode_message
 from vsa.protocol.session import KeyframeWanted, ModelWanted, PeerReady, PeerStats
 
 from .inrv_stream import CodeEncoder, CodeSettings
-from .stream import StreamEncoder, StreamSettings
+from .shipment import load_model
+from .stream import MODEL_CHUNK, StreamEncoder, StreamSettings
 
 log = logging.getLogger("vsa.send")
 
-MODEL_CHUNK = 64 * 1024
 CONTROL_HIGH_WATER = 1024 * 1024
 MEDIA_HIGH_WATER = 256 * 1024
 """Media queued beyond this means the path cannot keep up: frames are skipped, not queued."""
@@ -198,10 +198,12 @@ class _Capture:
 
 
 class LiveSender:
-    def __init__(self, model_path: str, source: str, options: SenderOptions) -> None:
+    """Streams ``source`` with the model at ``model_path`` (None: the base shipped with vsa)."""
+
+    def __init__(self, model_path: str | None, source: str, options: SenderOptions) -> None:
         self.options = options
-        self.bundle = bundle_mod.load(model_path)
-        self.wire = bundle_mod.to_wire(self.bundle)
+        self.bundle, self.shipment = load_model(model_path, options.settings.scale)
+        self.wire = self.shipment.model
         self.source = source
         self.report = SenderReport()
         self._rng = random.Random(options.seed)
@@ -243,7 +245,7 @@ class LiveSender:
             return
         for event in events:
             if isinstance(event, ModelWanted):
-                task = asyncio.ensure_future(self._send_model(event.offset))
+                task = asyncio.ensure_future(self._send_model(event.offset, event.sha256))
                 self._control_tasks.add(task)
                 task.add_done_callback(self._control_tasks.discard)
             elif isinstance(event, PeerReady):
@@ -274,9 +276,12 @@ class LiveSender:
     def fec_active(self) -> bool:
         return time.monotonic() < self._fec_until
 
-    async def _send_model(self, offset: int) -> None:
-        chunks = self.encoder.session.model_chunks(self.wire, MODEL_CHUNK, offset)
-        log.info("sending the model: %d KiB in %d chunks", len(self.wire) // 1024, len(chunks))
+    async def _send_model(self, offset: int, sha256: bytes) -> None:
+        wire = self.shipment.blob(sha256)
+        assert wire is not None  # the session checked the hash against the hello
+        chunks = self.encoder.session.model_chunks(wire, MODEL_CHUNK, offset)
+        what = "model" if wire is self.shipment.model else "base model"
+        log.info("sending the %s: %d KiB in %d chunks", what, len(wire) // 1024, len(chunks))
         self.report.model_sent = True
         for chunk in chunks:
             await webrtc.wait_buffer_below(self.control, CONTROL_HIGH_WATER, self.options.timeout)
@@ -338,7 +343,7 @@ class LiveSender:
         capture.size = size
         info = capture.info
         frame_count = 0 if (capture.live or o.loop) else min(info.frame_count, o.limit or 1 << 62)
-        if self.bundle.kind == "inrv":
+        if self.bundle.arch.payload == "codes":
             codes = o.codes
             if codes.invert_seconds is None:
                 clip_seconds = self.bundle.config.clip_frames / info.fps
@@ -347,7 +352,7 @@ class LiveSender:
                                        model_wire=self.wire)
             what = f"INR-V codes ({codes.codes}, {codes.code_format}) at {self.encoder.size[0]}x{self.encoder.size[1]}"
         else:
-            self.encoder = StreamEncoder(self.wire, size, info.fps, o.settings, frame_count=frame_count,
+            self.encoder = StreamEncoder(self.shipment, size, info.fps, o.settings, frame_count=frame_count,
                                          source=info.name)
             what = (f"{size[0]}x{size[1]}, scale {o.settings.scale}, stride {o.settings.stride}, "
                     f"{o.settings.codec}")

@@ -15,9 +15,12 @@ import numpy as np
 
 from vsa.common.framecodec import DEFAULT_CODEC, DEFAULT_CRF, DEFAULT_WEBP_QUALITY, FrameEncoder, check_lowres_size
 from vsa.common.resample import downscale, to_tensor, to_uint8
-from vsa.common.bundle import sha256
 from vsa.protocol.messages import Bye, Frame, Hello, Message
 from vsa.protocol.session import SenderSession
+
+from .shipment import Shipment
+
+MODEL_CHUNK = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -50,12 +53,27 @@ def lowres_size(size: tuple[int, int], scale: int) -> tuple[int, int]:
     return h // scale, w // scale
 
 
+def start_messages(session: SenderSession, shipment: Shipment, send_model: bool = True,
+                   chunk_size: int = MODEL_CHUNK) -> list[Message]:
+    """The hello and, unless the receiver holds them, the chunks of the blobs not shipped with vsa (base first)."""
+    messages: list[Message] = [session.start()]
+    if not send_model:
+        session.skip_model()
+        return messages
+    blobs = shipment.to_send()
+    for wire in blobs:
+        messages += session.model_chunks(wire, chunk_size)
+    if shipment.model not in blobs:
+        session.skip_model()  # the model itself ships with vsa: every receiver has it
+    return messages
+
+
 class StreamEncoder:
     """Turns full-size RGB frames into the messages of one stream."""
 
     def __init__(
         self,
-        model_wire: bytes,
+        model: Shipment | bytes,
         size: tuple[int, int],
         fps: float,
         settings: StreamSettings,
@@ -66,12 +84,14 @@ class StreamEncoder:
         self.size = size
         self.low_h, self.low_w = lowres_size(size, settings.scale)
         check_lowres_size(settings.codec, self.low_w, self.low_h)
-        self.model_wire = model_wire
+        self.shipment = model if isinstance(model, Shipment) else Shipment(model)
+        self.model_wire = self.shipment.model
         self.frame_count = frame_count
         hello = Hello(
             width=size[1], height=size[0], fps=float(fps), scale=settings.scale, stride=settings.stride,
-            codec=settings.codec, model_sha256=sha256(model_wire), model_size=len(model_wire),
-            frame_count=frame_count, source=source[:256],
+            codec=settings.codec, payload="frames", frame_count=frame_count, source=source[:256],
+            crf=settings.crf if settings.codec == "h264" else 0,
+            **self.shipment.hello_fields(),
         )
         self.session = SenderSession(hello)
         self.encoder = FrameEncoder(settings.codec, self.low_w, self.low_h, fps=fps, crf=settings.crf,
@@ -84,14 +104,9 @@ class StreamEncoder:
     def hello(self) -> Hello:
         return self.session.hello
 
-    def start(self, send_model: bool = True, chunk_size: int = 64 * 1024) -> list[Message]:
-        """The hello and, unless the receiver has it cached, the model chunks."""
-        messages: list[Message] = [self.session.start()]
-        if send_model:
-            messages += self.session.model_chunks(self.model_wire, chunk_size)
-        else:
-            self.session.skip_model()
-        return messages
+    def start(self, send_model: bool = True, chunk_size: int = MODEL_CHUNK) -> list[Message]:
+        """The hello and, unless the receiver has them, the chunks of the blobs not shipped with vsa."""
+        return start_messages(self.session, self.shipment, send_model, chunk_size)
 
     def warm_up(self) -> None:
         """Nothing to prepare: the payload encoder is cheap to start (INR-V's `CodeEncoder` is not)."""

@@ -1,43 +1,42 @@
-"""Training a video-specific autoencoder on the frames of one video.
+"""Training any frames architecture (`vsa.common.registry`) on the frames of one video, or of many.
 
-Two objectives:
+The architecture says what a batch is and what the loss is; this module runs
+the loop: the schedule (Adam, constant learning rate for the first half of
+the budget, then linear decay to zero, the paper's shape scaled to the
+budget), step and time budgets, checkpoints, resuming, the progress bar, and
+data-parallel training across processes.
 
-* ``reconstruct``: the paper's loss, ||x - g(f(x))||^2.
-* ``restore``: the input is a degraded copy of x (downscaled by a random
-  factor in [2, 16], with mild codec-like noise, then upsampled bicubically)
-  and the target is the clean x. This trains exactly the projection the
-  receiver applies to upsampled low-res frames.
-
-The schedule is the paper's shape (Adam, batch 6, constant learning rate for
-the first half, then linear decay to zero), scaled to the step budget. The
-restore objective also scores the back-projected output (see
-`vsa.receiver.reconstruct`), so the network learns the high frequencies that
-complement the received low-res frame.
+* From scratch: the paper's autoencoder on one video (``vsa train``).
+* From a base (``init``): fine-tuning a generic model on one video (``vsa
+  train --base``), with a fresh optimiser. The result remembers its base, so
+  its wire form is a delta against it.
+* Many clips, many processes: ``vsa pretrain`` under ``torchrun``. Each
+  process trains on its own shard of the clips; DistributedDataParallel
+  averages the gradients, and the time budget's decisions (how many steps
+  fit, when to stop) are taken by rank 0 and broadcast, so every rank takes
+  the same steps and ends with the same weights.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+import torch.distributed as dist
 
-from vsa.common.bundle import Bundle, from_model
+from vsa.common import registry
+from vsa.common.bundle import Bundle, from_model, from_wire
+from vsa.common.examples import Examples
 from vsa.common.metrics import psnr_from_mse
-from vsa.common.model import AEConfig, Autoencoder
-from vsa.common.resample import consistent, to_tensor
 
-OBJECTIVES = ("reconstruct", "restore")
 # The paper's 2e-4 suits 200 epochs on a GPU; for budgets of minutes 2e-3 reached
 # 3-4 dB higher PSNR in the same time on our clips (README, "Training").
 LEARNING_RATE = 2e-3
-BATCH_SIZE = 6
-MIN_FACTOR, MAX_FACTOR = 2.0, 16.0
-MAX_NOISE = 0.02
+BATCH_SIZES = {"ae": 6, "sr": 16}
+"""Frames per step (the autoencoder, whole frames) or crops per step (sr); other architectures: 8."""
 TIMING_STEPS = 10  # steps used to turn a time budget into a step count
 
 
@@ -55,40 +54,17 @@ def check_budget(steps: int | None, minutes: float | None) -> None:
 class TrainOptions:
     steps: int | None = None
     minutes: float | None = None
-    # Measured (README, "Results"): reconstruct beat restore on every seen-frame comparison.
-    objective: str = "reconstruct"
+    objective: str | None = None
+    """One of the architecture's objectives; None takes its default."""
     seed: int = 0
-    batch_size: int = BATCH_SIZE
+    batch_size: int | None = None
+    """None: the architecture's (`BATCH_SIZES`)."""
     lr: float = LEARNING_RATE
     checkpoint_seconds: float = 60.0
-    consistency_weight: float = 1.0
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if self.objective not in OBJECTIVES:
-            raise ValueError(f"unknown objective {self.objective!r}; choose one of {', '.join(OBJECTIVES)}")
         check_budget(self.steps, self.minutes)
-
-
-def degrade(clean: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Receiver-like inputs: random downscale, noise, 8-bit rounding, bicubic upscale.
-
-    Returns the upsampled inputs and, per frame, the low-res frame they came from.
-    """
-    h, w = clean.shape[-2:]
-    out = torch.empty_like(clean)
-    lows = []
-    for i in range(clean.shape[0]):
-        u = torch.rand(2, generator=generator).tolist()
-        # Log-uniform so that every octave of scale gets the same attention.
-        factor = math.exp(math.log(MIN_FACTOR) + u[0] * (math.log(MAX_FACTOR) - math.log(MIN_FACTOR)))
-        size = (max(1, round(h / factor)), max(1, round(w / factor)))
-        low = F.interpolate(clean[i : i + 1], size=size, mode="bicubic", antialias=True, align_corners=False)
-        noise = torch.randn(low.shape, generator=generator) * (u[1] * MAX_NOISE)
-        low = (low + noise.to(low.device)).clamp(0, 1).mul(255).round().div(255)
-        lows.append(low)
-        out[i : i + 1] = F.interpolate(low, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
-    return out, lows
 
 
 def learning_rate(step: int, total: int, base: float = LEARNING_RATE) -> float:
@@ -99,27 +75,63 @@ def learning_rate(step: int, total: int, base: float = LEARNING_RATE) -> float:
     return base * max(0.0, (total - step) / (total - half))
 
 
+def distributed() -> tuple[int, int]:
+    """(rank, world size) of this process; (0, 1) when not running under torchrun."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """SHA-256 over a model's weights: equal on two ranks exactly when their weights are."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
 class Trainer:
-    """Holds the model, optimizer and schedule; resumable from a bundle's train_state."""
+    """Holds the model, optimizer and schedule; resumable from a bundle's train_state.
+
+    ``data`` is an `Examples` (or the frames of one video); ``base_wire`` is
+    the wire form of a base to start from (fine-tuning): training starts from
+    exactly the weights a receiver decodes from it, so weights that do not
+    move cost nothing in the delta.
+    """
 
     def __init__(
         self,
-        frames: np.ndarray,
-        config: AEConfig,
+        data: Examples | np.ndarray,
+        config,
         options: TrainOptions,
         device: torch.device,
         meta: dict | None = None,
         resume: Bundle | None = None,
+        base_wire: bytes | None = None,
     ) -> None:
-        if len(frames) == 0:
-            raise ValueError("no frames to train on")
-        self.frames = torch.from_numpy(frames)  # (N, H, W, 3) uint8, stays on the CPU
+        self.examples = data if isinstance(data, Examples) else Examples.single(data)
+        self.arch = registry.of_config(config)
+        if self.arch.payload != "frames":
+            raise ValueError(f"{self.arch.name} models train with their own trainer (`vsa train --kind inrv`)")
+        self.objective = self.arch.check_objective(options.objective)
         self.options = options
+        self.batch_size = options.batch_size or BATCH_SIZES.get(self.arch.name, 8)
         self.device = device
         self.meta = dict(meta or {})
+        self.rank, self.world = distributed()
         torch.manual_seed(options.seed)
-        self.generator = torch.Generator().manual_seed(options.seed)
-        self.model = Autoencoder(config).to(device)
+        # Every rank builds the same initial weights; each draws its own batches.
+        self.generator = torch.Generator().manual_seed(options.seed + 1000 * self.rank)
+        self.model = self.arch.build(config).to(device)
+        self.base_wire = base_wire
+        if base_wire is not None:
+            base = from_wire(base_wire)
+            if base.config != config:
+                raise ValueError(f"the base is a {base.config} model, not {config}")
+            self.model.load_state_dict(base.network_state())
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=options.lr)
         self.step = 0
         self.total_steps = options.steps or 0
@@ -127,6 +139,11 @@ class Trainer:
         self.loss_ema: float | None = None
         if resume is not None:
             self._restore(resume)
+        self.network = self.model
+        if self.world > 1:
+            # Wraps after any restore, so every rank starts from rank 0's weights (DDP broadcasts them).
+            # Unused parameters: a step may train one branch of a network (the sr architecture's scales).
+            self.network = torch.nn.parallel.DistributedDataParallel(self.model, find_unused_parameters=True)
 
     def _restore(self, bundle: Bundle) -> None:
         state = bundle.train_state
@@ -134,7 +151,8 @@ class Trainer:
             raise ValueError("that model has no training state to resume from (it was saved without one)")
         if bundle.config != self.model.config:
             raise ValueError(f"cannot resume a {bundle.config} model as {self.model.config}")
-        self.model.load_state_dict(bundle.state_dict)
+        self.model.load_state_dict(bundle.network_state())
+        self.base_wire = bundle.base_wire
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["rng"])
         self.step = int(state["step"])
@@ -143,10 +161,10 @@ class Trainer:
         self.loss_ema = state.get("loss_ema")
 
     def bundle(self, with_state: bool = True) -> Bundle:
-        meta = dict(self.meta, steps=self.step, seconds=round(self.elapsed, 1), objective=self.options.objective)
+        meta = dict(self.meta, steps=self.step, seconds=round(self.elapsed, 1), objective=self.objective)
         if self.loss_ema is not None:
             meta["train_psnr"] = round(psnr_from_mse(self.loss_ema), 3)
-        bundle = from_model(self.model, meta)
+        bundle = from_model(self.model, meta, base_wire=self.base_wire)
         if with_state:
             bundle.train_state = {
                 "optimizer": self.optimizer.state_dict(),
@@ -159,23 +177,12 @@ class Trainer:
         return bundle
 
     def train_step(self) -> float:
-        idx = torch.randint(len(self.frames), (self.options.batch_size,), generator=self.generator)
-        clean = to_tensor(self.frames[idx])
-        lows = None
-        if self.options.objective == "restore":
-            inputs, lows = degrade(clean, self.generator)
-        else:
-            inputs = clean
-        clean, inputs = clean.to(self.device), inputs.to(self.device)
+        batch = self.arch.training_batch(self.examples, self.objective, self.batch_size, self.generator, self.step)
+        batch = batch.to(self.device)
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(self.step, self.total_steps, self.options.lr)
-        self.model.train()
-        output = self.model(inputs)
-        mse = F.mse_loss(output, clean)
-        loss = mse
-        if lows is not None and self.options.consistency_weight > 0:
-            fused = torch.cat([consistent(output[i : i + 1], low.to(self.device)) for i, low in enumerate(lows)])
-            loss = loss + self.options.consistency_weight * F.mse_loss(fused, clean)
+        self.network.train()
+        loss, mse = self.arch.training_loss(self.network, batch, self.objective)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -186,17 +193,25 @@ class Trainer:
         self.loss_ema = value if self.loss_ema is None else 0.95 * self.loss_ema + 0.05 * value
         return float(loss.detach())
 
+    def _agree(self, total_steps: int) -> int:
+        """Rank 0's step count, on every rank: each rank's clock differs, their steps must not."""
+        if self.world == 1:
+            return total_steps
+        value = torch.tensor([total_steps], dtype=torch.int64)
+        dist.broadcast(value, src=0)
+        return int(value)
+
     def run(self, on_checkpoint: Callable[[Bundle], None] | None = None) -> Bundle:
-        """Train to the budget; call ``on_checkpoint`` every checkpoint_seconds and at the end."""
+        """Train to the budget; call ``on_checkpoint`` (on rank 0) every checkpoint_seconds and at the end."""
         opts = self.options
         deadline = None
         if opts.minutes is not None:
-            budget = opts.minutes * 60.0
-            deadline = time.monotonic() + max(0.0, budget - self.elapsed)
+            deadline = time.monotonic() + max(0.0, opts.minutes * 60.0 - self.elapsed)
             if not self.total_steps:
                 self.total_steps = 10**9  # replaced once the first steps are timed
+        lead = self.rank == 0
         bar = None
-        if opts.progress:
+        if opts.progress and lead:
             from tqdm import tqdm
 
             bar = tqdm(total=self.total_steps if opts.steps else None, initial=self.step, unit="step",
@@ -205,25 +220,29 @@ class Trainer:
         started = time.monotonic() - self.elapsed
         run_start, run_start_step = time.monotonic(), self.step
         while self.step < self.total_steps:
-            now = time.monotonic()
-            if deadline is not None:
+            done = self.step - run_start_step
+            if deadline is not None and done % TIMING_STEPS == 0:
+                # Re-estimate the step count that fits the time left, so the learning-rate decay
+                # ends when the time budget does (rank 0 decides for all).
+                now = time.monotonic()
+                total = self.total_steps
                 if now >= deadline:
-                    break
-                done = self.step - run_start_step
-                if done >= TIMING_STEPS and done % TIMING_STEPS == 0:
-                    # Re-estimate the step count that fits the time left, so the
-                    # learning-rate decay ends when the time budget does.
+                    total = self.step
+                elif done >= TIMING_STEPS:
                     per_step = (now - run_start) / done
-                    self.total_steps = max(self.step + 1, self.step + int((deadline - now) / per_step))
-                    if bar is not None:
-                        bar.total = self.total_steps
+                    total = max(self.step + 1, self.step + int((deadline - now) / per_step))
+                self.total_steps = self._agree(total)
+                if bar is not None:
+                    bar.total = self.total_steps
+                if self.step >= self.total_steps:
+                    break
             self.train_step()
             self.elapsed = time.monotonic() - started
             if bar is not None:
                 bar.update(1)
                 # refresh=False: let mininterval pace redraws, or a log file gets a line per step.
                 bar.set_postfix(loss=f"{self.loss_ema:.5f}", psnr=f"{psnr_from_mse(self.loss_ema):.2f}dB", refresh=False)
-            if on_checkpoint is not None and time.monotonic() - last_save >= opts.checkpoint_seconds:
+            if lead and on_checkpoint is not None and time.monotonic() - last_save >= opts.checkpoint_seconds:
                 on_checkpoint(self.bundle())
                 last_save = time.monotonic()
         if bar is not None:
@@ -232,6 +251,6 @@ class Trainer:
         # record the step count actually reached so a resume does not run on.
         self.total_steps = min(self.total_steps, self.step) if deadline is not None else self.total_steps
         final = self.bundle()
-        if on_checkpoint is not None:
+        if lead and on_checkpoint is not None:
             on_checkpoint(final)
         return final

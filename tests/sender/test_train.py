@@ -3,8 +3,8 @@ import torch
 
 from vsa.common import bundle as bundle_mod
 from vsa.common.metrics import psnr
-from vsa.common.model import AEConfig
-from vsa.sender.train import MAX_FACTOR, Trainer, TrainOptions, degrade, learning_rate
+from vsa.common.model import MAX_FACTOR, AEConfig, degrade
+from vsa.sender.train import Trainer, TrainOptions, learning_rate
 
 
 def test_schedule_is_constant_then_linear_decay():
@@ -25,9 +25,9 @@ def test_degrade_blurs_but_keeps_shape(small_frames):
     assert float(psnr(inputs, clean).mean()) < 40  # really degraded
 
 
-def test_options_are_validated():
+def test_options_are_validated(small_frames):
     with pytest.raises(ValueError, match="objective"):
-        TrainOptions(steps=1, objective="magic")
+        Trainer(small_frames[:4], AEConfig(k=4), TrainOptions(steps=1, objective="magic"), torch.device("cpu"))
     with pytest.raises(ValueError, match="exactly one"):
         TrainOptions(steps=1, minutes=1)
 
