@@ -1,10 +1,11 @@
-"""The receiver's model cache: wire-form models kept by SHA-256.
+"""The receiver's model cache: wire-form blobs (models, deltas, bases) kept by SHA-256.
 
-A stream's hello names its model's hash; when the cache holds that model
-the receiver answers `Ready` at once and the transfer is skipped (on a
-reconnect, or for a second stream with the same model). Entries are
-checked against their hash on every read, so a damaged file is dropped,
-not trusted.
+A stream's hello names its model's hash (and its base's); when the cache
+holds a blob the receiver does not ask for it, and with all of them it
+answers `Ready` at once (on a reconnect, or for a second stream with the
+same model). Entries are checked against their hash on every read, so a
+damaged file is dropped, not trusted; what a blob means is decided by
+whoever loads it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import os
 from pathlib import Path
 
 from vsa.common import bundle as bundle_mod
-from vsa.common.bundle import Bundle
 
 log = logging.getLogger("vsa.cache")
 
@@ -35,24 +35,22 @@ class ModelCache:
     def _path(self, sha256: bytes) -> Path:
         return self.directory / f"{sha256.hex()}.vsam"
 
-    def get(self, sha256: bytes) -> Bundle | None:
-        """The model with this hash, or None when absent or damaged."""
+    def get(self, sha256: bytes) -> bytes | None:
+        """The blob with this hash, or None when absent or damaged."""
         path = self._path(sha256)
         try:
             wire = path.read_bytes()
         except OSError:
             return None
-        try:
-            bundle = bundle_mod.from_wire(wire, sha256)
-        except bundle_mod.BundleError as exc:
-            log.warning("dropping damaged cache entry %s: %s", path.name, exc)
+        if bundle_mod.sha256(wire) != sha256:
+            log.warning("dropping damaged cache entry %s: its bytes do not match its hash", path.name)
             path.unlink(missing_ok=True)
             return None
         self.hits += 1
-        return bundle
+        return wire
 
     def put(self, wire: bytes) -> Path:
-        """Store a verified wire-form model; old entries beyond ``max_entries`` are removed."""
+        """Store a verified blob; old entries beyond ``max_entries`` are removed."""
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self._path(bundle_mod.sha256(wire))
         tmp = path.with_suffix(f".tmp-{os.getpid()}")

@@ -30,16 +30,18 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: the --listen host when it is loopback, else every interface)")
     p.add_argument("--token", help=f"shared secret a sender must present (default: ${TOKEN_ENV})")
     p.add_argument("--display", action="store_true", help="show the video in a window (needs a screen)")
-    p.add_argument("--output", metavar="OUT.mp4", help="also write the reconstructed video")
+    p.add_argument("--output", metavar="OUT.mp4", help="also write the reconstructed video: .mp4 for players, .mkv "
+                   "for a lossless copy (FFV1) to score")
     p.add_argument("--fps", type=positive_float, help="output frame rate (default: the source's)")
     p.add_argument("--size", type=render_size_arg, metavar="HxW",
                    help="INR-V streams: render at this size (default: the sender's); autoencoder streams play "
                    "at their own")
-    p.add_argument("--iterations", type=positive_int, default=2,
-                   help="reprojection passes; fewer are used while the receiver cannot keep up (default: 2)")
+    p.add_argument("--iterations", type=positive_int,
+                   help="reprojection passes; fewer are used while the receiver cannot keep up (default: the "
+                   "model's: 2 for the ae autoencoder, 1 for the sr network)")
     p.add_argument("--fixed-iterations", action="store_true", help="never drop reprojection passes")
-    p.add_argument("--back-project", choices=["auto", "always", "never"], default="auto",
-                   help="see `vsa decode --help` (default: auto)")
+    p.add_argument("--back-project", choices=["auto", "always", "never"],
+                   help="see `vsa decode --help` (default: the model's: auto for ae, never for sr)")
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="default: auto (cuda, mps, cpu)")
     p.add_argument("--jitter", type=positive_float, default=2.0, metavar="FRAMES",
                    help="how long a missing frame is waited for before it counts as lost (default: 2 frames)")

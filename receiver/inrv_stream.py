@@ -14,7 +14,6 @@ from typing import Callable
 
 import torch
 
-from vsa.common import bundle as bundle_mod
 from vsa.common.bundle import Bundle
 from vsa.common.inrv import clip_time
 from vsa.protocol.codes import unpack_code
@@ -27,9 +26,11 @@ from .stream import Kind, OutputFrame, SessionDecoder
 class CodeDecoder(SessionDecoder):
     """Renders an INR-V stream. ``size`` (H, W) defaults to the sender's; ``output_fps`` to the source's."""
 
+    payload = "codes"
+
     def __init__(self, device: torch.device | str = "cpu", size: tuple[int, int] | None = None,
                  output_fps: float | None = None,
-                 model_lookup: Callable[[bytes], Bundle | None] | None = None) -> None:
+                 model_lookup: Callable[[bytes], bytes | None] | None = None) -> None:
         super().__init__(model_lookup, output_fps)
         self.device = device
         self.size = size
@@ -46,15 +47,11 @@ class CodeDecoder(SessionDecoder):
         return self.size
 
     def _start(self, hello: Hello) -> None:
-        if hello.payload != "inrv":
-            raise ProtocolError(f"stream carries {hello.payload!r} payloads, not INR-V codes")
         if self.size is None:
             self.size = (hello.height, hello.width)
         super()._start(hello)
 
     def _load(self, bundle: Bundle) -> None:
-        if bundle.kind != "inrv":
-            raise bundle_mod.BundleError("the stream's model is not an INR-V model")
         if bundle.config.clip_frames != self.hello.stride:
             raise ProtocolError(f"hello says {self.hello.stride} frames per code, the model renders "
                                 f"{bundle.config.clip_frames}")

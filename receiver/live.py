@@ -57,8 +57,10 @@ class ReceiverOptions:
     bind: str | None = None
     """Address for ICE host candidates; defaults to the listen address when that is loopback."""
     device: torch.device | str = "cpu"
-    iterations: int = 2
-    back_project: str = "auto"
+    iterations: int | None = None
+    """Reprojection passes at most; None: the model's architecture's default (2 for ae, 1 for sr)."""
+    back_project: str | None = None
+    """None: the model's architecture's default (auto for ae, never for sr)."""
     fps: float | None = None
     size: tuple[int, int] | None = None
     """Render size of INR-V streams (default: the sender's); autoencoder streams keep their own."""
@@ -161,7 +163,7 @@ class LiveSession:
 
     def _decoder_for(self, hello: Hello | None) -> SessionDecoder:
         o = self.options
-        inrv = hello is not None and hello.payload == "inrv"
+        inrv = hello is not None and hello.payload == "codes"
         if o.size is not None and hello is not None and not inrv:
             log.warning("--size applies to INR-V streams; this autoencoder stream plays at its own size")
         return make_decoder(hello, o.device, o.iterations, o.back_project, output_fps=o.fps,
@@ -251,20 +253,22 @@ class LiveSession:
         frame_time = 1.0 / hello.fps
         self.jitter = JitterBuffer(wait=self.options.jitter_frames * frame_time, skip_to_keyframe=hello.codec == "h264")
         self.playout = Playout(self.decoder.output_fps or hello.fps)
-        if hello.payload == "inrv":
+        if hello.payload == "codes":
             what = f"INR-V codes ({hello.codec}, one per {hello.stride} frames)"
         else:
             what = f"scale {hello.scale}, stride {hello.stride}, {hello.codec} payload"
         log.info("stream from %s: %dx%d at %g fps, %s, model %s (%d KiB)", hello.source or "sender",
                  hello.height, hello.width, hello.fps, what, hello.model_sha256.hex()[:12], hello.model_size // 1024)
-        if not self.decoder.ready:
-            log.info("model not in cache: requesting it")
+        for sha in self.decoder.session.wanted:  # the base first: a delta is useless without it
+            log.info("%s %s not held here: requesting it", "model" if sha == hello.model_sha256 else "base model",
+                     sha.hex()[:12])
             self.report.model_transferred = True
-            self._send(ModelRequest(0))
+            self._send(ModelRequest(0, sha))
 
     async def _model_ready(self, loop) -> None:
-        if self.report.model_transferred and self.options.cache is not None and self.decoder.model_wire:
-            await loop.run_in_executor(None, self.options.cache.put, self.decoder.model_wire)
+        if self.options.cache is not None:
+            for wire in self.decoder.received_blobs.values():
+                await loop.run_in_executor(None, self.options.cache.put, wire)
         if self.options.output and self.writer is None:
             height, width = self.decoder.output_size
             self.writer = VideoWriter(self.options.output, width, height, self.decoder.output_fps,
@@ -406,13 +410,14 @@ class LiveSession:
         n = self.decoder.iterations
         reconstructor = self.decoder.reconstructor
         one_more = self._average + (reconstructor.pass_seconds if reconstructor is not None else elapsed / n)
+        most = reconstructor.iterations if reconstructor is not None else n  # the passes it started with
         if (self._average > 0.9 * budget or self._frames_queued > 2) and n > 1:
             log.info("falling behind (%.0f ms on average for %.0f ms): %d reprojection passes",
                      self._average * 1e3, budget * 1e3, n - 1)
             self.decoder.iterations = n - 1
             self._average = None  # the next frames, at one pass fewer, start a new average
             self._good_streak = 0
-        elif n < self.options.iterations and one_more < 0.8 * budget and self._frames_queued <= 1:
+        elif n < most and one_more < 0.8 * budget and self._frames_queued <= 1:
             self._good_streak += 1
             if self._good_streak >= 30:
                 self.decoder.iterations = n + 1

@@ -1,8 +1,9 @@
-"""Spatial and temporal super-resolution with a video-specific autoencoder.
+"""Spatial and temporal super-resolution with any frames architecture (`vsa.common.registry`).
 
 Spatial: *reprojection* (the paper's eq. 5-6). The low-res frame is
 upsampled bicubically and pushed through decoder(encoder(.)) ``iterations``
-times, which pulls it onto the manifold of frames the autoencoder learned.
+times: for the paper's autoencoder that pulls it onto the manifold of frames
+it learned; for the super-resolution network it adds the detail it learned.
 
 After the last pass the output may be back-projected onto the received
 frame (`vsa.common.resample.back_projection`): it keeps the autoencoder's
@@ -30,15 +31,12 @@ latent codes (eq. 8) of their two sent neighbours.
 from __future__ import annotations
 
 import time
-
-import copy
 from dataclasses import dataclass
 
 import torch
-from torch import nn
-from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from vsa.common.model import Autoencoder
+from vsa.common import registry
+from vsa.common.registry import FrameModel
 from vsa.common.resample import back_projection, upscale
 
 BACK_PROJECT_MODES = ("auto", "always", "never")
@@ -46,22 +44,6 @@ AUTO_TRUST_DB = 34.0
 AUTO_FIX_DB = 30.0
 AUTO_DAMP_DB = 20.0
 AUTO_MIN_DETAIL = 0.25
-
-
-def fuse_batchnorm(model: Autoencoder) -> Autoencoder:
-    """An eval-mode copy of ``model`` with each BatchNorm folded into the convolution before it."""
-    fused = copy.deepcopy(model).eval()
-    for name in ("encoder", "decoder"):
-        layers = list(getattr(fused, name))
-        out: list[nn.Module] = []
-        for layer in layers:
-            if isinstance(layer, nn.BatchNorm2d) and out and isinstance(out[-1], (nn.Conv2d, nn.ConvTranspose2d)):
-                conv = out.pop()
-                out.append(fuse_conv_bn_eval(conv, layer, transpose=isinstance(conv, nn.ConvTranspose2d)))
-            else:
-                out.append(layer)
-        setattr(fused, name, nn.Sequential(*out))
-    return fused
 
 
 def auto_weight(agreement_db: torch.Tensor) -> torch.Tensor:
@@ -78,7 +60,7 @@ def auto_detail(agreement_db: torch.Tensor) -> torch.Tensor:
 @dataclass
 class Projection:
     lowres: torch.Tensor  # (N, 3, h, w) on the device
-    latents: torch.Tensor  # (N, C, H/64, W/64): codes of the last pass
+    latents: torch.Tensor  # (N, ...): codes of the last pass
     iterations: int
     seconds: float  # spent on the passes so far, for `Reconstructor.pass_seconds`
 
@@ -86,7 +68,7 @@ class Projection:
 @dataclass
 class Reprojected:
     frames: torch.Tensor  # (N, 3, H, W) in [0, 1]
-    latents: torch.Tensor  # (N, C, H/64, W/64): codes of the last pass, for interpolation
+    latents: torch.Tensor  # (N, ...): codes of the last pass, for interpolation
 
 
 class Reconstructor:
@@ -94,12 +76,20 @@ class Reconstructor:
 
     def __init__(
         self,
-        model: Autoencoder,
+        model: FrameModel,
         size: tuple[int, int],
         device: torch.device | str = "cpu",
-        iterations: int = 2,
-        back_project: str = "auto",
+        iterations: int | None = None,
+        back_project: str | None = None,
+        scale: int = 4,
+        crf: int = 0,
     ) -> None:
+        """``scale`` and ``crf`` describe the stream (some architectures have a network per scale and quality)."""
+        arch = registry.of_model(model)
+        if arch.payload != "frames":
+            raise ValueError(f"a {arch.name} model renders codes; it does not reconstruct frames")
+        iterations = arch.default_iterations if iterations is None else iterations
+        back_project = back_project or arch.default_back_project
         if iterations < 1:
             raise ValueError(f"iterations must be at least 1, got {iterations}")
         if back_project not in BACK_PROJECT_MODES:
@@ -108,9 +98,8 @@ class Reconstructor:
         self.size = size
         self.iterations = iterations
         self.back_project = back_project
-        # channels_last is markedly faster for these convolutions on CPU, and
-        # folding BatchNorm into the convolutions saves a pass over every activation.
-        self.model = fuse_batchnorm(model).to(self.device).to(memory_format=torch.channels_last)
+        self.memory_format = arch.memory_format
+        self.model = arch.for_inference(model, scale=scale, crf=crf).to(self.device)
         self.pass_seconds = 0.0
         """Wall time of one reprojection pass in the last call, per frame: what one more pass would cost."""
 
@@ -134,11 +123,12 @@ class Reconstructor:
         if n < 1:
             raise ValueError(f"iterations must be at least 1, got {n}")
         low = self._prepare(lowres)
-        x = upscale(low, self.size)
         start = time.perf_counter()
+        z = self.model.encode_lowres(low, self.size)
+        if z is None:
+            z = self._encode(upscale(low, self.size))
         for _ in range(n - 1):
-            x = self._decode(self._encode(x)).clamp_(0.0, 1.0)
-        z = self._encode(x)
+            z = self.model.recode(z)
         return Projection(low, z, n, self._synchronized(start))
 
     @torch.inference_mode()
@@ -166,7 +156,7 @@ class Reconstructor:
         return self.render(self.project(lowres, iterations))
 
     def _encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.encode(x.contiguous(memory_format=torch.channels_last))
+        return self.model.encode(x.contiguous(memory_format=self.memory_format))
 
     def _synchronized(self, start: float) -> float:
         """Seconds since ``start``, once the device is done: CUDA kernels run asynchronously."""
@@ -191,9 +181,9 @@ class Reconstructor:
         """Decode g((1 - a) z0 + a z1) for each a; z0 and z1 are single codes (1, C, h, w)."""
         if not alphas:
             return torch.empty(0, 3, *self.size, device=self.device)
-        a = torch.tensor(alphas, dtype=z0.dtype, device=self.device).view(-1, 1, 1, 1)
+        a = torch.tensor(alphas, dtype=z0.dtype, device=self.device).view(-1, *([1] * (z0.dim() - 1)))
         z = (1.0 - a) * z0.to(self.device) + a * z1.to(self.device)
-        return self._decode(z.contiguous(memory_format=torch.channels_last)).clamp_(0.0, 1.0)
+        return self._decode(z.contiguous(memory_format=self.memory_format)).clamp_(0.0, 1.0)
 
     @torch.inference_mode()
     def bicubic(self, lowres: torch.Tensor) -> torch.Tensor:

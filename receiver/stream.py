@@ -1,10 +1,11 @@
 """The receiver's pipeline: protocol messages in, full-size frames out, in order.
 
 `StreamDecoder` drives a `ReceiverSession`, loads the model when it is
-complete (or from a cache), decodes the low-res payloads, reprojects them in
-batches, and fills the frames that were not sent (or were lost) by latent
-interpolation between their sent neighbours. Frames before the first
-received one, or after the last, are held.
+complete (or from a cache, or a base shipped with vsa), decodes the low-res
+payloads, reprojects them in batches with whatever frames architecture the
+model is (`vsa.common.registry`), and fills the frames that were not sent
+(or were lost) by latent interpolation between their sent neighbours. Frames
+before the first received one, or after the last, are held.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from typing import Callable, Iterable, Iterator
 
 import torch
 
+from vsa.common import bases
 from vsa.common import bundle as bundle_mod
 from vsa.common.bundle import Bundle
 from vsa.common.framecodec import FrameDecoder
 from vsa.common.resample import to_tensor
 from vsa.protocol.errors import ProtocolError
 from vsa.protocol.messages import Frame, Hello, Message
-from vsa.protocol.session import FrameReceived, ModelReady, ReceiverSession, StreamEnded, StreamStarted
+from vsa.protocol.session import FrameReceived, ModelReady, ReceiverSession, State, StreamEnded, StreamStarted
 
 from .reconstruct import Reconstructor
 
@@ -63,16 +65,22 @@ class SessionDecoder:
     A subclass checks the hello and sets up its payload decoding in ``_start``
     (then calls this one), loads the model in ``_load``, turns a frame message
     into output frames in ``_frame``, and flushes in ``finish``.
-    ``model_lookup(sha256) -> Bundle | None`` lets a cache supply the model so
-    the transfer can be skipped.
+    ``model_lookup(sha256) -> wire bytes | None`` lets a cache supply a blob
+    (a model, a delta or a base) so its transfer can be skipped; the bases
+    shipped with vsa are always looked up.
     """
 
-    def __init__(self, model_lookup: Callable[[bytes], Bundle | None] | None = None,
+    payload = ""
+    """The hello payload this decoder plays."""
+
+    def __init__(self, model_lookup: Callable[[bytes], bytes | None] | None = None,
                  output_fps: float | None = None) -> None:
         self.session = ReceiverSession(ordered=True)
         self.model_lookup = model_lookup
         self.hello: Hello | None = None
-        self.model_wire: bytes | None = None
+        self.received_blobs: dict[bytes, bytes] = {}
+        """Blobs transferred in this session (sha256 -> bytes), for a cache to keep."""
+        self._held: dict[bytes, bytes] = {}
         self.output_fps = output_fps
         self._ratio = 1.0  # source frames per output frame
         self._next_index = 0  # next output frame to emit
@@ -113,6 +121,13 @@ class SessionDecoder:
         """Process one message; return the output frames it completes, in order."""
         return [out for group in self.feed_groups(msg) for out in group]
 
+    def lookup(self, sha256: bytes) -> bytes | None:
+        """A blob this end holds: received in this session, shipped with vsa, or in the cache."""
+        held = self._held.get(sha256) or bases.builtin_wire(sha256)
+        if held is None and self.model_lookup is not None:
+            held = self.model_lookup(sha256)
+        return held
+
     def feed_groups(self, msg: Message) -> Iterator[list[OutputFrame]]:
         """Like `feed`, but yields the frames in groups, each as soon as it is computed.
 
@@ -123,8 +138,9 @@ class SessionDecoder:
             if isinstance(event, StreamStarted):
                 self._start(event.hello)
             elif isinstance(event, ModelReady):
-                self.model_wire = event.wire
-                self._load(bundle_mod.from_wire(event.wire, self.session.hello.model_sha256))
+                self.received_blobs.update(event.blobs)
+                self._held.update(event.blobs)
+                self._load_model()
             elif isinstance(event, FrameReceived):
                 yield from (group for group in self._frame(event.frame) if group)
             elif isinstance(event, StreamEnded):
@@ -132,14 +148,28 @@ class SessionDecoder:
                     yield last
 
     def _start(self, hello: Hello) -> None:
+        if hello.payload != self.payload:
+            raise ProtocolError(f"this decoder plays {self.payload} streams; the stream carries {hello.payload}")
         self.hello = hello
         if self.output_fps is None:
             self.output_fps = hello.fps
         self._ratio = hello.fps / self.output_fps
-        cached = self.model_lookup(hello.model_sha256) if self.model_lookup else None
-        if cached is not None:
-            self.session.model_cached()
-            self._load(cached)
+        for sha in self.session.wanted:
+            wire = self.lookup(sha)
+            if wire is not None:
+                self._held[sha] = wire
+                self.session.have(sha)
+        if self.session.state is State.STREAMING:
+            self._load_model()
+
+    def _load_model(self) -> None:
+        """Build the model from the blobs now all held (a delta is applied to its base)."""
+        assert self.hello is not None
+        bundle = bundle_mod.from_wire(self._held[self.hello.model_sha256], self.hello.model_sha256, self.lookup)
+        if bundle.arch.payload != self.payload:
+            raise bundle_mod.BundleError(f"the stream carries {self.payload}, but its model is a {bundle.kind} model "
+                                         f"({bundle.arch.payload})")
+        self._load(bundle)
 
     def _load(self, bundle: Bundle) -> None:
         raise NotImplementedError
@@ -153,21 +183,28 @@ class SessionDecoder:
 
 
 class StreamDecoder(SessionDecoder):
-    """Reconstructs one autoencoder stream; ``batch`` trades latency for throughput."""
+    """Reconstructs one stream of low-res frames; ``batch`` trades latency for throughput.
+
+    ``iterations`` is the number of reprojection passes; None takes the
+    model's architecture's default.
+    """
+
+    payload = "frames"
 
     def __init__(
         self,
         device: torch.device | str = "cpu",
-        iterations: int = 2,
-        back_project: str = "auto",
+        iterations: int | None = None,
+        back_project: str | None = None,
         batch: int = 8,
         with_baseline: bool = False,
-        model_lookup: Callable[[bytes], Bundle | None] | None = None,
+        model_lookup: Callable[[bytes], bytes | None] | None = None,
         output_fps: float | None = None,
     ) -> None:
         super().__init__(model_lookup, output_fps)
         self.device = device
-        self.iterations = iterations
+        self.requested_iterations = iterations
+        self.iterations = iterations or 0
         self.back_project = back_project
         self.batch = max(1, batch)
         self.with_baseline = with_baseline
@@ -181,21 +218,21 @@ class StreamDecoder(SessionDecoder):
     # -- messages -------------------------------------------------------------------------
 
     def _start(self, hello: Hello) -> None:
-        if hello.payload != "ae":
-            raise ProtocolError(f"this decoder plays autoencoder streams; the stream carries {hello.payload!r} "
-                                "payloads (INR-V streams: `vsa decode`)")
-        self.decoder = FrameDecoder(hello.codec, hello.width // hello.scale, hello.height // hello.scale)
+        if hello.payload == self.payload:
+            self.decoder = FrameDecoder(hello.codec, hello.width // hello.scale, hello.height // hello.scale)
         super()._start(hello)
 
     def _load(self, bundle: Bundle) -> None:
         assert self.hello is not None
-        if bundle.kind != "ae":
-            raise bundle_mod.BundleError(f"the stream's model is a {bundle.kind} model, not an autoencoder")
+        multiple = bundle.arch.size_multiple(bundle.config)
+        if self.hello.width % multiple or self.hello.height % multiple:
+            raise ProtocolError(f"stream size {self.hello.height}x{self.hello.width} is not a multiple of "
+                                f"{multiple}, which a {bundle.kind} model needs")
         self.bundle = bundle
-        model = bundle.build()
-        self.reconstructor = Reconstructor(
-            model, (self.hello.height, self.hello.width), self.device, self.iterations, self.back_project
-        )
+        self.reconstructor = Reconstructor(bundle.build(), (self.hello.height, self.hello.width), self.device,
+                                           self.requested_iterations, self.back_project, scale=self.hello.scale,
+                                           crf=self.hello.crf)
+        self.iterations = self.reconstructor.iterations
 
     @property
     def ready(self) -> bool:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from vsa.common import webrtc
+from vsa.common.bundle import sha256 as bundle_sha
 from vsa.common.metrics import mean_psnr, psnr
 from vsa.common.resample import to_tensor
 from vsa.common.video import read_video
@@ -81,6 +82,36 @@ async def test_two_peers_stream_every_frame_in_real_time_and_reuse_the_cached_mo
     decode_file(str(tmp_path / "c.vsa"), str(tmp_path / "offline.mp4"), device="cpu")
     _, offline_psnr = _psnr_against(tmp_path / "offline.mp4", clip_path, (128, 192))
     assert abs(live_psnr - offline_psnr) < 0.5, (live_psnr, offline_psnr)
+
+
+async def test_with_no_model_the_shipped_base_streams_and_is_never_transferred(clip_path, tmp_path):
+    """A camera's case: no training, no model to send; the receiver has the base already."""
+    out = tmp_path / "base.mkv"
+    senders, (report,) = await _session(None, clip_path, tmp_path, receiver_options={"output": str(out)},
+                                        sender_options={"size": (128, 192)})
+    assert report.error is None and report.frames == FRAMES and report.lost == 0
+    assert not report.model_transferred and not senders[0].report.model_sent
+    assert report.hello.base_sha256 == b"" and report.hello.payload == "frames"
+    _, live_psnr = _psnr_against(out, clip_path, (128, 192))
+    # Offline, the same stream (vsa encode with no --model) decodes to the same picture, above bicubic.
+    encode_file(clip_path, None, str(tmp_path / "b.vsa"), StreamSettings(scale=4, stride=2), size=(128, 192),
+                limit=FRAMES)
+    offline = decode_file(str(tmp_path / "b.vsa"), None, device="cpu", reference=clip_path).metrics["all"]
+    assert abs(live_psnr - offline["vsa_psnr"]) < 0.5, (live_psnr, offline)
+    assert offline["vsa_psnr"] > offline["bicubic_psnr"] + 0.5, offline
+
+
+async def test_a_fine_tuned_model_travels_as_a_delta_with_its_base_once(sr_bundles, clip_path, tmp_path):
+    """A base the receiver lacks is sent in full, then the delta; a second stream finds both cached."""
+    model_path, base_wire, tuned = sr_bundles
+    senders, reports = await _session(model_path, clip_path, tmp_path, sessions=2)
+    first, second = reports
+    assert first.error is None and second.error is None and first.frames == second.frames == FRAMES
+    assert first.hello.base_sha256 == bundle_sha(base_wire)
+    assert first.model_transferred and not second.model_transferred
+    delta = senders[0].shipment.model
+    # The first session's control channel carried both blobs (and a little more); the second, neither.
+    assert first.control_bytes > len(base_wire) + len(delta) > 2 * second.control_bytes
 
 
 async def test_ten_percent_media_loss_with_fec_leaves_no_gap_over_200_ms(trained_bundle, clip_path, tmp_path):
@@ -158,7 +189,7 @@ async def test_inrv_codes_stream_live_and_render_like_vsa_decode_at_another_size
     out = tmp_path / "live.mp4"
     (sender,), (report,) = await _inrv_session(model_path, clip_path, tmp_path,
                                                receiver_options={"output": str(out), "size": (128, 128)})
-    assert report.error is None and report.hello.payload == "inrv"
+    assert report.error is None and report.hello.payload == "codes"
     # "auto" sent the codes learned for the training video, one per clip, each one datagram.
     assert sender.encoder.codes_learned == 3 and sender.report.datagrams == 3
     assert report.frames == INRV_FRAMES and report.counts["sent"] == INRV_FRAMES and report.lost == 0

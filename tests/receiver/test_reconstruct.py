@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from vsa.common import registry
 from vsa.common.metrics import psnr
 from vsa.common.resample import back_projection, downscale, to_tensor, upscale
 from vsa.receiver.reconstruct import (AUTO_DAMP_DB, AUTO_FIX_DB, AUTO_MIN_DETAIL, AUTO_TRUST_DB, Reconstructor,
@@ -38,7 +39,10 @@ def test_auto_weight_trusts_frames_the_model_explains():
     detail = auto_detail(torch.tensor([40.0, AUTO_FIX_DB, (AUTO_FIX_DB + AUTO_DAMP_DB) / 2, AUTO_DAMP_DB, 10.0]))
     assert detail.tolist() == pytest.approx([1.0, 1.0, (1 + AUTO_MIN_DETAIL) / 2, AUTO_MIN_DETAIL, AUTO_MIN_DETAIL])
     with pytest.raises(ValueError, match="back_project"):
-        Reconstructor(torch.nn.Identity(), (64, 64), back_project="sometimes")
+        sr = registry.get("sr")
+        Reconstructor(sr.build(sr.preset("sr-tiny")), (64, 64), back_project="sometimes")
+    with pytest.raises(ValueError, match="registry"):
+        Reconstructor(torch.nn.Identity(), (64, 64))  # a network no architecture knows
 
 
 def test_interpolation_end_points_are_the_decoded_codes(trained_bundle, small_frames):
