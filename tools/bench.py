@@ -1,12 +1,17 @@
 """Benchmarks that print figures and write JSON.
 
-`vsa bench model`: size and speed of each preset, against the plain baselines.
+`vsa bench model`: size and speed of each preset of every frames
+architecture, against the plain baselines.
 
 For each preset it reports parameters, fp32 and wire (int8 + zstd) sizes,
 and receiver throughput at a given size: reprojection with 1, 2 and 3 passes
-through the optimised path (`Reconstructor`: channels_last, inference mode)
-against eager NCHW, and bicubic upscaling alone as the floor. Weights are
-random: speed does not depend on their values.
+through the optimised path (`Reconstructor`: the architecture's inference
+form, e.g. BatchNorm folded or the stream's branch, in its fastest memory
+layout) against the eager network in NCHW with back-projection after every
+pass, and bicubic upscaling alone as the floor. It also counts the FLOPs of
+one reprojected frame (`torch.utils.flop_counter`): the cost on a GPU, on
+paper, where no GPU was lent to measure it. Weights are random: speed does
+not depend on their values.
 """
 
 from __future__ import annotations
@@ -19,10 +24,15 @@ import time
 import torch
 
 from vsa.common import bundle as bundle_mod
+from vsa.common import registry
 from vsa.common.device import pick_device
-from vsa.common.model import PRESETS, AEConfig, Autoencoder, parameter_count
+from vsa.common.model import AEConfig, parameter_count
+from vsa.common.registry import FrameModel
 from vsa.common.resample import consistent, upscale
 from vsa.receiver.reconstruct import Reconstructor
+
+SCALE = 4
+"""The stream scale the figures are for (the streaming default)."""
 
 
 def _time(fn, repeats: int, device: torch.device) -> float:
@@ -42,20 +52,32 @@ def _time(fn, repeats: int, device: torch.device) -> float:
     return samples[len(samples) // 2]
 
 
-def bench_model(config: AEConfig, size: tuple[int, int], device: torch.device, repeats: int) -> dict:
+def frame_flops(rec: Reconstructor, low: torch.Tensor, passes: int) -> int:
+    """Floating-point operations of reprojecting one frame with ``passes`` passes (convolutions and matmuls)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        rec.reproject(low, passes)
+    return int(counter.get_total_flops())
+
+
+def bench_model(config, size: tuple[int, int], device: torch.device, repeats: int) -> dict:
     torch.manual_seed(0)
-    model = Autoencoder(config).eval()
+    arch = registry.of_config(config)
+    model = arch.build(config).eval()
     wire = bundle_mod.to_wire(bundle_mod.from_model(model))
     h, w = size
-    low = torch.rand(1, 3, h // 4, w // 4, device=device)
+    low = torch.rand(1, 3, h // SCALE, w // SCALE, device=device)
     result = {
-        "preset": config.preset, "k": config.k, "parameters": parameter_count(model),
-        "fp32_kib": round(parameter_count(model) * 4 / 1024), "wire_kib": round(len(wire) / 1024),
-        "size": f"{h}x{w}", "device": str(device),
+        "arch": arch.name, "preset": config.preset, "k": getattr(config, "k", None),
+        "parameters": parameter_count(model), "fp32_kib": round(parameter_count(model) * 4 / 1024),
+        "wire_kib": round(len(wire) / 1024), "size": f"{h}x{w}", "scale": SCALE, "device": str(device),
     }
-    eager = Autoencoder(config).to(device).eval()
-    eager.load_state_dict(model.state_dict())
-    rec = Reconstructor(model, size, device, iterations=1, back_project="always")
+    # The eager baseline: the network as trained (for sr: the scale's branch), NCHW, back-projected every pass.
+    eager = model if isinstance(model, FrameModel) else arch.for_inference(model, scale=SCALE)
+    eager = eager.to(device).eval()
+    rec = Reconstructor(model, size, device, iterations=1, back_project="always", scale=SCALE)
 
     @torch.inference_mode()
     def eager_pass(passes: int) -> None:
@@ -72,6 +94,8 @@ def bench_model(config: AEConfig, size: tuple[int, int], device: torch.device, r
         result[f"eager{passes}_ms"] = round(slow * 1000, 2)
     z = rec.reproject(low, 1).latents
     result["interpolate_ms"] = round(_time(lambda: rec.interpolate(z, z, [0.5]), repeats, device) * 1000, 2)
+    for passes in (1, 2):
+        result[f"reproject{passes}_gflops"] = round(frame_flops(rec, low, passes) / 1e9, 3)
     return result
 
 
@@ -137,9 +161,13 @@ def main_codecs(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="vsa bench model", description="Size and receiver speed of each preset.")
+    parser = argparse.ArgumentParser(prog="vsa bench model",
+                                     description="Size, FLOPs and receiver speed of each preset of every frames "
+                                     "architecture, at scale 4.")
     parser.add_argument("--size", default="256x512", help="frame size HxW (default: 256x512, the paper's)")
-    parser.add_argument("--presets", default="tiny,fast,large,paper", help="comma-separated presets, or k=N widths")
+    parser.add_argument("--presets", default="sr,sr-wide,tiny,fast,large,paper",
+                        help="comma-separated presets of any frames architecture, or k=N autoencoder widths "
+                        "(default: sr,sr-wide,tiny,fast,large,paper)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
@@ -151,20 +179,28 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     size = parse_size(args.size)
     device = pick_device(args.device)
+    presets = {name: registry.get(a).presets[name] for a in registry.names() if registry.get(a).payload == "frames"
+               for name in registry.get(a).presets}
     configs = []
     for name in args.presets.split(","):
         name = name.strip()
-        configs.append(AEConfig(k=int(name[2:]), preset=name) if name.startswith("k=") else PRESETS[name])
+        if name.startswith("k="):
+            configs.append(AEConfig(k=int(name[2:]), preset=name))
+        elif name in presets:
+            configs.append(presets[name])
+        else:
+            raise ValueError(f"unknown preset {name!r}; choose from {', '.join(presets)} or k=N")
     rows = []
     for config in configs:
-        repeats = max(5, args.repeats // 4) if config.k >= 32 else args.repeats
+        repeats = max(5, args.repeats // 4) if getattr(config, "k", 0) >= 32 else args.repeats
         row = bench_model(config, size, device, repeats)
         rows.append(row)
-        print(f"{row['preset']:>6} k={row['k']:<3} {row['parameters'] / 1e6:6.2f}M params  "
+        print(f"{row['arch']:>3} {row['preset']:>7} {row['parameters'] / 1e6:6.2f}M params  "
               f"wire {row['wire_kib']:6d} KiB  bicubic {row['bicubic_ms']:6.2f} ms  "
               f"reproject x1/x2/x3 {row['reproject1_ms']:.1f}/{row['reproject2_ms']:.1f}/{row['reproject3_ms']:.1f} ms "
               f"({row['reproject2_fps']:.0f} fps at 2 passes; eager x2 {row['eager2_ms']:.1f} ms)  "
-              f"interpolate {row['interpolate_ms']:.1f} ms", flush=True)
+              f"interpolate {row['interpolate_ms']:.1f} ms  {row['reproject2_gflops']:.2f} GFLOP/frame at 2 passes",
+              flush=True)
     report = {"machine": _machine(device), "results": rows}
     with open(args.output, "w") as f:
         json.dump(report, f, indent=2)

@@ -11,8 +11,10 @@
    with the next). With ``--model`` the output is also scored (PSNR) against
    the source.
 
-Without ``--model`` a fast-preset model with random weights is used: speed
-and latency do not depend on the weights' values.
+Without ``--model`` the base shipped with vsa streams (the sr architecture:
+what a camera gets with no training); ``--model random-fast`` is the paper's
+autoencoder at the fast preset with random weights (speed and latency do
+not depend on the weights' values).
 """
 
 from __future__ import annotations
@@ -30,19 +32,21 @@ import torch
 
 from vsa.common import bundle as bundle_mod
 from vsa.common.assets import DEFAULT_CLIP
-from vsa.common.model import preset
 from vsa.common.framecodec import FrameDecoder
 from vsa.common.resample import to_tensor, upscale
 from vsa.protocol.messages import Frame
 from vsa.common.video import parse_size, read_video
 from vsa.receiver.stream import StreamDecoder
+from vsa.sender.shipment import Shipment, load_model
 from vsa.sender.stream import StreamEncoder, StreamSettings
 from vsa.tools.compare import compare
 
+RANDOM_FAST = "random-fast"
 
-def _messages(wire: bytes, frames, fps: float, stride: int) -> list:
+
+def _messages(shipment: Shipment, frames, fps: float, stride: int) -> list:
     size = frames.shape[1:3]
-    encoder = StreamEncoder(wire, size, fps, StreamSettings(scale=4, stride=stride), frame_count=len(frames))
+    encoder = StreamEncoder(shipment, size, fps, StreamSettings(scale=4, stride=stride), frame_count=len(frames))
     msgs = encoder.start()
     for i, rgb in enumerate(frames):
         msgs += encoder.push(i, rgb, last=i == len(frames) - 1)
@@ -62,16 +66,16 @@ def _timed_feed(decoder, msgs: list) -> float:
     return out / (time.perf_counter() - start)
 
 
-def throughput(bundle, frames, fps: float, stride: int, iterations: int) -> float:
+def throughput(shipment: Shipment, frames, fps: float, stride: int, iterations: int) -> float:
     """Output frames per second of the live receiver path (one frame at a time)."""
-    msgs = _messages(bundle_mod.to_wire(bundle), frames, fps, stride)
+    msgs = _messages(shipment, frames, fps, stride)
     decoder = StreamDecoder(device="cpu", iterations=iterations, batch=1)
     return _timed_feed(lambda m: len(decoder.feed(m)), msgs)
 
 
-def bicubic_throughput(bundle, frames, fps: float, stride: int) -> float:
+def bicubic_throughput(shipment: Shipment, frames, fps: float, stride: int) -> float:
     """The floor: the same payload decode, then bicubic upscaling of every output frame."""
-    msgs = _messages(bundle_mod.to_wire(bundle), frames, fps, stride)
+    msgs = _messages(shipment, frames, fps, stride)
     h, w = frames.shape[1:3]
     payloads = FrameDecoder("h264", w // 4, h // 4)
 
@@ -86,7 +90,7 @@ def bicubic_throughput(bundle, frames, fps: float, stride: int) -> float:
     return _timed_feed(feed, msgs)
 
 
-async def _live(model_path: str, clip: str, size, stride: int, loss: float, output: str | None,
+async def _live(model_path: str | None, clip: str, size, stride: int, loss: float, output: str | None,
                 fec: str = "auto") -> dict:
     from vsa.common import webrtc
     from vsa.receiver.live import ReceiverOptions, serve
@@ -119,7 +123,8 @@ async def _live(model_path: str, clip: str, size, stride: int, loss: float, outp
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vsa bench stream", description=__doc__.split("\n\n")[0])
     parser.add_argument("video", nargs="?", default=str(DEFAULT_CLIP), help="default: the bundled clip")
-    parser.add_argument("--model", help="a trained bundle (default: random fast-preset weights; no PSNR)")
+    parser.add_argument("--model", help=f"a trained bundle, or {RANDOM_FAST} (the autoencoder's fast preset with "
+                        "random weights; no PSNR) (default: the base shipped with vsa)")
     parser.add_argument("--size", default="256x512", help="working size HxW (default: 256x512)")
     parser.add_argument("--strides", default="1,2", help="strides for the latency runs (default: 1,2)")
     parser.add_argument("--loss", type=float, default=0.1, help="media loss for the lossy run (default: 0.1)")
@@ -133,32 +138,35 @@ def main(argv: list[str] | None = None) -> int:
     frames, info, _ = read_video(args.video, size=size, limit=args.limit)
     with tempfile.TemporaryDirectory() as tmp:
         model_path = args.model
-        if model_path is None:
+        if model_path == RANDOM_FAST:
             torch.manual_seed(0)
-            from vsa.common.model import Autoencoder
+            from vsa.common import registry
 
+            arch = registry.get("ae")
             model_path = str(Path(tmp) / "random_fast.pt")
-            bundle_mod.save(bundle_mod.from_model(Autoencoder(preset("fast")), {"size": list(size)}), model_path)
-        bundle = bundle_mod.load(model_path)
+            bundle_mod.save(bundle_mod.from_model(arch.build(arch.preset("fast")), {"size": list(size)}), model_path)
+        bundle, shipment = load_model(model_path)
+        scored = args.model != RANDOM_FAST
         results: dict = {"machine": {"platform": platform.platform(), "processor": platform.processor(),
                                      "threads": torch.get_num_threads()},
+                         "model": {"path": args.model or "base", "arch": bundle.kind, "preset": bundle.config.preset},
                          "size": args.size, "video": Path(args.video).name, "throughput": [], "live": []}
         for stride in (1, 2):
-            base = statistics.median(bicubic_throughput(bundle, frames, info.fps, stride) for _ in range(args.repeat))
+            base = statistics.median(bicubic_throughput(shipment, frames, info.fps, stride) for _ in range(args.repeat))
             row = {"stride": stride, "bicubic_fps": round(base, 1)}
             for passes in (1, 2, 3):
-                runs = [throughput(bundle, frames, info.fps, stride, passes) for _ in range(args.repeat)]
+                runs = [throughput(shipment, frames, info.fps, stride, passes) for _ in range(args.repeat)]
                 row[f"passes_{passes}_fps"] = round(statistics.median(runs), 1)
                 row[f"passes_{passes}_fps_runs"] = [round(r, 1) for r in runs]
             results["throughput"].append(row)
             print(f"receiver at {args.size}, stride {stride} (median of {args.repeat}): " + ", ".join(
                 f"{k} {v}" for k, v in row.items() if k != "stride" and not k.endswith("_runs")))
         live_size = size
-        if args.model and isinstance(bundle.meta.get("size"), (list, tuple)):
+        if scored and isinstance(bundle.meta.get("size"), (list, tuple)):
             live_size = tuple(bundle.meta["size"])  # score at the size the model was trained for
         for stride in (int(s) for s in args.strides.split(",")):
             for loss, fec in ((0.0, "auto"), (args.loss, "off"), (args.loss, "on")):
-                out = str(Path(tmp) / f"live_{stride}_{loss}_{fec}.mp4") if args.model else None
+                out = str(Path(tmp) / f"live_{stride}_{loss}_{fec}.mkv") if scored else None
                 row = asyncio.run(_live(model_path, args.video, live_size, stride, loss, out, fec))
                 row["size"] = "x".join(map(str, live_size))
                 if out is not None:

@@ -18,6 +18,20 @@ from vsa.common.cliargs import positive_int as _positive_int
 from vsa.common.cliargs import size_arg as _size
 
 
+BUILTIN = "builtin"
+"""``vsa train --base`` with no path: the base shipped with vsa."""
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(sorted({int(v) for v in text.split(",") if v.strip()}))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give one or more positive integers")
+    return values
+
+
 def _frame_range(text: str) -> tuple[int, int]:
     try:
         first, end = (int(part) for part in text.split(":"))
@@ -66,42 +80,63 @@ def cmd_train_inrv(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    if args.kind == "inrv":
-        return cmd_train_inrv(args)
     from vsa.common import bundle as bundle_mod
+    from vsa.common import registry
     from vsa.common.device import pick_device
-    from vsa.common.model import preset
+    from vsa.common.examples import Examples
     from vsa.common.video import read_video
+    from vsa.sender.shipment import Shipment
     from vsa.sender.train import Trainer, TrainOptions
 
+    base_wire = None
+    if args.base is not None:
+        from vsa.common.bases import load_base
+
+        base_wire, base = load_base(None if args.base == BUILTIN else args.base)
+        if args.arch not in (None, base.kind):
+            raise UserError(f"--arch {args.arch}: the base is a {base.kind} model")
+        args.arch = base.kind
+    arch = registry.get(args.arch or "ae")
+    if arch.payload == "codes":
+        return cmd_train_inrv(args)
     device = pick_device(args.device)
     resume = None
     if args.resume:
+        if base_wire is not None:
+            raise UserError("--resume continues the bundle at --output, which remembers its base: drop --base")
         if not os.path.exists(args.output):
             raise UserError(f"--resume: {args.output} does not exist yet; train without --resume first")
         resume = bundle_mod.load(args.output)
-    config = resume.config if resume else preset(args.preset)
+        arch = resume.arch
+    config = resume.config if resume else base.config if base_wire is not None else arch.preset(args.preset)
+    objective = arch.check_objective(args.objective)
     size = args.size or (tuple(resume.meta["size"]) if resume and "size" in resume.meta else None)
     frames, info, size = read_video(args.video, size=size, limit=args.limit, progress=True)
     train_count = len(frames) - int(round(len(frames) * args.holdout_tail))
     if train_count < 1:
         raise UserError(f"--holdout-tail {args.holdout_tail} leaves no frames to train on")
+    examples = Examples.single(frames[:train_count], info.fps, scales=args.scales, crfs=args.crfs)
     minutes = args.minutes if args.steps is None else None
-    options = TrainOptions(steps=args.steps, minutes=minutes, objective=args.objective, seed=args.seed,
-                           lr=args.lr)
+    options = TrainOptions(steps=args.steps, minutes=minutes, objective=objective, seed=args.seed, lr=args.lr)
     meta = {
         "source": info.name, "size": list(size), "fps": info.fps, "frames_total": len(frames),
         "frames_used": train_count, "holdout_tail": args.holdout_tail, "preset": config.preset,
         "device": str(device),
     }
-    print(f"training a {config.preset} model (k={config.k}) on {train_count} of {len(frames)} frames of "
-          f"{info.name} at {size[0]}x{size[1]}, objective {args.objective}, on {device}", file=sys.stderr)
-    trainer = Trainer(frames[:train_count], config, options, device, meta=meta, resume=resume)
+    start = f"from base {bundle_mod.sha256(base_wire).hex()[:12]}" if base_wire is not None else "from scratch"
+    if resume is not None:
+        start = "resuming"
+    print(f"training a {arch.name} model ({config.preset}) {start} on {train_count} of {len(frames)} frames of "
+          f"{info.name} at {size[0]}x{size[1]}, objective {objective}, on {device}", file=sys.stderr)
+    if arch.name == "sr":
+        print(f"  scales {', '.join(map(str, args.scales))}, h264 crf {', '.join(map(str, args.crfs))}: "
+              "the settings it will be streamed at (--scales, --crfs)", file=sys.stderr)
+        examples.prepare(progress=True)
+    trainer = Trainer(examples, config, options, device, meta=meta, resume=resume, base_wire=base_wire)
     bundle = trainer.run(on_checkpoint=lambda b: bundle_mod.save(b, args.output))
-    wire = bundle_mod.to_wire(bundle)
     print(f"saved {args.output}: {trainer.step} steps in {trainer.elapsed:.0f} s, "
           f"train PSNR {bundle.meta.get('train_psnr', float('nan')):.2f} dB; "
-          f"wire form {len(wire) / 1024:.0f} KiB (int8 + zstd)")
+          f"wire form: {Shipment.of(bundle).describe()}")
     return 0
 
 
@@ -115,11 +150,10 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
     settings = StreamSettings(scale=args.scale, stride=args.stride, codec=args.codec, crf=args.crf,
                               quality=args.quality, keyint=args.keyint)
-    codes = None
-    if args.payload == "inrv":
-        codes = CodeSettings(codes=args.codes, code_format=args.code_format, invert_steps=args.invert_steps)
+    codes = CodeSettings(codes=args.codes, code_format=args.code_format, invert_steps=args.invert_steps)
+    payload = {"ae": "frames", "inrv": "codes"}.get(args.payload) if args.payload else None
     report = encode_file(args.video, args.model, args.output, settings, size=args.size, limit=args.limit,
-                         progress=True, codes=codes)
+                         progress=True, codes=codes, payload=payload)
     print(f"wrote {args.output}\n{report.summary()}")
     return 0
 
@@ -164,6 +198,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return evaluate.main(args.rest)
 
 
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from vsa.tools import pretrain
+
+    return pretrain.main(args.rest)
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from vsa.tools.compare import compare
 
@@ -187,10 +227,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from vsa.common.device import DEVICE_CHOICES
     from vsa.common.framecodec import CODECS, DEFAULT_CODEC, DEFAULT_CRF, DEFAULT_WEBP_QUALITY
-    from vsa.common.model import PRESETS
+    from vsa.common import registry
     from vsa.protocol.codes import CODE_FORMATS
     from vsa.sender.inrv_stream import DEFAULT_INVERT_STEPS
-    from vsa.sender.train import LEARNING_RATE, OBJECTIVES
+    from vsa.sender.train import LEARNING_RATE
 
     parser = argparse.ArgumentParser(
         prog="vsa",
@@ -199,22 +239,38 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("train", help="train a video-specific autoencoder on one video",
-                       description="Train a video-specific autoencoder on the frames of VIDEO and save it as a "
-                       "model bundle. Checkpoints are written every minute; --resume continues one.")
+    archs = registry.names()
+    presets = sorted({name for a in archs for name in registry.get(a).presets})
+    objectives = sorted({o for a in archs for o in registry.get(a).objectives})
+    p = sub.add_parser("train", help="train a model on one video, from scratch or from a base",
+                       description="Train a model on the frames of VIDEO and save it as a model bundle: the paper's "
+                       "video-specific autoencoder (--arch ae, the default, best on the video it learned), or "
+                       "fine-tune the base that ships with vsa (--base: an sr model, for video like this one that "
+                       "it has not seen; ships as a small delta). Checkpoints are written every minute; --resume "
+                       "continues one.",
+                       epilog="architectures: " + "; ".join(f"{a}: {registry.get(a).summary}" for a in archs))
     p.add_argument("video", metavar="VIDEO", help="a video file, lavfi:GRAPH or cameraN")
     p.add_argument("-o", "--output", default="ae.pt", help="model bundle to write (default: ae.pt)")
-    p.add_argument("--preset", choices=sorted(PRESETS), default="fast",
-                   help="network width: fast (k=8, real time on a 2-core CPU), large (k=16), "
-                   "paper (k=64, 34M parameters), tiny (k=4, for tests) (default: fast)")
+    p.add_argument("--arch", choices=archs, help="network architecture (default: ae; the base's with --base)")
+    p.add_argument("--kind", dest="arch", choices=archs, help=argparse.SUPPRESS)  # the first release's name
+    p.add_argument("--base", nargs="?", const=BUILTIN, metavar="PATH",
+                   help="fine-tune from a base model with a fresh optimiser: the one shipped with vsa when PATH is "
+                   "left out, or a bundle (.pt) or wire file (.vsam); the result ships as a delta against it")
+    p.add_argument("--preset", choices=presets,
+                   help="network size, per architecture: ae fast (k=8, real time on a 2-core CPU, the default), "
+                   "large (k=16), paper (k=64, 34M parameters), tiny (k=4, for tests); sr sr (default), sr-tiny")
+    p.add_argument("--scales", type=_int_list, default=(4,), metavar="S,...",
+                   help="sr: the stream scales to train for (default: 4, the streaming default)")
+    p.add_argument("--crfs", type=_int_list, default=(20,), metavar="Q,...",
+                   help="sr: the h264 crfs of the payload to train for (default: 20, the streaming default)")
     p.add_argument("--size", type=_size, metavar="HxW",
                    help="working size, multiples of 64 (default: 256 high, source aspect)")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--minutes", type=_positive_float, default=2.0, help="time budget (default: 2)")
     budget.add_argument("--steps", type=_positive_int, help="step budget, instead of --minutes")
-    p.add_argument("--objective", choices=OBJECTIVES, default="reconstruct",
-                   help="reconstruct: the paper's autoencoding loss (default; it measured best); "
-                   "restore: learn to map degraded, upsampled low-res inputs to clean frames")
+    p.add_argument("--objective", choices=objectives,
+                   help="ae: reconstruct, the paper's autoencoding loss (default; it measured best), or restore: map "
+                   "degraded, upsampled low-res inputs to clean frames; sr: restore, from the coded low-res frames")
     p.add_argument("--holdout-tail", type=_fraction, default=0.0, metavar="F",
                    help="leave the last fraction F of the frames out of training (default: 0)")
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="default: auto (cuda, mps, cpu)")
@@ -223,9 +279,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"peak learning rate (default: {LEARNING_RATE:g}; the paper's 2e-4 is too slow for minute budgets)")
     p.add_argument("--limit", type=_positive_int, help="use only the first N frames")
     p.add_argument("--resume", action="store_true", help="continue training the bundle at --output")
-    p.add_argument("--kind", choices=("ae", "inrv"), default="ae",
-                   help="ae: the video-specific autoencoder (default); inrv: an INR-V hypernetwork with one code "
-                   "per clip (--size defaults to 64x64)")
     p.add_argument("--code-dim", type=_positive_int, default=64, help="inrv: values per clip code (default: 64)")
     p.add_argument("--clip-frames", type=_positive_int, default=16, help="inrv: frames per clip (default: 16)")
     p.set_defaults(func=cmd_train)
@@ -234,7 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Write a .vsa file: the stream header, the model once, then every STRIDE-th "
                        "frame downscaled by SCALE and coded as a low-res payload.")
     p.add_argument("video", metavar="VIDEO", help="a video file, lavfi:GRAPH or cameraN")
-    p.add_argument("--model", required=True, help="model bundle from `vsa train`")
+    p.add_argument("--model", help="model bundle from `vsa train` (default: the base shipped with vsa, which "
+                   "works on any video and is never transferred)")
     p.add_argument("-o", "--output", required=True, help=".vsa file to write")
     p.add_argument("--scale", type=_positive_int, default=4, help="spatial downscale factor (default: 4)")
     p.add_argument("--stride", type=_positive_int, default=1, help="send every STRIDE-th frame (default: 1)")
@@ -247,8 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="h264: sent frames between keyframes, where decoding can restart (default: 60)")
     p.add_argument("--size", type=_size, metavar="HxW", help="working size (default: the model's)")
     p.add_argument("--limit", type=_positive_int, help="encode only the first N frames")
-    p.add_argument("--payload", choices=("ae", "inrv"), default="ae",
-                   help="ae: low-res frames (default); inrv: one INR-V code per clip (needs an inrv model)")
+    # The model's architecture decides the payload; the first release asked for it (--payload inrv).
+    p.add_argument("--payload", choices=("ae", "inrv"), help=argparse.SUPPRESS)
     p.add_argument("--codes", choices=("seen", "invert"), default="seen",
                    help="inrv: seen sends the codes learned in training (the same video); invert finds each "
                    "clip's code by optimisation, warm-started from the previous clip (default: seen)")
@@ -262,16 +316,20 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Reconstruct a .vsa file: reproject each sent frame onto the video's manifold "
                        "and interpolate latent codes for the frames in between.")
     p.add_argument("input", metavar="FILE.vsa")
-    p.add_argument("-o", "--output", help="mp4 to write (default: none, just report)")
-    p.add_argument("--iterations", type=_positive_int, default=2, help="reprojection passes (default: 2)")
+    p.add_argument("-o", "--output", help="video to write: .mp4 for players (H.264 4:2:0, about 1 dB below what vsa "
+                   "reconstructed), .mkv for an exact copy (lossless FFV1) that other tools can score "
+                   "(default: none, just report)")
+    p.add_argument("--iterations", type=_positive_int,
+                   help="reprojection passes (default: the model's: 2 for ae, 1 for sr)")
     p.add_argument("--fps", type=_positive_float,
                    help="output frame rate; latent interpolation makes any rate (default: the source's)")
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="default: auto (cuda, mps, cpu)")
     p.add_argument("--reference", metavar="VIDEO",
                    help="original video: also print mean PSNR and SSIM of vsa and of bicubic upscaling")
-    p.add_argument("--back-project", choices=["auto", "always", "never"], default="auto",
-                   help="back-project the reconstruction onto the received low-res frame: auto (default) does it "
-                   "only for frames the model does not already explain; never is the paper's plain eq. 6")
+    p.add_argument("--back-project", choices=["auto", "always", "never"],
+                   help="back-project the reconstruction onto the received low-res frame: auto does it only for "
+                   "frames the model does not already explain; never is the paper's plain eq. 6 (default: the "
+                   "model's: auto for ae, never for sr, whose output already agrees with the received frame)")
     p.add_argument("--score-frames", type=_frame_range, metavar="A:B",
                    help="with --reference, score only source frames A..B-1 (e.g. a held-out tail)")
     p.add_argument("--json", metavar="PATH", help="also write the report as JSON")
@@ -303,6 +361,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     p.set_defaults(func=cmd_compare)
 
+    p = sub.add_parser("pretrain", help="train a generic base model on many clips (also under torchrun); "
+                       "`vsa pretrain --help`", description="Train a base model on many clips.", add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_pretrain)
+
     p = sub.add_parser("eval", help="bitrate against quality: vsa vs x264, VP8, VP9, AV1; `vsa eval --help`",
                        description="Rate-distortion evaluation with BD-rate and plots.", add_help=False)
     p.add_argument("rest", nargs=argparse.REMAINDER)
@@ -325,9 +388,10 @@ def main(argv: list[str] | None = None) -> int:
     from vsa.protocol.errors import ProtocolError
 
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["eval"]:
-        # `vsa eval` has its own parser (many flags); argparse's REMAINDER would refuse a leading --flag.
-        args = argparse.Namespace(command="eval", rest=argv[1:], func=cmd_eval)
+    if argv[:1] in (["eval"], ["pretrain"]):
+        # These have their own parsers (many flags); argparse's REMAINDER would refuse a leading --flag.
+        args = argparse.Namespace(command=argv[0], rest=argv[1:],
+                                  func=cmd_eval if argv[0] == "eval" else cmd_pretrain)
     else:
         args = build_parser().parse_args(argv)
     errors = (VideoError, BundleError, ProtocolError, FrameCodecError, FileNotFoundError, ValueError)

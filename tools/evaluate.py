@@ -1,12 +1,15 @@
 """`vsa eval`: bitrate against quality, vsa against the codecs people already use.
 
-For each clip and mode the tool trains a model (or takes ``--model``), then
-runs every operating point as a real encode and decode:
+For each clip and mode the tool makes a model per architecture (``--arch``),
+then runs every operating point as a real encode and decode:
 
-* vsa: a grid of scale x stride (and payload quality), through the same
-  `StreamEncoder`/`StreamDecoder` the file mode and live stream use. The rate
-  counts the frame messages as framed in a `.vsa` file (payload plus the
-  protocol's per-frame overhead); the model's bits are reported separately.
+* vsa (``ae``, the paper's autoencoder, trained from scratch on the training
+  frames) and vsa-sr (``sr``, the base shipped with vsa fine-tuned on them,
+  or the base alone): a grid of scale x stride (and payload quality),
+  through the same `StreamEncoder`/`StreamDecoder` the file mode and live
+  stream use. The rate counts the frame messages as framed in a `.vsa` file
+  (payload plus the protocol's per-frame overhead); the model's bits (a
+  delta, for a fine-tuned base) are reported separately.
 * bicubic: the same low-res stream, upscaled bicubically (and blended between
   sent frames), so the rate is vsa's own.
 * x264 (zerolatency and medium), VP8, VP9 and SVT-AV1 at target bitrates that
@@ -14,7 +17,8 @@ runs every operating point as a real encode and decode:
 
 Modes: ``seen`` trains on the whole clip and scores the whole clip; ``live``
 trains on the first half and scores, and encodes with every method, only the
-second half.
+second half; ``cold`` trains nothing: the base alone, on the second half (the
+shipped base never saw any clip's second half).
 
 Everything lands in the output folder: ``results.json`` (one object per point
 plus a summary per clip and mode), ``frames.csv`` (per-frame metrics), the
@@ -39,20 +43,26 @@ import numpy as np
 import torch
 
 from vsa.common import bundle as bundle_mod
+from vsa.common import registry
+from vsa.common.examples import Examples
 from vsa.common.metrics import luma, mean_psnr, ms_ssim, psnr, psnr_y, ssim
-from vsa.common.model import preset
 from vsa.common.resample import to_tensor, to_uint8
 from vsa.common.video import read_video
 from vsa.protocol.container import record
 from vsa.protocol.messages import Frame
 from vsa.receiver.stream import OutputFrame, SessionDecoder, StreamDecoder
 from vsa.sender.inrv_stream import CodeEncoder
+from vsa.sender.shipment import Shipment
 from vsa.sender.stream import StreamEncoder, StreamSettings
 from vsa.sender.train import Trainer, TrainOptions
 from vsa.tools import rd
 from vsa.tools.baselines import BASELINES, run_baseline
 
-MODES = ("seen", "live")
+MODES = ("seen", "live", "cold")
+DEFAULT_MODES = ("seen", "live")
+ARCHS = ("ae", "sr")
+VSA_METHODS = {"ae": "vsa", "sr": "vsa-sr"}
+"""The method name of each architecture's curve (the autoencoder's keeps the first release's name)."""
 SPREAD_MINUTES = (1, 10, 60)
 DEFAULT_SIZE = (192, 256)
 DEFAULT_MINUTES = 4.0
@@ -65,11 +75,16 @@ PRIMARY_BASELINE = "x264-zerolatency"
 @dataclass(frozen=True)
 class EvalOptions:
     size: tuple[int, int] = DEFAULT_SIZE
-    modes: tuple[str, ...] = MODES
+    modes: tuple[str, ...] = DEFAULT_MODES
     minutes: float = DEFAULT_MINUTES
     model: str | None = None
+    """Use this bundle for its architecture's curve instead of training one."""
     quick: bool = False
-    iterations: int = 2
+    iterations: int | None = None
+    """Reprojection passes; None: each architecture's default."""
+    archs: tuple[str, ...] = ARCHS
+    base: str | None = None
+    """The base the sr curve starts from (None: the one shipped with vsa)."""
     seed: int = 0
     limit: int | None = None
     reuse_models: bool = False
@@ -149,6 +164,8 @@ class Clip:
 
     @property
     def train_frames(self) -> np.ndarray:
+        if self.mode == "cold":
+            return self.frames[:0]
         return self.frames if self.mode == "seen" else self.frames[: len(self.frames) // 2]
 
     @property
@@ -167,10 +184,31 @@ def clip_name(path: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", os.path.splitext(os.path.basename(path))[0]) or "clip"
 
 
-def _model_for(clip: Clip, options: EvalOptions, folder: str) -> bundle_mod.Bundle:
+def _sweep(options: EvalOptions) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The scales and h264 crfs of vsa's grid at this size: what a fine-tuned sr model must serve."""
+    jobs = _jobs(options)
+    return (tuple(sorted({s.scale for s in jobs})),
+            tuple(sorted({s.crf for s in jobs if s.codec == "h264"})))
+
+
+def _model_for(arch: str, clip: Clip, options: EvalOptions, folder: str) -> bundle_mod.Bundle | Shipment:
+    """The model of ``arch``'s curve: ``--model``, a reused one, or one trained on the clip's training frames.
+
+    sr starts from the base and fine-tunes on every scale and crf of the grid;
+    in cold mode it is the base alone (a `Shipment` of its wire: nothing to send).
+    """
     if options.model:
-        return bundle_mod.load(options.model)
-    path = os.path.join(folder, "model.pt")
+        bundle = bundle_mod.load(options.model)
+        if bundle.kind == arch:
+            return bundle
+    path = os.path.join(folder, f"model-{arch}.pt" if arch != "ae" else "model.pt")
+    base_wire = None
+    if arch == "sr":
+        from vsa.common.bases import load_base
+
+        base_wire, _ = load_base(options.base)
+        if clip.mode == "cold":
+            return Shipment(base_wire)
     if options.reuse_models and os.path.exists(path):
         bundle = bundle_mod.load(path)
         if tuple(bundle.meta.get("size", ())) == tuple(options.size):
@@ -178,11 +216,18 @@ def _model_for(clip: Clip, options: EvalOptions, folder: str) -> bundle_mod.Bund
             return bundle
     minutes = QUICK_MINUTES if options.quick and options.minutes == DEFAULT_MINUTES else options.minutes
     frames = clip.train_frames
+    scales, crfs = _sweep(options)
     meta = {"source": clip.name, "size": list(options.size), "fps": clip.fps, "frames_total": len(clip.frames),
-            "frames_used": len(frames), "preset": "fast", "eval_mode": clip.mode}
-    print(f"  training on {len(frames)} frames for {minutes:g} min", file=sys.stderr)
-    trainer = Trainer(frames, preset("fast"), TrainOptions(minutes=minutes, seed=options.seed),
-                      torch.device(options.device), meta=meta)
+            "frames_used": len(frames), "eval_mode": clip.mode}
+    if arch == "sr":
+        examples = Examples.single(frames, clip.fps, scales=scales, crfs=crfs)
+        examples.prepare()
+        config, what = bundle_mod.from_wire(base_wire).config, "fine-tuning the base"
+    else:
+        examples, config, what = Examples.single(frames, clip.fps), registry.get(arch).preset(), "training"
+    print(f"  {arch}: {what} on {len(frames)} frames for {minutes:g} min", file=sys.stderr)
+    trainer = Trainer(examples, config, TrainOptions(minutes=minutes, seed=options.seed, progress=False),
+                      torch.device(options.device), meta=meta, base_wire=base_wire)
     bundle = trainer.run()
     bundle_mod.save(bundle, path)
     return bundle
@@ -208,12 +253,12 @@ def _round_trip(encoder: StreamEncoder | CodeEncoder, decoder: SessionDecoder, f
     return outputs, counted, encode_s, decode_s
 
 
-def _vsa_point(clip: Clip, wire: bytes, settings: StreamSettings, options: EvalOptions
+def _vsa_point(clip: Clip, shipment: Shipment, settings: StreamSettings, options: EvalOptions
                ) -> tuple[np.ndarray, np.ndarray, bytes, float, float]:
     """Encode and decode the test frames with vsa; returns (vsa, bicubic, counted bytes, encode s, decode s)."""
     frames = clip.test_frames
     n = len(frames)
-    encoder = StreamEncoder(wire, options.size, clip.fps, settings, frame_count=n, source=clip.name)
+    encoder = StreamEncoder(shipment, options.size, clip.fps, settings, frame_count=n, source=clip.name)
     decoder = StreamDecoder(device=options.device, iterations=options.iterations, with_baseline=True)
     outputs, counted, encode_s, decode_s = _round_trip(encoder, decoder, frames)
     if len(outputs) != n:
@@ -274,18 +319,24 @@ def evaluate_clip(clip: Clip, options: EvalOptions, out_dir: str, progress: bool
     streams = os.path.join(out_dir, "streams")
     os.makedirs(folder, exist_ok=True)
     os.makedirs(streams, exist_ok=True)
-    bundle = _model_for(clip, options, folder)
-    wire = bundle_mod.to_wire(bundle)
+    # The autoencoder has no base: it cannot run cold.
+    archs = [a for a in options.archs if not (clip.mode == "cold" and a == "ae")]
+    models = {arch: _model_for(arch, clip, options, folder) for arch in archs}
+    # A fine-tuned model ships per stream scale: only what that scale's stream runs (`Shipment.of`).
+    scales = sorted({s.scale for s in _jobs(options)})
+    shipments = {(arch, scale): m if isinstance(m, Shipment) else Shipment.of(m, scale)
+                 for arch, m in models.items() for scale in scales}
     reference = clip.test_frames
     seconds = len(reference) / clip.fps
     result = ClipResult()
     grid = _jobs(options)
-    # Each vsa setting also yields its bicubic point; INR-V yields an f16 and an i8 point.
-    total = 2 * len(grid) + len(options.baselines) * baseline_points(options.quick) + (2 if options.inrv_minutes else 0)
+    # Each vsa setting yields a point per architecture and one bicubic point; INR-V an f16 and an i8 point.
+    total = ((len(archs) + 1) * len(grid) + len(options.baselines) * baseline_points(options.quick)
+             + (2 if options.inrv_minutes else 0))
     bar = tqdm(total=total, disable=not progress, desc=f"{clip.name} {clip.mode}", unit="point", mininterval=1.0)
 
     def add(method: str, params: dict, decoded: np.ndarray, counted: bytes, encode_s: float,
-            decode_s: float, model_bytes: int = 0) -> dict:
+            decode_s: float, model_bytes: int | None = None) -> dict:
         point_id = f"{clip.name}-{clip.mode}-{method}-" + "-".join(f"{k}{v}" for k, v in params.items())
         stream_path = os.path.join(streams, point_id + ".bin")
         with open(stream_path, "wb") as f:
@@ -301,7 +352,7 @@ def evaluate_clip(clip: Clip, options: EvalOptions, out_dir: str, progress: bool
             "encode_fps": len(reference) / encode_s if encode_s > 0 else None,
             "decode_fps": len(reference) / decode_s if decode_s > 0 else None,
         }
-        if model_bytes:
+        if model_bytes is not None:
             point["model_bytes"] = model_bytes
             point["total_kbps"] = {f"{m}min": rd.total_kbps(kbps, model_bytes, m) for m in SPREAD_MINUTES}
         result.points.append(point)
@@ -313,52 +364,75 @@ def evaluate_clip(clip: Clip, options: EvalOptions, out_dir: str, progress: bool
 
     vsa_rates = []
     for settings in grid:
-        ours, bicubic, counted, enc_s, dec_s = _vsa_point(clip, wire, settings, options)
         params = {"scale": settings.scale, "stride": settings.stride, "codec": settings.codec}
         params["crf" if settings.codec == "h264" else "quality"] = (
             settings.crf if settings.codec == "h264" else settings.quality)
-        vsa_rates.append(add("vsa", params, ours, counted, enc_s, dec_s, model_bytes=len(wire))["kbps"])
-        # Bicubic decodes the very same stream; its time is the receiver's minus reprojection, not measured.
-        add("bicubic", params, bicubic, counted, enc_s, 0.0)
+        for i, arch in enumerate(archs):
+            shipment = shipments[arch, settings.scale]
+            ours, bicubic, counted, enc_s, dec_s = _vsa_point(clip, shipment, settings, options)
+            vsa_rates.append(add(VSA_METHODS[arch], params, ours, counted, enc_s, dec_s,
+                                 model_bytes=_model_cost(shipment))["kbps"])
+            if i == 0:
+                # Bicubic decodes the very same stream (every architecture's is the same); its time is the
+                # receiver's minus reprojection, not measured.
+                add("bicubic", params, bicubic, counted, enc_s, 0.0)
     for name in options.baselines:
         for target in baseline_rates(vsa_rates, options.quick):
             coded = run_baseline(name, reference, clip.fps, target)
             add(name, {"target_kbps": round(target, 1)}, coded.frames, b"".join(coded.packets),
                 coded.encode_s, coded.decode_s)
-    if options.inrv_minutes:
+    if options.inrv_minutes and clip.mode != "cold":
         for fmt, decoded, counted, enc_s, dec_s in _inrv_points(clip, options, folder):
             add("inrv", {"code": fmt}, decoded, counted, enc_s, dec_s)
     bar.close()
-    result.summary = summarise(clip, result.points, len(wire))
-    result.summary["latents"] = _latent_plot(bundle, clip, folder, options)
+    result.summary = summarise(clip, result.points,
+                               {VSA_METHODS[a]: max(_model_cost(shipments[a, s]) for s in scales) for a in archs})
+    if "ae" in models:
+        result.summary["latents"] = _latent_plot(models["ae"], clip, folder, options)
     _plots(clip, result, folder)
     result.summary["elapsed_s"] = time.perf_counter() - started
     return result
 
 
-def summarise(clip: Clip, points: list[dict], model_bytes: int) -> dict:
-    """Pareto fronts, BD-rates of vsa against each other method, and break-even times."""
+def _model_cost(shipment: Shipment) -> int:
+    """Bytes a receiver must be sent for the model: none for a base shipped with vsa, a delta for a
+    model fine-tuned from one, the whole wire form otherwise."""
+    return sum(len(w) for w in shipment.to_send())
+
+
+def summarise(clip: Clip, points: list[dict], model_bytes: dict[str, int]) -> dict:
+    """Pareto fronts and, for each vsa curve, its BD-rate against each other method and break-even times.
+
+    ``model_bytes`` maps each vsa method to the most bytes its model costs a receiver (a fine-tuned
+    model's delta depends on the stream's scale); break-even times use each point's own cost.
+    """
     curves: dict[str, list[tuple[float, float]]] = {}
     for p in points:
         curves.setdefault(p["method"], []).append((p["kbps"], p["psnr"]))
     fronts = {m: rd.pareto(c) for m, c in curves.items()}
-    vsa = curves.get("vsa", [])
     summary = {
         "clip": clip.name, "mode": clip.mode, "frames": len(clip.test_frames), "fps": clip.fps,
-        "model_bytes": model_bytes, "pareto": {m: [list(p) for p in f] for m, f in fronts.items()},
-        "bd_rate": {m: rd.bd_rate(c, vsa) for m, c in curves.items() if m != "vsa"},
-        "bd_psnr": {m: rd.bd_psnr(c, vsa) for m, c in curves.items() if m != "vsa"},
-        "psnr_overlap_db": {m: rd.psnr_overlap(rd.pareto(c), fronts.get("vsa", [])) for m, c in curves.items()
-                            if m != "vsa"},
+        "pareto": {m: [list(p) for p in f] for m, f in fronts.items()}, "vsa": {},
     }
     anchor = curves.get(PRIMARY_BASELINE, [])
-    summary["break_even"] = []
-    for kbps, quality in fronts.get("vsa", []):
-        other = rd.rate_at_quality(anchor, quality)
-        summary["break_even"].append({
-            "vsa_kbps": kbps, "psnr": quality, f"{PRIMARY_BASELINE}_kbps": other,
-            "seconds": rd.break_even_seconds(model_bytes, kbps, other),
-        })
+    for method, cost in model_bytes.items():
+        ours = curves.get(method, [])
+        others = [m for m in curves if m not in model_bytes]
+        entry = {
+            "model_bytes": cost,
+            "bd_rate": {m: rd.bd_rate(curves[m], ours) for m in others},
+            "bd_psnr": {m: rd.bd_psnr(curves[m], ours) for m in others},
+            "psnr_overlap_db": {m: rd.psnr_overlap(fronts[m], fronts.get(method, [])) for m in others},
+            "break_even": [],
+        }
+        point_cost = {(p["kbps"], p["psnr"]): p.get("model_bytes", cost) for p in points if p["method"] == method}
+        for kbps, quality in fronts.get(method, []):
+            other = rd.rate_at_quality(anchor, quality)
+            entry["break_even"].append({
+                "vsa_kbps": kbps, "psnr": quality, f"{PRIMARY_BASELINE}_kbps": other,
+                "seconds": rd.break_even_seconds(point_cost.get((kbps, quality), cost), kbps, other),
+            })
+        summary["vsa"][method] = entry
     return summary
 
 
@@ -386,7 +460,8 @@ def _plots(clip: Clip, result: ClipResult, folder: str) -> None:
     plots.rd_curves(result.points, os.path.join(folder, "rd.png"),
                     f"{clip.name} ({clip.mode}, {len(clip.test_frames)} frames)")
     # Per-frame PSNR: vsa's middle Pareto point, and each other method at the nearest rate.
-    front = result.summary["pareto"].get("vsa", [])
+    curve = next(iter(result.summary["vsa"]), None)
+    front = result.summary["pareto"].get(curve, []) if curve else []
     if not front:
         return
     target = front[len(front) // 2][0]
@@ -434,7 +509,8 @@ def run(paths: list[str], out_dir: str, options: EvalOptions, progress: bool = T
     results = {
         "version": 1,
         "options": {"size": list(options.size), "modes": list(options.modes), "minutes": options.minutes,
-                    "quick": options.quick, "iterations": options.iterations, "model": options.model},
+                    "quick": options.quick, "iterations": options.iterations, "model": options.model,
+                    "archs": list(options.archs), "base": options.base},
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
                     "device": options.device},
         "elapsed_s": time.perf_counter() - start,
@@ -471,47 +547,53 @@ def _duration(seconds: float | None) -> str:
 
 
 def bd_table(results: dict) -> str:
-    """Markdown: BD-rate of vsa against every other method, one row per clip and mode."""
+    """Markdown: BD-rate of each vsa curve against every other method, one row per clip, mode and curve."""
     lines = []
-    methods = [m for m in ("x264-zerolatency", "x264-medium", "vp8", "vp9", "av1", "bicubic", "inrv")
-               if any(m in s["bd_rate"] for s in results["summaries"])]
+    present = {m for s in results["summaries"] for v in s["vsa"].values() for m in v["bd_rate"]}
+    methods = [m for m in ("x264-zerolatency", "x264-medium", "vp8", "vp9", "av1", "bicubic", "inrv") if m in present]
     lines.append("BD-rate of vsa against each method (PSNR, Akima; negative = vsa needs fewer bits; "
-                 "n/a = the curves share under 0.2 dB of PSNR):\n")
-    lines.append("| clip | mode | frames | model KiB | " + " | ".join(methods) + " |")
-    lines.append("|---|---|---|---|" + "---|" * len(methods))
+                 "n/a = the curves share under 0.2 dB of PSNR). Model KiB: what a receiver must be sent "
+                 "(0 for the base shipped with vsa; for a fine-tuned base, its largest delta: one per stream scale):\n")
+    lines.append("| clip | mode | curve | frames | model KiB | " + " | ".join(methods) + " |")
+    lines.append("|---|---|---|---|---|" + "---|" * len(methods))
     for s in results["summaries"]:
-        cells = [_fmt(s["bd_rate"].get(m), "+.0f") + ("%" if s["bd_rate"].get(m) is not None else "")
-                 for m in methods]
-        lines.append(f"| {s['clip']} | {s['mode']} | {s['frames']} | {s['model_bytes'] / 1024:.0f} | "
-                     + " | ".join(cells) + " |")
+        for curve, v in s["vsa"].items():
+            cells = [_fmt(v["bd_rate"].get(m), "+.0f") + ("%" if v["bd_rate"].get(m) is not None else "")
+                     for m in methods]
+            lines.append(f"| {s['clip']} | {s['mode']} | {curve} | {s['frames']} | {v['model_bytes'] / 1024:.1f} | "
+                         + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
+def _label(params: dict) -> str:
+    quality = f"crf{params['crf']}" if "crf" in params else f"{params['codec']} q{params['quality']}"
+    return f"s{params['scale']} k{params['stride']} {quality}"
+
+
 def points_table(results: dict) -> str:
-    """Markdown: vsa's Pareto points, what the baselines reach at the same rate, and the break-even time."""
+    """Markdown: each vsa curve's Pareto points, what the baselines reach at the same rate, and the break-even."""
     methods = {p["method"] for p in results["points"]}
     lines = []
     lines.append("vsa's Pareto points against the baselines at the same payload rate (PSNR dB, RGB; "
                  "n/a = outside that codec's measured range), the rate with the model spread over 10 minutes, "
                  f"and the stream length after which vsa's model has paid for itself against {PRIMARY_BASELINE}:\n")
     base = [m for m in ("x264-zerolatency", "x264-medium", "vp8", "vp9", "av1", "bicubic") if m in methods]
-    lines.append("| clip | mode | vsa point | kbps | kbps incl. model (10 min) | vsa PSNR | "
+    lines.append("| clip | mode | curve | point | kbps | kbps incl. model (10 min) | PSNR | "
                  + " | ".join(base) + " | break-even |")
-    lines.append("|---|---|---|---|---|---|" + "---|" * len(base) + "---|")
+    lines.append("|---|---|---|---|---|---|---|" + "---|" * len(base) + "---|")
     by_id = {(p["clip"], p["mode"], p["method"], round(p["kbps"], 6)): p for p in results["points"]}
     for s in results["summaries"]:
         curves = {m: [(p["kbps"], p["psnr"]) for p in results["points"]
                       if p["clip"] == s["clip"] and p["mode"] == s["mode"] and p["method"] == m] for m in base}
-        for entry in s["break_even"]:
-            p = by_id.get((s["clip"], s["mode"], "vsa", round(entry["vsa_kbps"], 6)))
-            if p is None:
-                continue
-            label = f"s{p['params']['scale']} k{p['params']['stride']} " + (
-                f"crf{p['params']['crf']}" if "crf" in p["params"] else f"{p['params']['codec']} q{p['params']['quality']}")
-            others = [_fmt(rd.quality_at_rate(curves[m], p["kbps"]), ".2f") for m in base]
-            lines.append(f"| {s['clip']} | {s['mode']} | {label} | {p['kbps']:.1f} | "
-                         f"{p['total_kbps']['10min']:.1f} | {p['psnr']:.2f} | " + " | ".join(others)
-                         + f" | {_duration(entry['seconds'])} |")
+        for curve, v in s["vsa"].items():
+            for entry in v["break_even"]:
+                p = by_id.get((s["clip"], s["mode"], curve, round(entry["vsa_kbps"], 6)))
+                if p is None:
+                    continue
+                others = [_fmt(rd.quality_at_rate(curves[m], p["kbps"]), ".2f") for m in base]
+                lines.append(f"| {s['clip']} | {s['mode']} | {curve} | {_label(p['params'])} | {p['kbps']:.1f} | "
+                             f"{p['total_kbps']['10min']:.1f} | {p['psnr']:.2f} | " + " | ".join(others)
+                             + f" | {_duration(entry['seconds'])} |")
     return "\n".join(lines)
 
 
@@ -537,18 +619,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default="results", help="output folder (default: results)")
     p.add_argument("--size", type=size_arg, default=DEFAULT_SIZE, metavar="HxW",
                    help="working size, multiples of 64 (default: 192x256)")
-    p.add_argument("--mode", choices=("seen", "live", "both"), default="both",
-                   help="seen: train and score on the whole clip; live: train on the first half, score the second; "
-                   "both (default)")
+    p.add_argument("--mode", default="both",
+                   help="comma-separated: seen (train and score on the whole clip), live (train on the first half, "
+                   "score the second), cold (the base alone, no training, on the second half); both = seen,live "
+                   "(default: both)")
+    p.add_argument("--arch", default=",".join(ARCHS),
+                   help="curves: ae (the paper's autoencoder, trained from scratch) and/or sr (the shipped base, "
+                   f"fine-tuned on the training frames; alone in cold mode) (default: {','.join(ARCHS)})")
+    p.add_argument("--base", metavar="PATH", help="sr: start from this base (.pt or .vsam) instead of the shipped one")
     p.add_argument("--minutes", type=positive_float, default=DEFAULT_MINUTES,
                    help=f"training budget per model (default: {DEFAULT_MINUTES:g}; {QUICK_MINUTES:g} with --quick)")
-    p.add_argument("--model", help="use this model bundle for every clip and mode instead of training")
+    p.add_argument("--model", help="use this model bundle for its architecture's curve, for every clip and mode, "
+                   "instead of training one")
     p.add_argument("--reuse-models", action="store_true",
                    help="reuse model.pt files a previous run left in the output folder")
     p.add_argument("--quick", action="store_true",
                    help=f"a small sweep on the first {QUICK_FRAMES} frames with a short training (for tests)")
     p.add_argument("--limit", type=positive_int, help="use only the first N frames of each clip")
-    p.add_argument("--iterations", type=positive_int, default=2, help="reprojection passes (default: 2)")
+    p.add_argument("--iterations", type=positive_int,
+                   help="reprojection passes (default: each model's: 2 for ae, 1 for sr)")
     p.add_argument("--inrv-minutes", type=positive_float, default=None, metavar="M",
                    help="also train an INR-V model per clip and mode for M minutes and add its points "
                    "(codes in f16 and i8; seen: learned codes, live: inverted) (default: off)")
@@ -571,8 +660,15 @@ def main(argv: list[str] | None = None) -> int:
     for path in args.videos:
         if not path.startswith("lavfi:") and not os.path.exists(path):
             raise FileNotFoundError(f"video not found: {path}")
+    modes = tuple(DEFAULT_MODES if m == "both" else (m,) for m in args.mode.split(","))
+    modes = tuple(dict.fromkeys(m for group in modes for m in group))
+    archs = tuple(a for a in args.arch.split(",") if a)
+    if not modes or any(m not in MODES for m in modes):
+        raise ValueError(f"--mode {args.mode!r}: choose from {', '.join(MODES)} or both")
+    if not archs or any(a not in ARCHS for a in archs):
+        raise ValueError(f"--arch {args.arch!r}: choose from {', '.join(ARCHS)}")
     options = EvalOptions(
-        size=args.size, modes=MODES if args.mode == "both" else (args.mode,), minutes=args.minutes,
+        size=args.size, modes=modes, minutes=args.minutes, archs=archs, base=args.base,
         model=args.model, quick=args.quick, iterations=args.iterations, seed=args.seed, limit=args.limit,
         reuse_models=args.reuse_models, device=str(pick_device(args.device)), baselines=baselines,
         inrv_minutes=args.inrv_minutes or 0.0,

@@ -25,6 +25,7 @@ from vsa.protocol.messages import Hello
 from vsa.receiver.decoder import make_decoder
 from vsa.receiver.stream import Kind, OutputFrame
 from vsa.sender.inrv_stream import CodeEncoder, CodeSettings
+from vsa.sender.shipment import load_model
 from vsa.sender.stream import StreamEncoder, StreamSettings
 
 READ_CHUNK = 1 << 20
@@ -43,6 +44,8 @@ class EncodeReport:
     payload_bytes: int
     model_bytes: int
     file_bytes: int
+    model_note: str = ""
+    """What ships for the model (`Shipment.describe`)."""
 
     @property
     def seconds(self) -> float:
@@ -52,32 +55,34 @@ class EncodeReport:
         return (
             f"{self.frames} frames at {self.size[0]}x{self.size[1]}, {self.fps:g} fps, {self.frames_sent} sent\n"
             f"payload: {self.payload_bytes} bytes = {kbps(self.payload_bytes, self.seconds):.1f} kbps (frames only)\n"
-            f"with model: {self.file_bytes} bytes = {kbps(self.file_bytes, self.seconds):.1f} kbps "
-            f"(whole file; model {self.model_bytes / 1024:.0f} KiB)"
+            f"whole file: {self.file_bytes} bytes = {kbps(self.file_bytes, self.seconds):.1f} kbps "
+            f"({self.model_note or f'model {self.model_bytes / 1024:.0f} KiB'})"
         )
 
 
 def encode_file(
     video: str,
-    model_path: str,
+    model_path: str | None,
     output: str,
     settings: StreamSettings,
     size: tuple[int, int] | None = None,
     limit: int | None = None,
     progress: bool = False,
     codes: CodeSettings | None = None,
+    payload: str | None = None,
 ) -> EncodeReport:
-    """Encode ``video`` with the model at ``model_path`` into a `.vsa` file.
+    """Encode ``video`` with the model at ``model_path`` (None: the base shipped with vsa) into a `.vsa` file.
 
-    An INR-V model writes one code per clip (``codes`` says how they are
-    found); an autoencoder writes low-res frames as ``settings`` says.
+    A codes model (INR-V) writes one code per clip (``codes`` says how they
+    are found); a frames model writes low-res frames as ``settings`` says.
+    ``payload``, when given, is the one the caller expects (else BundleError).
     """
-    bundle = bundle_mod.load(model_path)
-    if bundle.kind == "inrv":
+    bundle, shipment = load_model(model_path, settings.scale)
+    if payload is not None and payload != bundle.arch.payload:
+        raise bundle_mod.BundleError(f"{model_path or 'the base model'} is a {bundle.kind} model, whose stream "
+                                     f"carries {bundle.arch.payload}, not {payload}")
+    if bundle.arch.payload == "codes":
         return _encode_codes(video, bundle, output, codes or CodeSettings(), limit, progress)
-    if codes is not None:
-        raise ValueError(f"{model_path} is an autoencoder; --payload inrv needs a model from `vsa train --kind inrv`")
-    wire = bundle_mod.to_wire(bundle)
     if size is None:
         meta_size = bundle.meta.get("size")
         size = tuple(meta_size) if isinstance(meta_size, (list, tuple)) and len(meta_size) == 2 else None
@@ -85,12 +90,12 @@ def encode_file(
         info = source.info
         if size is None:
             size = default_working_size(info.width, info.height)
-        encoder = StreamEncoder(wire, size, info.fps, settings, frame_count=min(info.frame_count, limit or 1 << 62),
-                                source=info.name)
+        encoder = StreamEncoder(shipment, size, info.fps, settings,
+                                frame_count=min(info.frame_count, limit or 1 << 62), source=info.name)
         count = _write_stream(source, encoder, output, limit, progress, "encoding",
                               lambda rgb: fit_frame(rgb, *size))
-    return EncodeReport(count, encoder.frames_sent, info.fps, size, encoder.payload_bytes, len(wire),
-                        os.path.getsize(output))
+    return EncodeReport(count, encoder.frames_sent, info.fps, size, encoder.payload_bytes, len(shipment.model),
+                        os.path.getsize(output), shipment.describe())
 
 
 def _encode_codes(video: str, bundle: bundle_mod.Bundle, output: str, settings: CodeSettings,
@@ -211,11 +216,11 @@ class _Scorer:
 def decode_file(
     path: str,
     output: str | None,
-    iterations: int = 2,
+    iterations: int | None = None,
     output_fps: float | None = None,
     device: torch.device | str = "cpu",
     reference: str | None = None,
-    back_project: str = "auto",
+    back_project: str | None = None,
     frame_range: tuple[int, int] | None = None,
     progress: bool = False,
     on_frame: Callable[[OutputFrame], None] | None = None,

@@ -13,6 +13,7 @@ from vsa.tools.rd import pareto  # noqa: E402
 
 _STYLE = {
     "vsa": dict(color="tab:red", marker="o", lw=2.2),
+    "vsa-sr": dict(color="tab:brown", marker="o", lw=2.2),
     "bicubic": dict(color="tab:gray", marker=".", ls=":"),
     "x264-zerolatency": dict(color="tab:blue", marker="s"),
     "x264-medium": dict(color="tab:cyan", marker="s", ls="--"),

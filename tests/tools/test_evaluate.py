@@ -8,6 +8,7 @@ import os
 
 import pytest
 
+from vsa.common import bundle as bundle_mod
 from vsa.protocol.container import ContainerReader, file_header
 from vsa.protocol.messages import Frame
 from vsa.tools import evaluate
@@ -21,7 +22,7 @@ def quick_results(tmp_path_factory, clip_path, trained_bundle):
     out = tmp_path_factory.mktemp("eval")
     model, _ = trained_bundle
     code = vsa_main(["eval", clip_path, "-o", str(out), "--quick", "--size", "128x192", "--limit", "24",
-                     "--model", model, "--device", "cpu", "--mode", "both"])
+                     "--model", model, "--device", "cpu", "--mode", "both", "--arch", "ae"])
     assert code == 0
     with open(out / "results.json") as f:
         return out, json.load(f)
@@ -42,7 +43,7 @@ def test_quick_run_writes_every_method_and_mode(quick_results):
             assert set(p["total_kbps"]) == {"1min", "10min", "60min"}
             assert p["total_kbps"]["1min"] > p["total_kbps"]["60min"] > p["kbps"]
     for s in results["summaries"]:
-        assert set(s["bd_rate"]) == methods - {"vsa"}
+        assert set(s["vsa"]) == {"vsa"} and set(s["vsa"]["vsa"]["bd_rate"]) == methods - {"vsa"}
         for kbps, psnr in s["pareto"]["vsa"]:
             assert kbps > 0 and psnr > 0
     for name in ("rd.png", "per_frame_psnr.png", "latents.png"):
@@ -91,7 +92,7 @@ def test_report_tables_cover_each_clip_and_mode(quick_results):
 
 def test_eval_trains_its_own_models_when_none_is_given_and_adds_inrv(tmp_path, clip_path):
     code = vsa_main(["eval", clip_path, "-o", str(tmp_path), "--quick", "--size", "128x192", "--limit", "8",
-                     "--minutes", "0.05", "--inrv-minutes", "0.05", "--mode", "seen",
+                     "--minutes", "0.05", "--inrv-minutes", "0.05", "--mode", "seen", "--arch", "ae",
                      "--baselines", "x264-zerolatency", "--device", "cpu"])
     assert code == 0
     assert (tmp_path / "person_signing_webcam" / "seen" / "model.pt").exists()
@@ -109,3 +110,25 @@ def test_eval_refuses_bad_input_clearly(tmp_path, capsys):
     assert "not found" in capsys.readouterr().err
     assert vsa_main(["eval", str(tmp_path / "x.mp4"), "--baselines", "x265"]) == 2
     assert "unknown baseline" in capsys.readouterr().err
+
+
+def test_the_sr_curves_fine_tune_the_shipped_base_and_count_only_its_delta(tmp_path, clip_path):
+    """cold: the base alone, nothing to send; live: fine-tuned on the first half, its delta counted."""
+    code = vsa_main(["eval", clip_path, "-o", str(tmp_path), "--quick", "--size", "128x192", "--limit", "16",
+                     "--minutes", "0.05", "--mode", "cold,live", "--arch", "sr", "--baselines", "vp8",
+                     "--device", "cpu"])
+    assert code == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert {p["method"] for p in results["points"]} == {"vsa-sr", "bicubic", "vp8"}
+    assert (tmp_path / "person_signing_webcam" / "live" / "model-sr.pt").exists()
+    costs = {s["mode"]: s["vsa"]["vsa-sr"]["model_bytes"] for s in results["summaries"]}
+    assert costs["cold"] == 0  # the shipped base is never sent
+    tuned = bundle_mod.load(str(tmp_path / "person_signing_webcam" / "live" / "model-sr.pt"))
+    # A delta per stream scale, holding only that scale's branch; the largest is reported.
+    scales = {p["params"]["scale"] for p in results["points"] if p["method"] == "vsa-sr"}
+    per_scale = [len(bundle_mod.to_wire(tuned, scale=s)) for s in scales]
+    assert costs["live"] == max(per_scale) < len(bundle_mod.to_wire(tuned)) < 64 * 1024
+    for p in results["points"]:
+        assert p["frames"] == 8  # both modes score the second half
+    text = evaluate.bd_table(results)
+    assert "| person_signing_webcam | cold | vsa-sr |" in text and "| person_signing_webcam | live | vsa-sr |" in text

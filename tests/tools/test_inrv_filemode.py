@@ -97,4 +97,4 @@ def test_a_nan_code_in_a_file_is_refused_with_a_clear_error(encoded, tmp_path, c
 def test_payload_and_model_kinds_must_match(tmp_path, trained_bundle, inrv_bundle, clip_path, capsys):
     ae_model, _ = trained_bundle
     assert vsa_main(["encode", clip_path, "--model", ae_model, "--payload", "inrv", "-o", str(tmp_path / "x.vsa")]) == 2
-    assert "autoencoder" in capsys.readouterr().err
+    assert "carries frames, not codes" in capsys.readouterr().err
