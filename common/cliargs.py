@@ -63,6 +63,18 @@ def positive_int(text: str) -> int:
     return value
 
 
+MAX_PASSES = 8
+"""Most reprojection passes a command accepts: more gain nothing (README, Results) and only cost time."""
+
+
+def passes(text: str) -> int:
+    """``--iterations``: reprojection passes, 1 to `MAX_PASSES`."""
+    value = int(text)
+    if not 1 <= value <= MAX_PASSES:
+        raise argparse.ArgumentTypeError(f"{text} passes: choose 1 to {MAX_PASSES}")
+    return value
+
+
 def address(text: str) -> tuple[str, int]:
     from vsa.common.webrtc import parse_address
 

@@ -31,6 +31,12 @@ MAX_CHUNK_BYTES = 4 * 1024 * 1024
 MAX_FRAME_PAYLOAD_BYTES = 8 * 1024 * 1024
 MAX_SEQ = 2**53
 MAX_TEXT = 256
+"""Longest text field, in UTF-8 bytes: msgpack limits strings by their encoded length, so the schema does too."""
+MAX_PTS_STEP = 1024
+"""How far one frame's pts may run past the highest pts before it (and the first frame's past 0), in source
+frames: 34 s at 30 fps. Every frame in such a gap is output (interpolated or held), so a peer claiming a larger
+jump is asking the receiver for unbounded work. Receivers also stop a stream's tail fill this far past its last
+frame, whatever ``hello.frame_count`` says."""
 SHA256_BYTES = 32
 
 FRAME_CODECS = ("png", "webp", "h264")
@@ -224,9 +230,25 @@ def _check_field(cls: type, name: str, value: Any) -> Any:
         want = bytes if kind == _BYTES else str
         if not isinstance(value, want):
             raise ProtocolError(f"{where} must be {kind}, got {type(value).__name__}")
-        if not low <= len(value) <= high:
-            raise ProtocolError(f"{where} has length {len(value)}, outside [{int(low)}, {int(high)}]")
+        length = len(value) if kind == _BYTES else _utf8_length(value, where)
+        if not low <= length <= high:
+            raise ProtocolError(f"{where} has length {length}, outside [{int(low)}, {int(high)}]")
     return value
+
+
+def _utf8_length(text: str, where: str) -> int:
+    try:
+        return len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise ProtocolError(f"{where} is not valid Unicode text") from None
+
+
+def fit_text(text: str, limit: int = MAX_TEXT) -> str:
+    """``text`` cut to at most ``limit`` UTF-8 bytes, never inside a character (for names and reasons)."""
+    data = text.encode("utf-8", errors="replace")
+    if len(data) <= limit:
+        return text.encode("utf-8", errors="replace").decode("utf-8")
+    return data[:limit].decode("utf-8", errors="ignore")
 
 
 def _check_semantics(msg: Message) -> None:

@@ -31,8 +31,8 @@ from typing import Union
 
 from .errors import ProtocolError
 from .messages import (
-    MAX_CHUNK_BYTES, MAX_MODEL_BYTES, Bye, Frame, Hello, KeyframeRequest, Message, ModelChunk, ModelRequest, Ready,
-    Stats, validate,
+    MAX_CHUNK_BYTES, MAX_MODEL_BYTES, MAX_PTS_STEP, Bye, Frame, Hello, KeyframeRequest, Message, ModelChunk,
+    ModelRequest, Ready, Stats, fit_text, validate,
 )
 
 
@@ -124,6 +124,7 @@ class ReceiverSession:
         self._parts: dict[bytes, bytearray] = {}
         self._done: dict[bytes, bytes] = {}
         self._last_seq = -1
+        self._max_pts = 0
         self.frames_received = 0
 
     @property
@@ -174,7 +175,11 @@ class ReceiverSession:
                 raise ProtocolError("frame before the model was complete")
             if self.ordered and msg.seq <= self._last_seq:
                 raise ProtocolError(f"frame seq {msg.seq} does not follow seq {self._last_seq}")
+            if msg.pts > self._max_pts + MAX_PTS_STEP:
+                raise ProtocolError(f"frame pts {msg.pts} jumps more than {MAX_PTS_STEP} frames past pts "
+                                    f"{self._max_pts}: the frames in between would all have to be made")
             self._last_seq = max(self._last_seq, msg.seq)
+            self._max_pts = max(self._max_pts, msg.pts)
             self.frames_received += 1
             return [FrameReceived(msg)]
         assert isinstance(msg, Bye)
@@ -301,4 +306,4 @@ class SenderSession:
         if self.state is State.CLOSED:
             raise ProtocolError("bye already sent")
         self.state = State.CLOSED
-        return validate(Bye(self._next_seq, reason[:256]))
+        return validate(Bye(self._next_seq, fit_text(reason)))

@@ -7,7 +7,7 @@ import asyncio
 import sys
 
 from vsa.common.cliargs import (
-    UserError, address, positive_float, positive_int, report_errors, render_size_arg, setup_logging,
+    UserError, address, passes, positive_float, positive_int, report_errors, render_size_arg, setup_logging,
 )
 
 
@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=render_size_arg, metavar="HxW",
                    help="INR-V streams: render at this size (default: the sender's); autoencoder streams play "
                    "at their own")
-    p.add_argument("--iterations", type=positive_int,
+    p.add_argument("--iterations", type=passes,
                    help="reprojection passes; fewer are used while the receiver cannot keep up (default: the "
                    "model's: 2 for the ae autoencoder, 1 for the sr network)")
     p.add_argument("--fixed-iterations", action="store_true", help="never drop reprojection passes")

@@ -10,6 +10,7 @@ holding the last frame shown until the next code arrives.
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
@@ -18,13 +19,27 @@ from vsa.common.bundle import Bundle
 from vsa.common.inrv import clip_time
 from vsa.protocol.codes import unpack_code
 from vsa.protocol.errors import ProtocolError
-from vsa.protocol.messages import Frame, Hello
+from vsa.protocol.messages import MAX_PTS_STEP, Frame, Hello
 
 from .stream import Kind, OutputFrame, SessionDecoder
 
 
+MAX_DEFAULT_RENDER_PIXELS = 512 * 512
+"""Without ``--size``, a stream renders at the sender's size shrunk to at most this many pixels (aspect kept):
+a peer's hello may claim up to 8192x8192, and a clip's coordinate grid is built whole."""
+
+
+def default_render_size(height: int, width: int) -> tuple[int, int]:
+    """The sender's size, or the largest size of its aspect within `MAX_DEFAULT_RENDER_PIXELS`."""
+    if height * width <= MAX_DEFAULT_RENDER_PIXELS:
+        return height, width
+    shrink = math.sqrt(MAX_DEFAULT_RENDER_PIXELS / (height * width))
+    return max(1, int(height * shrink)), max(1, int(width * shrink))
+
+
 class CodeDecoder(SessionDecoder):
-    """Renders an INR-V stream. ``size`` (H, W) defaults to the sender's; ``output_fps`` to the source's."""
+    """Renders an INR-V stream. ``size`` (H, W) defaults to the sender's (`default_render_size`); ``output_fps``
+    to the source's."""
 
     payload = "codes"
 
@@ -48,7 +63,7 @@ class CodeDecoder(SessionDecoder):
 
     def _start(self, hello: Hello) -> None:
         if self.size is None:
-            self.size = (hello.height, hello.width)
+            self.size = default_render_size(hello.height, hello.width)
         super()._start(hello)
 
     def _load(self, bundle: Bundle) -> None:
@@ -100,6 +115,9 @@ class CodeDecoder(SessionDecoder):
         self.ended = True
         out = []
         total = self.hello.frame_count if self.hello is not None and fill else 0
+        if self._last is not None:
+            # However long the hello said the stream is, hold the last frame no further than a frame may jump.
+            total = min(total, int(self._last.position) + 1 + MAX_PTS_STEP)
         while self._last is not None and self._next_index * self._ratio <= total - 1 + 1e-9:
             pos = self._next_index * self._ratio
             capture_us = self._capture_at(self._last.capture_us, self._last.position, pos)

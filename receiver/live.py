@@ -528,7 +528,7 @@ class LiveSession:
                     received=self.decoder.session.frames_received, interpolated=counts[Kind.INTERPOLATED],
                     concealed=counts[Kind.CONCEALED], lost=self.decoder.frames_lost, fps=min(o["fps"], 1000.0),
                     media_kbps=min(o["media_kbps"], 1e7), latency_ms=min(lat, 1e7),
-                    iterations=self.decoder.iterations,
+                    iterations=min(self.decoder.iterations, 64),  # the stats schema caps it
                 ))
             w.reset()
 

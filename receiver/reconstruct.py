@@ -57,6 +57,12 @@ def auto_detail(agreement_db: torch.Tensor) -> torch.Tensor:
     return AUTO_MIN_DETAIL + (1.0 - AUTO_MIN_DETAIL) * t
 
 
+INTERPOLATION_BATCH = 8
+"""Frames decoded at once when interpolating (bounds the activations a long gap needs)."""
+MAX_ITERATIONS = 8
+"""Most reprojection passes (the command lines' limit, `vsa.common.cliargs.MAX_PASSES`, is the same)."""
+
+
 @dataclass
 class Projection:
     lowres: torch.Tensor  # (N, 3, h, w) on the device
@@ -90,8 +96,8 @@ class Reconstructor:
             raise ValueError(f"a {arch.name} model renders codes; it does not reconstruct frames")
         iterations = arch.default_iterations if iterations is None else iterations
         back_project = back_project or arch.default_back_project
-        if iterations < 1:
-            raise ValueError(f"iterations must be at least 1, got {iterations}")
+        if not 1 <= iterations <= MAX_ITERATIONS:
+            raise ValueError(f"iterations must be 1 to {MAX_ITERATIONS}, got {iterations}")
         if back_project not in BACK_PROJECT_MODES:
             raise ValueError(f"back_project must be one of {', '.join(BACK_PROJECT_MODES)}, got {back_project!r}")
         self.device = torch.device(device)
@@ -181,9 +187,14 @@ class Reconstructor:
         """Decode g((1 - a) z0 + a z1) for each a; z0 and z1 are single codes (1, C, h, w)."""
         if not alphas:
             return torch.empty(0, 3, *self.size, device=self.device)
-        a = torch.tensor(alphas, dtype=z0.dtype, device=self.device).view(-1, *([1] * (z0.dim() - 1)))
-        z = (1.0 - a) * z0.to(self.device) + a * z1.to(self.device)
-        return self._decode(z.contiguous(memory_format=self.memory_format)).clamp_(0.0, 1.0)
+        out = []
+        # In batches: a long gap must not become one giant batch of activations.
+        for start in range(0, len(alphas), INTERPOLATION_BATCH):
+            a = torch.tensor(alphas[start : start + INTERPOLATION_BATCH], dtype=z0.dtype, device=self.device)
+            a = a.view(-1, *([1] * (z0.dim() - 1)))
+            z = (1.0 - a) * z0.to(self.device) + a * z1.to(self.device)
+            out.append(self._decode(z.contiguous(memory_format=self.memory_format)).clamp_(0.0, 1.0))
+        return torch.cat(out)
 
     @torch.inference_mode()
     def bicubic(self, lowres: torch.Tensor) -> torch.Tensor:

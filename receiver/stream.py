@@ -22,10 +22,16 @@ from vsa.common.bundle import Bundle
 from vsa.common.framecodec import FrameDecoder
 from vsa.common.resample import to_tensor
 from vsa.protocol.errors import ProtocolError
-from vsa.protocol.messages import Frame, Hello, Message
+from vsa.protocol.messages import MAX_PTS_STEP, Frame, Hello, Message
 from vsa.protocol.session import FrameReceived, ModelReady, ReceiverSession, State, StreamEnded, StreamStarted
 
 from .reconstruct import Reconstructor
+
+
+MAX_OUTPUT_RATIO = 16
+"""Most output frames per source frame (``--fps`` against the stream's fps): bounds the frames one sent frame makes."""
+MAX_INTERPOLATED = 64
+"""Most frames interpolated across one gap; beyond that, the frames of a gap hold the frame before it."""
 
 
 class Kind(enum.Enum):
@@ -150,6 +156,9 @@ class SessionDecoder:
     def _start(self, hello: Hello) -> None:
         if hello.payload != self.payload:
             raise ProtocolError(f"this decoder plays {self.payload} streams; the stream carries {hello.payload}")
+        if self.output_fps is not None and self.output_fps > hello.fps * MAX_OUTPUT_RATIO:
+            raise ProtocolError(f"an output of {self.output_fps:g} fps from a {hello.fps:g} fps stream is more than "
+                                f"{MAX_OUTPUT_RATIO} output frames per source frame")
         self.hello = hello
         if self.output_fps is None:
             self.output_fps = hello.fps
@@ -320,8 +329,15 @@ class StreamDecoder(SessionDecoder):
         # A gap wider than the stride means sent frames went missing in between.
         kind = Kind.CONCEALED if self.hello is not None and span > self.hello.stride else Kind.INTERPOLATED
         alphas = [(pos - a.pts) / span for _, pos in targets]
-        frames = self.reconstructor.interpolate(a.latent, b.latent, alphas).cpu()
         out = []
+        if len(targets) > MAX_INTERPOLATED:
+            # A gap this long is a freeze whatever we do: hold the last frame (no new memory per frame) and
+            # interpolate only the frames just before the next one.
+            held, targets, alphas = targets[:-MAX_INTERPOLATED], targets[-MAX_INTERPOLATED:], alphas[-MAX_INTERPOLATED:]
+            for index, pos in held:
+                out.append(self._output(index, pos, a.frame, Kind.CONCEALED, a.baseline,
+                                        self._capture_at(a.capture_us, a.pts, pos)))
+        frames = self.reconstructor.interpolate(a.latent, b.latent, alphas).cpu()
         for (index, pos), alpha, frame in zip(targets, alphas, frames):
             base = None
             if a.baseline is not None and b.baseline is not None:
@@ -341,6 +357,8 @@ class StreamDecoder(SessionDecoder):
         total = self.hello.frame_count if self.hello and fill else 0
         last = self._anchor
         if last is not None:
+            # However long the hello said the stream is, hold the last frame no further than a frame may jump.
+            total = min(total, last.pts + 1 + MAX_PTS_STEP)
             # Output frames whose source position lies before the stream's end.
             while self._position(self._next_index) <= total - 1 + 1e-9:
                 index, pos = self._next_index, self._position(self._next_index)

@@ -23,7 +23,7 @@ import torch
 from vsa.common.bundle import Bundle
 from vsa.common.video import fit_frame
 from vsa.protocol.codes import CODE_FORMATS, pack_code
-from vsa.protocol.messages import Bye, Frame, Hello, Message
+from vsa.protocol.messages import Bye, Frame, Hello, Message, fit_text
 from vsa.protocol.session import SenderSession
 
 from .shipment import Shipment
@@ -84,7 +84,7 @@ class CodeEncoder:
         self.frame_count = frame_count
         hello = Hello(width=self.size[1], height=self.size[0], fps=float(fps), scale=1,
                       stride=self.config.clip_frames, codec=settings.code_format, payload="codes",
-                      frame_count=frame_count, source=source[:256], **self.shipment.hello_fields())
+                      frame_count=frame_count, source=fit_text(source), **self.shipment.hello_fields())
         self.session = SenderSession(hello)
         self._clip: list[np.ndarray] = []
         self._clip_start = 0

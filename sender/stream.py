@@ -15,7 +15,7 @@ import numpy as np
 
 from vsa.common.framecodec import DEFAULT_CODEC, DEFAULT_CRF, DEFAULT_WEBP_QUALITY, FrameEncoder, check_lowres_size
 from vsa.common.resample import downscale, to_tensor, to_uint8
-from vsa.protocol.messages import Bye, Frame, Hello, Message
+from vsa.protocol.messages import Bye, Frame, Hello, Message, fit_text
 from vsa.protocol.session import SenderSession
 
 from .shipment import Shipment
@@ -89,7 +89,7 @@ class StreamEncoder:
         self.frame_count = frame_count
         hello = Hello(
             width=size[1], height=size[0], fps=float(fps), scale=settings.scale, stride=settings.stride,
-            codec=settings.codec, payload="frames", frame_count=frame_count, source=source[:256],
+            codec=settings.codec, payload="frames", frame_count=frame_count, source=fit_text(source),
             crf=settings.crf if settings.codec == "h264" else 0,
             **self.shipment.hello_fields(),
         )

@@ -14,6 +14,7 @@ import sys
 from vsa.common.cliargs import EXIT_BAD_INPUT, UserError, render_size_arg, report_errors
 from vsa.common.cliargs import fraction as _fraction
 from vsa.common.cliargs import positive_float as _positive_float
+from vsa.common.cliargs import passes as _passes
 from vsa.common.cliargs import positive_int as _positive_int
 from vsa.common.cliargs import size_arg as _size
 
@@ -320,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="video to write: .mp4 for players (H.264 4:2:0, about 1 dB below what vsa "
                    "reconstructed), .mkv for an exact copy (lossless FFV1) that other tools can score "
                    "(default: none, just report)")
-    p.add_argument("--iterations", type=_positive_int,
+    p.add_argument("--iterations", type=_passes,
                    help="reprojection passes (default: the model's: 2 for ae, 1 for sr)")
     p.add_argument("--fps", type=_positive_float,
                    help="output frame rate; latent interpolation makes any rate (default: the source's)")

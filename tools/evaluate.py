@@ -606,7 +606,7 @@ def report(results: dict) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from vsa.common.cliargs import positive_float, positive_int, size_arg
+    from vsa.common.cliargs import passes, positive_float, positive_int, size_arg
     from vsa.common.device import DEVICE_CHOICES
 
     p = argparse.ArgumentParser(
@@ -636,7 +636,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true",
                    help=f"a small sweep on the first {QUICK_FRAMES} frames with a short training (for tests)")
     p.add_argument("--limit", type=positive_int, help="use only the first N frames of each clip")
-    p.add_argument("--iterations", type=positive_int,
+    p.add_argument("--iterations", type=passes,
                    help="reprojection passes (default: each model's: 2 for ae, 1 for sr)")
     p.add_argument("--inrv-minutes", type=positive_float, default=None, metavar="M",
                    help="also train an INR-V model per clip and mode for M minutes and add its points "
