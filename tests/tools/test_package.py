@@ -22,6 +22,7 @@ def test_wheel_holds_only_the_vsa_namespace(tmp_path):
     for sub in ["common", "protocol", "sender", "receiver", "tools"]:
         assert f"vsa/{sub}/__init__.py" in names
     assert "vsa/common/assets/person_signing_webcam.mp4" in names
+    assert "vsa/common/assets/base-sr.vsam" in names  # the shipped base: vsend and vsa encode need no --model
 
 
 def test_console_scripts_are_declared():
