@@ -110,25 +110,33 @@ def test_display_window_shows_the_video(trained_bundle, clip_path, tmp_path):
                 if showing or time.monotonic() > deadline:
                     break
             time.sleep(1.0)  # let a few frames play, so the window holds video rather than its first paint
-            shot = _screenshot(display, (240, 320))
+            # Several shots: one can catch a frame half-drawn (SDL here has no vsync) or the blend across the
+            # loop's jump back to the clip's start.
+            shots = []
+            for _ in range(4):
+                shots.append(_screenshot(display, (240, 320)))
+                time.sleep(0.25)
         finally:
             send.kill()
             recv.kill()
             recv.communicate(timeout=10)
     finally:
         xvfb.kill()
-    # With no window manager SDL centres the window: find it as the part of the screen that is not black.
-    rows = np.flatnonzero(shot.max(axis=(1, 2)) > 0)
-    cols = np.flatnonzero(shot.max(axis=(0, 2)) > 0)
-    assert rows.size and cols.size, "the screen is blank: no window"
-    window = shot[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].astype(float)
-    assert window.shape[:2] == (128, 192), window.shape
-    # Not a flat fill, and a frame of the clip rather than noise (compared below the overlay).
-    assert window.std() > 20, window.std()
     ref, _, _ = read_video(clip_path, size=(128, 192), limit=109)
-    best = min(np.abs(window[30:] - f[30:].astype(float)).mean() for f in ref)
-    noise = np.abs(window[30:] - np.random.default_rng(0).uniform(0, 255, window[30:].shape)).mean()
-    assert best < 25 and best < noise / 3, (best, noise)
+    scores = []
+    for shot in shots:
+        # With no window manager SDL centres the window: find it as the part of the screen that is not black.
+        rows = np.flatnonzero(shot.max(axis=(1, 2)) > 0)
+        cols = np.flatnonzero(shot.max(axis=(0, 2)) > 0)
+        assert rows.size and cols.size, "the screen is blank: no window"
+        window = shot[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].astype(float)
+        assert window.shape[:2] == (128, 192), window.shape
+        # Not a flat fill, and a frame of the clip rather than noise (compared below the overlay).
+        assert window.std() > 20, window.std()
+        best = min(np.abs(window[30:] - f[30:].astype(float)).mean() for f in ref)
+        noise = np.abs(window[30:] - np.random.default_rng(0).uniform(0, 255, window[30:].shape)).mean()
+        scores.append((best, noise))
+    assert any(best < 25 and best < noise / 3 for best, noise in scores), scores
 
 
 def test_interrupting_vsend_ends_both_cleanly_and_keeps_what_was_recorded(trained_bundle, tmp_path):
