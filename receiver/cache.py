@@ -6,6 +6,12 @@ answers `Ready` at once (on a reconnect, or for a second stream with the
 same model). Entries are checked against their hash on every read, so a
 damaged file is dropped, not trusted; what a blob means is decided by
 whoever loads it.
+
+A video-specific model is close to a copy of its video, so the folder is
+private to its user (0700, files 0600) and bounded in total size, not only
+in count; `vrecv --no-cache` keeps nothing. A cache that cannot be read or
+written (a read-only or full disk) is a warning, never a failed stream: the
+receiver carries on without it.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from vsa.common import bundle as bundle_mod
 log = logging.getLogger("vsa.cache")
 
 MAX_ENTRIES = 32
+MAX_TOTAL_BYTES = 1 << 30
+"""The cache's size cap: the oldest entries go first (a hello may name models of up to 512 MiB)."""
 
 
 def default_cache_dir() -> Path:
@@ -27,20 +35,34 @@ def default_cache_dir() -> Path:
 
 
 class ModelCache:
-    def __init__(self, directory: str | os.PathLike | None = None, max_entries: int = MAX_ENTRIES) -> None:
+    def __init__(self, directory: str | os.PathLike | None = None, max_entries: int = MAX_ENTRIES,
+                 max_bytes: int = MAX_TOTAL_BYTES) -> None:
         self.directory = Path(directory) if directory is not None else default_cache_dir()
         self.max_entries = max_entries
+        self.max_bytes = max_bytes
         self.hits = 0
+        self.disabled = False
+        """Set after an I/O error: the cache then does nothing (one warning said why)."""
 
     def _path(self, sha256: bytes) -> Path:
         return self.directory / f"{sha256.hex()}.vsam"
 
+    def _give_up(self, what: str, exc: OSError) -> None:
+        if not self.disabled:
+            log.warning("model cache %s: cannot %s (%s); continuing without a cache", self.directory, what, exc)
+        self.disabled = True
+
     def get(self, sha256: bytes) -> bytes | None:
-        """The blob with this hash, or None when absent or damaged."""
+        """The blob with this hash, or None when absent, damaged or unreadable."""
+        if self.disabled:
+            return None
         path = self._path(sha256)
         try:
             wire = path.read_bytes()
-        except OSError:
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            self._give_up("read", exc)
             return None
         if bundle_mod.sha256(wire) != sha256:
             log.warning("dropping damaged cache entry %s: its bytes do not match its hash", path.name)
@@ -49,14 +71,37 @@ class ModelCache:
         self.hits += 1
         return wire
 
-    def put(self, wire: bytes) -> Path:
-        """Store a verified blob; old entries beyond ``max_entries`` are removed."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        path = self._path(bundle_mod.sha256(wire))
-        tmp = path.with_suffix(f".tmp-{os.getpid()}")
-        tmp.write_bytes(wire)
-        os.replace(tmp, path)
-        entries = sorted(self.directory.glob("*.vsam"), key=lambda p: p.stat().st_mtime, reverse=True)
-        for old in entries[self.max_entries :]:
-            old.unlink(missing_ok=True)
+    def put(self, wire: bytes) -> Path | None:
+        """Store a verified blob, then evict the oldest entries beyond the count and size caps.
+
+        Returns its path, or None when it was not stored (larger than the cap, or an I/O error).
+        """
+        if self.disabled:
+            return None
+        if len(wire) > self.max_bytes:
+            log.warning("not caching a %d-byte model: the cache holds at most %d bytes", len(wire), self.max_bytes)
+            return None
+        try:
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if self.directory.stat().st_mode & 0o077:
+                self.directory.chmod(0o700)  # a folder made by an older vsa, or by hand
+            path = self._path(bundle_mod.sha256(wire))
+            tmp = path.with_suffix(f".tmp-{os.getpid()}")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(wire)
+            os.replace(tmp, path)
+            self._evict(keep=path)
+        except OSError as exc:
+            self._give_up("write", exc)
+            return None
         return path
+
+    def _evict(self, keep: Path) -> None:
+        entries = sorted(self.directory.glob("*.vsam"), key=lambda p: p.stat().st_mtime, reverse=True)
+        total = 0
+        for i, entry in enumerate(entries):
+            total += entry.stat().st_size
+            if entry != keep and (i >= self.max_entries or total > self.max_bytes):
+                total -= entry.stat().st_size
+                entry.unlink(missing_ok=True)
