@@ -158,6 +158,10 @@ class Offer:
         await self._writer.drain()
         self._writer.close()
 
+    def close(self) -> None:
+        """Hang up on the offering peer without answering (after a failure)."""
+        self._writer.close()
+
 
 class SignalingServer:
     """Accepts offers on host:port; peers without the token are refused.

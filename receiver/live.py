@@ -609,9 +609,16 @@ async def serve(options: ReceiverOptions, sessions: int = 1, server: webrtc.Sign
             log.info("offer from %s", offer.peer)
             pc = webrtc.make_peer()
             session = LiveSession(options, on_display)
-            session.attach(pc)
-            await offer.answer(pc, bind=bind)
-            report = await session.run(pc)
+            try:
+                session.attach(pc)
+                await offer.answer(pc, bind=bind)
+                report = await session.run(pc)
+            except Exception as exc:  # noqa: BLE001 - one session's failure (a bad offer, a bug) never ends the server
+                log.warning("session from %s failed: %s: %s", offer.peer, type(exc).__name__, exc)
+                offer.close()
+                await pc.close()
+                report = session.report
+                report.error = report.error or f"session failed: {type(exc).__name__}: {exc}"
             log.info("session ended%s", f" ({report.error})" if report.error else "")
             reports.append(report)
     finally:

@@ -243,3 +243,31 @@ async def test_a_coding_error_mid_stream_ends_the_sender_with_that_error(inrv_bu
     with pytest.raises(ValueError, match="no learned code"):
         await _session(model_path, "lavfi:testsrc2=size=64x64:rate=30", tmp_path,
                        sender_options={"limit": 80, "codes": CodeSettings(codes="seen")})
+
+
+async def test_a_bad_offer_does_not_end_a_server_and_the_next_stream_plays(trained_bundle, clip_path, tmp_path):
+    """One session's failure (here an offer whose SDP is garbage) never ends `vrecv --sessions 0`."""
+    from vsa.protocol.signaling import Signal, encode_signal
+
+    model_path, _ = trained_bundle
+    server = webrtc.SignalingServer("127.0.0.1", 0)
+    await server.start()
+    options = ReceiverOptions(listen=("127.0.0.1", server.port), cache=ModelCache(tmp_path / "cache"))
+    receiving = asyncio.create_task(serve(options, sessions=2, server=server))
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(encode_signal(Signal("offer", sdp="v=0 this is not an SDP")))
+        await writer.drain()
+        await asyncio.wait_for(reader.read(), 10)  # the server hangs up on it
+        writer.close()
+        sender = LiveSender(model_path, clip_path, SenderOptions(
+            connect=("127.0.0.1", server.port), bind="127.0.0.1", limit=FRAMES, timeout=20.0,
+            settings=StreamSettings(scale=4, stride=2)))
+        await asyncio.wait_for(sender.run(), 60)
+        failed, played = await asyncio.wait_for(receiving, 30)
+    finally:
+        receiving.cancel()
+        await asyncio.wait({receiving}, timeout=10)
+        await server.close()
+    assert failed.error and "session failed" in failed.error
+    assert played.error is None and played.frames == FRAMES
