@@ -63,15 +63,13 @@ def positive_int(text: str) -> int:
     return value
 
 
-MAX_PASSES = 8
-"""Most reprojection passes a command accepts: more gain nothing (README, Results) and only cost time."""
-
-
 def passes(text: str) -> int:
-    """``--iterations``: reprojection passes, 1 to `MAX_PASSES`."""
+    """``--iterations``: reprojection passes, 1 to `vsa.common.registry.MAX_ITERATIONS`."""
+    from vsa.common.registry import MAX_ITERATIONS  # here, so that parsing --help needs no torch
+
     value = int(text)
-    if not 1 <= value <= MAX_PASSES:
-        raise argparse.ArgumentTypeError(f"{text} passes: choose 1 to {MAX_PASSES}")
+    if not 1 <= value <= MAX_ITERATIONS:
+        raise argparse.ArgumentTypeError(f"{text} passes: choose 1 to {MAX_ITERATIONS}")
     return value
 
 

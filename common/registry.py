@@ -33,6 +33,9 @@ from torch import nn
 from .examples import Batch, Examples
 
 PAYLOADS = ("frames", "codes")
+MAX_ITERATIONS = 8
+"""Most reprojection passes a receiver runs, whatever it is asked: more gain nothing (README, Results) and
+only cost time; `--iterations` on every command line is checked against it."""
 MAX_PARAMETERS = 40_000_000
 """Largest network any bundle or wire blob may describe: the paper's autoencoder (k=64) has 34M.
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import torch
 
 from vsa.common import registry
-from vsa.common.registry import FrameModel
+from vsa.common.registry import MAX_ITERATIONS, FrameModel
 from vsa.common.resample import back_projection, upscale
 
 BACK_PROJECT_MODES = ("auto", "always", "never")
@@ -59,8 +59,6 @@ def auto_detail(agreement_db: torch.Tensor) -> torch.Tensor:
 
 INTERPOLATION_BATCH = 8
 """Frames decoded at once when interpolating (bounds the activations a long gap needs)."""
-MAX_ITERATIONS = 8
-"""Most reprojection passes (the command lines' limit, `vsa.common.cliargs.MAX_PASSES`, is the same)."""
 
 
 @dataclass
