@@ -310,8 +310,8 @@ def to_wire(bundle: Bundle, full: bool = False, scale: int | None = None) -> byt
     changes to weights such a stream never runs (`Architecture.stream_state`).
     """
     arch = bundle.arch
-    reference = arch.build(bundle.config)
-    axes = _output_axes(reference)
+    with torch.device("meta"):  # only the layer types matter here: allocate no weights
+        axes = _output_axes(arch.build(bundle.config))
     base_state = None
     header: dict[str, Any] = {"kind": arch.name, "config": bundle.config.to_dict(), "meta": _wire_meta(bundle.meta)}
     if bundle.base_wire is not None and not full:

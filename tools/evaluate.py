@@ -206,7 +206,7 @@ def _model_for(arch: str, clip: Clip, options: EvalOptions, folder: str) -> bund
     if arch == "sr":
         from vsa.common.bases import load_base
 
-        base_wire, _ = load_base(options.base)
+        base_wire, base = load_base(options.base)
         if clip.mode == "cold":
             return Shipment(base_wire)
     if options.reuse_models and os.path.exists(path):
@@ -222,7 +222,7 @@ def _model_for(arch: str, clip: Clip, options: EvalOptions, folder: str) -> bund
     if arch == "sr":
         examples = Examples.single(frames, clip.fps, scales=scales, crfs=crfs)
         examples.prepare()
-        config, what = bundle_mod.from_wire(base_wire).config, "fine-tuning the base"
+        config, what = base.config, "fine-tuning the base"
     else:
         examples, config, what = Examples.single(frames, clip.fps), registry.get(arch).preset(), "training"
     print(f"  {arch}: {what} on {len(frames)} frames for {minutes:g} min", file=sys.stderr)
@@ -323,7 +323,7 @@ def evaluate_clip(clip: Clip, options: EvalOptions, out_dir: str, progress: bool
     archs = [a for a in options.archs if not (clip.mode == "cold" and a == "ae")]
     models = {arch: _model_for(arch, clip, options, folder) for arch in archs}
     # A fine-tuned model ships per stream scale: only what that scale's stream runs (`Shipment.of`).
-    scales = sorted({s.scale for s in _jobs(options)})
+    scales, _ = _sweep(options)
     shipments = {(arch, scale): m if isinstance(m, Shipment) else Shipment.of(m, scale)
                  for arch, m in models.items() for scale in scales}
     reference = clip.test_frames
