@@ -8,6 +8,12 @@ the sender side builds its messages through `SenderSession`.
     WAIT_HELLO --hello--> WAIT_MODEL --last wanted blob complete--> STREAMING --bye--> CLOSED
                               \\------have() for every blob------------^
 
+While streaming, a sender that adapts its model sends `ModelUpdate`s (each
+turns version n - 1 into version n) and marks every frame with the version
+it was coded for. The session only checks that updates come while streaming
+and that their versions count up one at a time; what an update means, and
+when to apply it (between two frames, never during one), is the decoder's.
+
 The model travels as one or two *blobs*, each named by its SHA-256 and size
 in the hello: the model itself and, when the model is a delta, the base it
 applies to. The session does not know what a blob means; it only checks
@@ -32,7 +38,7 @@ from typing import Union
 from .errors import ProtocolError
 from .messages import (
     MAX_CHUNK_BYTES, MAX_MODEL_BYTES, MAX_PTS_STEP, Bye, Frame, Hello, KeyframeRequest, Message, ModelChunk,
-    ModelRequest, Ready, Stats, fit_text, validate,
+    ModelRequest, ModelUpdate, Ready, Stats, fit_text, validate,
 )
 
 
@@ -74,6 +80,13 @@ class FrameReceived:
 
 
 @dataclass(frozen=True)
+class UpdateReceived:
+    """A model update, in version order; the decoder verifies and applies it."""
+
+    update: ModelUpdate
+
+
+@dataclass(frozen=True)
 class StreamEnded:
     bye: Bye
 
@@ -90,6 +103,9 @@ class ModelWanted:
 class PeerReady:
     """The receiver has the model loaded: frames may flow."""
 
+    adapt: bool = False
+    """The receiver applies model updates."""
+
 
 @dataclass(frozen=True)
 class KeyframeWanted:
@@ -101,7 +117,7 @@ class PeerStats:
     stats: Stats
 
 
-Event = Union[StreamStarted, ModelProgress, ModelReady, FrameReceived, StreamEnded,
+Event = Union[StreamStarted, ModelProgress, ModelReady, FrameReceived, UpdateReceived, StreamEnded,
               ModelWanted, PeerReady, KeyframeWanted, PeerStats]
 
 _SENDER_BOUND = (ModelRequest, Ready, KeyframeRequest, Stats)
@@ -126,6 +142,8 @@ class ReceiverSession:
         self._last_seq = -1
         self._max_pts = 0
         self.frames_received = 0
+        self.update_version = 0
+        """The version of the last model update received."""
 
     @property
     def wanted(self) -> list[bytes]:
@@ -182,6 +200,15 @@ class ReceiverSession:
             self._max_pts = max(self._max_pts, msg.pts)
             self.frames_received += 1
             return [FrameReceived(msg)]
+        if isinstance(msg, ModelUpdate):
+            if self.state is State.WAIT_MODEL:
+                raise ProtocolError("model update before the model was complete")
+            if not self.hello.adapt:
+                raise ProtocolError("model update in a stream whose hello did not announce any")
+            if msg.version != self.update_version + 1:
+                raise ProtocolError(f"model update {msg.version} does not follow update {self.update_version}")
+            self.update_version = msg.version
+            return [UpdateReceived(msg)]
         assert isinstance(msg, Bye)
         self.state = State.CLOSED
         return [StreamEnded(msg)]
@@ -225,6 +252,10 @@ class SenderSession:
         self._next_seq = 0
         self.peer_ready = False
         """Whether the receiver said `Ready`; a live sender holds frames back until then."""
+        self.peer_adapts = False
+        """Whether the receiver said it applies model updates (and the hello announced them)."""
+        self.model_version = 0
+        """The version of the model frames are coded for now."""
 
     def receive(self, msg: Message) -> list[Event]:
         """Feed one message from the receiver; return the events it causes."""
@@ -249,7 +280,8 @@ class SenderSession:
             if self.state is State.WAIT_MODEL:
                 self.skip_model()  # the receiver had the model cached
             self.peer_ready = True
-            return [PeerReady()]
+            self.peer_adapts = msg.adapt and self.hello.adapt
+            return [PeerReady(self.peer_adapts)]
         if isinstance(msg, KeyframeRequest):
             return [KeyframeWanted(msg)]
         assert isinstance(msg, Stats)
@@ -298,8 +330,18 @@ class SenderSession:
     def frame(self, pts: int, keyframe: bool, payload: bytes, capture_us: int = 0) -> Frame:
         if self.state is not State.STREAMING:
             raise ProtocolError(f"frames can only be sent after the model, not in {self.state.value}")
-        msg = validate(Frame(self._next_seq, pts, keyframe, payload, capture_us))
+        msg = validate(Frame(self._next_seq, pts, keyframe, payload, capture_us, self.model_version))
         self._next_seq += 1
+        return msg
+
+    def update(self, base_sha256: bytes, result_sha256: bytes, delta: bytes) -> ModelUpdate:
+        """The next model update; frames from now on are marked with its version."""
+        if self.state is not State.STREAMING:
+            raise ProtocolError(f"model updates can only be sent while streaming, not in {self.state.value}")
+        if not self.hello.adapt:
+            raise ProtocolError("the hello did not announce model updates")
+        msg = validate(ModelUpdate(self.model_version + 1, base_sha256, result_sha256, delta))
+        self.model_version = msg.version
         return msg
 
     def bye(self, reason: str = "") -> Bye:

@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 
 from vsa.protocol.errors import ProtocolError
 from vsa.protocol.messages import (
-    MAX_FRAME_PAYLOAD_BYTES, MAX_MESSAGE_BYTES, VERSION, Bye, Frame, Hello, KeyframeRequest, ModelChunk,
-    ModelRequest, Ready, Stats, decode, encode,
+    MAX_FRAME_PAYLOAD_BYTES, MAX_MESSAGE_BYTES, MAX_UPDATE_BYTES, VERSION, Bye, Frame, Hello, KeyframeRequest,
+    ModelChunk, ModelRequest, ModelUpdate, Ready, Stats, decode, encode,
 )
 
 SHA = hashlib.sha256(b"model").digest()
@@ -18,6 +18,9 @@ SAMPLES = [
     HELLO,
     ModelChunk(offset=0, total=1000, sha256=SHA, data=b"x" * 500),
     Frame(seq=3, pts=6, keyframe=True, payload=b"\x00\x01payload", capture_us=123456),
+    Frame(seq=4, pts=8, keyframe=False, payload=b"p", model_version=3),
+    ModelUpdate(version=3, base_sha256=SHA, result_sha256=hashlib.sha256(b"next").digest(), delta=b"VSAU..."),
+    Ready(adapt=True),
     Bye(frames=10, reason="done"),
     ModelRequest(offset=0),
     Ready(),
@@ -33,14 +36,16 @@ def test_round_trip(msg):
 
 
 def _raw(**fields):
-    return msgpack.packb({"v": VERSION, **fields}, use_bin_type=True)
+    return msgpack.packb({"v": 1, **fields}, use_bin_type=True)  # version 1: the map form old files hold
 
 
 @pytest.mark.parametrize(
     "raw, needle",
     [
         (b"\xc1", "malformed"),
-        (msgpack.packb([1, 2]), "must be a map"),
+        (msgpack.packb([1, 2]), "unsupported protocol version"),
+        (msgpack.packb("text"), "must be an array or a map"),
+        (msgpack.packb([2, 99]), "unknown message type"),
         (msgpack.packb({"v": 99, "t": "bye"}), "unsupported protocol version"),
         (_raw(t="nope"), "unknown message type"),
         (_raw(t="frame", seq=1, pts=1, keyframe=True), "lacks payload"),
@@ -134,8 +139,37 @@ def test_mutated_messages_only_ever_raise_protocol_error(raw, data):
                                  st.booleans(), st.none(), st.lists(st.integers(-2**63, 2**63 - 1), max_size=3)),
                        max_size=8))
 def test_structured_garbage_only_ever_raises_protocol_error(fields):
-    fields.setdefault("v", VERSION)
+    fields.setdefault("v", 1)
     try:
         decode(msgpack.packb(fields, use_bin_type=True))
     except ProtocolError:
         pass
+
+
+def test_version_2_frames_cost_about_20_bytes_and_version_1_files_still_read():
+    frame = Frame(seq=1000, pts=1000, keyframe=False, payload=b"x" * 100, capture_us=0, model_version=3)
+    assert len(encode(frame)) - 100 <= 16
+    old = msgpack.packb({"v": 1, "t": "frame", "seq": 1000, "pts": 1000, "keyframe": False, "payload": b"x" * 100},
+                        use_bin_type=True)
+    assert decode(old) == Frame(1000, 1000, False, b"x" * 100)
+    # A newer peer's optional trailing fields are ignored.
+    assert decode(msgpack.packb([2, 3, 1, 2, True, b"p", 0, 0, "future"], use_bin_type=True)) == Frame(1, 2, True, b"p")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(-5, 2**33), st.binary(min_size=0, max_size=40), st.binary(min_size=0, max_size=300))
+def test_model_update_fields_are_bounded(version, digest, delta):
+    """Whatever a peer claims, a model update decodes only with a positive version, 32-byte digests and a delta
+    of 1 byte up to MAX_UPDATE_BYTES."""
+    raw = msgpack.packb([2, 9, version, digest, digest, delta], use_bin_type=True)
+    try:
+        msg = decode(raw)
+    except ProtocolError:
+        assert not (1 <= version < 2**31 and len(digest) == 32 and 1 <= len(delta) <= MAX_UPDATE_BYTES)
+        return
+    assert msg.version == version >= 1 and len(msg.base_sha256) == 32 and 1 <= len(msg.delta)
+
+
+def test_an_update_larger_than_one_data_channel_message_is_refused():
+    with pytest.raises(ProtocolError, match="delta has length"):
+        encode(ModelUpdate(1, SHA, SHA, b"x" * (MAX_UPDATE_BYTES + 1)))

@@ -1,11 +1,13 @@
 import hashlib
+from dataclasses import replace
 
 import pytest
 
 from vsa.protocol.errors import ProtocolError
-from vsa.protocol.messages import Frame, Hello, ModelChunk
+from vsa.protocol.messages import Frame, Hello, ModelChunk, ModelUpdate, Ready
 from vsa.protocol.session import (
-    FrameReceived, ModelProgress, ModelReady, ReceiverSession, SenderSession, State, StreamEnded, StreamStarted,
+    FrameReceived, ModelProgress, ModelReady, PeerReady, ReceiverSession, SenderSession, State, StreamEnded,
+    StreamStarted, UpdateReceived,
 )
 
 WIRE = bytes(range(256)) * 40
@@ -217,3 +219,54 @@ def test_the_sender_serves_only_the_blobs_its_hello_names():
         sender.receive(ModelRequest(0, b"\x07" * 32))
     with pytest.raises(ProtocolError, match="do not match"):
         sender.model_chunks(b"something else")
+
+
+def adapting_stream():
+    sender = SenderSession(replace(HELLO, adapt=True))
+    msgs = [sender.start(), *sender.model_chunks(WIRE, chunk_size=3000), sender.frame(0, True, b"p")]
+    msgs += [sender.update(b"\x01" * 32, b"\x02" * 32, b"delta"), sender.frame(2, False, b"p")]
+    msgs += [sender.update(b"\x02" * 32, b"\x03" * 32, b"delta"), sender.frame(4, False, b"p")]
+    return sender, msgs
+
+
+def test_updates_count_versions_and_frames_say_which_they_were_coded_for():
+    sender, msgs = adapting_stream()
+    receiver = ReceiverSession()
+    events = [e for m in msgs for e in receiver.receive(m)]
+    frames = [e.frame.model_version for e in events if isinstance(e, FrameReceived)]
+    updates = [e.update.version for e in events if isinstance(e, UpdateReceived)]
+    assert frames == [0, 1, 2] and updates == [1, 2] and receiver.update_version == 2
+    assert sender.receive(Ready(adapt=True)) == [PeerReady(adapt=True)] and sender.peer_adapts
+
+
+@pytest.mark.parametrize(
+    "sequence, needle",
+    [
+        (lambda m: [*m[:5], m[-2]], "does not follow update 0"),
+        (lambda m: [*m[:7], m[6]], "does not follow update 1"),
+        (lambda m: [m[0], m[6]], "before the model was complete"),
+    ],
+)
+def test_updates_out_of_turn_are_refused(sequence, needle):
+    receiver = ReceiverSession()
+    with pytest.raises(ProtocolError, match=needle):
+        for m in sequence(adapting_stream()[1]):
+            receiver.receive(m)
+
+
+def test_updates_need_a_hello_that_announces_them():
+    sender = SenderSession(HELLO)
+    sender.start()
+    sender.skip_model()
+    with pytest.raises(ProtocolError, match="did not announce"):
+        sender.update(b"\x01" * 32, b"\x02" * 32, b"delta")
+    receiver = ReceiverSession()
+    receiver.receive(HELLO)
+    receiver.model_cached()
+    with pytest.raises(ProtocolError, match="did not announce"):
+        receiver.receive(ModelUpdate(1, b"\x01" * 32, b"\x02" * 32, b"delta"))
+    # A receiver that cannot adapt says so, and the sender then sends it no updates.
+    sender2 = SenderSession(replace(HELLO, adapt=True))
+    sender2.start()
+    sender2.receive(Ready())
+    assert not sender2.peer_adapts

@@ -75,8 +75,13 @@ def test_encode_decode_round_trip_reports_bitrates_and_metrics(encoded, clip_pat
 
 def test_truncated_file_decodes_what_is_intact_then_errors(encoded, tmp_path):
     data = encoded.read_bytes()
+    # Record boundaries (length and CRC words, then the body): cut in the middle of the fourth record from the end.
+    starts, at = [], 8
+    while at < len(data):
+        starts.append(at)
+        at += 8 + int.from_bytes(data[at : at + 4], "big")
     cut = tmp_path / "cut.vsa"
-    cut.write_bytes(data[: len(data) - 700])
+    cut.write_bytes(data[: starts[-4] + 20])
     out = tmp_path / "cut.mp4"
     result = run("decode", str(cut), "-o", str(out), "--device", "cpu")
     assert result.returncode == 2 and "damaged" in result.stderr and "Traceback" not in result.stderr
