@@ -131,14 +131,19 @@ class Architecture:
         coded at ``crf`` (0: unknown): e.g. BatchNorm folded, or the branch for that scale."""
         return copy.deepcopy(model).eval().to(memory_format=self.memory_format)
 
+    def stream_keys(self, config: Any, scale: int, keys: list[str]) -> list[str]:
+        """Which of a state dict's ``keys`` a stream at ``scale`` runs (the ones online adaptation may change)."""
+        return list(keys)
+
     def stream_state(self, state: dict[str, torch.Tensor], base: dict[str, torch.Tensor], config: Any,
                      scale: int) -> dict[str, torch.Tensor]:
         """The weights a stream at ``scale`` needs from a model fine-tuned from ``base`` (state dicts).
 
-        Weights the stream never runs may be put back to the base's, so that a
-        delta does not carry their changes. By default every weight is used.
+        Weights the stream never runs (`stream_keys`) are put back to the
+        base's, so that a delta does not carry their changes.
         """
-        return state
+        used = set(self.stream_keys(config, scale, list(state)))
+        return {k: (v if k in used or k not in base else base[k]) for k, v in state.items()}
 
     # -- training ----------------------------------------------------------------------------
 

@@ -288,12 +288,11 @@ class SRArchitecture(Architecture):
     def for_inference(self, model: nn.Module, scale: int = 4, crf: int = 0) -> nn.Module:
         return model.branch(scale).specialised(crf)
 
-    def stream_state(self, state: dict[str, torch.Tensor], base: dict[str, torch.Tensor], config: SRConfig,
-                     scale: int) -> dict[str, torch.Tensor]:
-        # A stream runs one branch; the others go back to the base's weights, and their delta is all zeros.
-        # (Fine-tuned on all four scales, the talking head's delta is about 100 KiB; one branch of it, 26.)
+    def stream_keys(self, config: SRConfig, scale: int, keys: list[str]) -> list[str]:
+        # A stream runs one branch; a delta leaves the others at the base's weights (fine-tuned on all four
+        # scales, the talking head's delta is about 100 KiB; one branch of it, 26).
         prefix = f"branches.{branch_name(nearest_scale(config.scales, scale))}."
-        return {k: (v if k.startswith(prefix) or k not in base else base[k]) for k, v in state.items()}
+        return [k for k in keys if k.startswith(prefix)]
 
     def training_batch(self, data: Examples, objective: str, batch_size: int, generator: torch.Generator,
                        step: int) -> Batch:

@@ -6,11 +6,21 @@ payloads, reprojects them in batches with whatever frames architecture the
 model is (`vsa.common.registry`), and fills the frames that were not sent
 (or were lost) by latent interpolation between their sent neighbours. Frames
 before the first received one, or after the last, are held.
+
+Model updates (`ModelUpdate`, from a sender that adapts online) are staged
+when they arrive and applied just before the first frame coded for them:
+the frames queued before it are reconstructed first, with the weights they
+were coded for, so an update never lands in the middle of a frame or of a
+batch. Each is checked against the digest of the weights it applies to and
+of its result; one that fails is refused and counted, and the model that was
+playing goes on playing. A frame coded for a version that never arrived is
+decoded with the newest model this receiver holds.
 """
 
 from __future__ import annotations
 
 import enum
+import logging
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
@@ -21,17 +31,25 @@ from vsa.common import bundle as bundle_mod
 from vsa.common.bundle import Bundle
 from vsa.common.framecodec import FrameDecoder
 from vsa.common.resample import to_tensor
+from vsa.common.update import UpdateError, UpdateGrid, apply_update, state_digest
 from vsa.protocol.errors import ProtocolError
-from vsa.protocol.messages import MAX_PTS_STEP, Frame, Hello, Message
-from vsa.protocol.session import FrameReceived, ModelReady, ReceiverSession, State, StreamEnded, StreamStarted
+from vsa.protocol.messages import MAX_PTS_STEP, Frame, Hello, Message, ModelUpdate
+from vsa.protocol.session import (
+    FrameReceived, ModelReady, ReceiverSession, State, StreamEnded, StreamStarted, UpdateReceived,
+)
 
 from .reconstruct import Reconstructor
 
+
+log = logging.getLogger("vsa.receiver")
 
 MAX_OUTPUT_RATIO = 16
 """Most output frames per source frame (``--fps`` against the stream's fps): bounds the frames one sent frame makes."""
 MAX_INTERPOLATED = 64
 """Most frames interpolated across one gap; beyond that, the frames of a gap hold the frame before it."""
+MAX_STAGED_UPDATES = 16
+"""Most model updates held before a frame asks for them; more are refused (a sender sends each just before
+the frame that needs it)."""
 
 
 class Kind(enum.Enum):
@@ -149,6 +167,8 @@ class SessionDecoder:
                 self._load_model()
             elif isinstance(event, FrameReceived):
                 yield from (group for group in self._frame(event.frame) if group)
+            elif isinstance(event, UpdateReceived):
+                self._stage(event.update)
             elif isinstance(event, StreamEnded):
                 if last := self.finish():
                     yield last
@@ -187,6 +207,9 @@ class SessionDecoder:
         """The output frames ``frame`` completes, in groups (see `feed_groups`)."""
         raise NotImplementedError
 
+    def _stage(self, update: ModelUpdate) -> None:
+        """A model update arrived (decoders that cannot apply one play on without it)."""
+
     def finish(self, fill: bool = True) -> list[OutputFrame]:
         raise NotImplementedError
 
@@ -209,8 +232,20 @@ class StreamDecoder(SessionDecoder):
         with_baseline: bool = False,
         model_lookup: Callable[[bytes], bytes | None] | None = None,
         output_fps: float | None = None,
+        adapt: bool = True,
     ) -> None:
         super().__init__(model_lookup, output_fps)
+        self.adapt = adapt
+        """Whether this decoder applies model updates (without, it plays the stream on the model it started with)."""
+        self.model_version = 0
+        self.updates_applied = 0
+        self.updates_refused = 0
+        self.version_misses = 0
+        """Frames coded for a model version other than the one they were decoded with."""
+        self._staged: list[ModelUpdate] = []
+        self._state: dict[str, torch.Tensor] | None = None  # unfused weights of the model playing now
+        self._grid: UpdateGrid | None = None
+        self._digest = b""
         self.device = device
         self.requested_iterations = iterations
         self.iterations = iterations or 0
@@ -238,10 +273,55 @@ class StreamDecoder(SessionDecoder):
             raise ProtocolError(f"stream size {self.hello.height}x{self.hello.width} is not a multiple of "
                                 f"{multiple}, which a {bundle.kind} model needs")
         self.bundle = bundle
-        self.reconstructor = Reconstructor(bundle.build(), (self.hello.height, self.hello.width), self.device,
+        self._build(bundle.build())
+        if self.hello.adapt and self.adapt:
+            self._state = bundle.network_state()
+            self._grid = UpdateGrid.for_model(bundle, self.hello.scale)
+            self._digest = state_digest(self._state)
+
+    def _build(self, model: torch.nn.Module) -> None:
+        assert self.hello is not None
+        self.reconstructor = Reconstructor(model, (self.hello.height, self.hello.width), self.device,
                                            self.requested_iterations, self.back_project, scale=self.hello.scale,
                                            crf=self.hello.crf)
         self.iterations = self.reconstructor.iterations
+
+    def _stage(self, update: ModelUpdate) -> None:
+        if not self.adapt:
+            return
+        if len(self._staged) >= MAX_STAGED_UPDATES:
+            self.updates_refused += 1
+            return
+        self._staged.append(update)
+
+    def _apply_updates(self, version: int) -> None:
+        """Apply the staged updates up to ``version``, in order, each checked against both its digests.
+
+        A refused update refuses the rest of its chain (each applies to the
+        one before); the model playing is kept.
+        """
+        assert self.bundle is not None and self._grid is not None and self._state is not None
+        state, digest, applied = self._state, self._digest, self.model_version
+        while self._staged and self._staged[0].version <= version:
+            update = self._staged.pop(0)
+            try:
+                if update.version != applied + 1 or update.base_sha256 != digest:
+                    raise UpdateError(f"update {update.version} applies to another model than version {applied}")
+                result = apply_update(update.delta, state, self._grid)
+                if state_digest(result) != update.result_sha256:
+                    raise UpdateError(f"update {update.version} does not give the weights its digest names")
+            except UpdateError as exc:
+                self.updates_refused += 1 + len(self._staged)
+                self._staged.clear()
+                log.warning("model update refused, playing on with version %d: %s", self.model_version, exc)
+                break
+            state, digest, applied = result, update.result_sha256, update.version
+            self.updates_applied += 1
+        if applied != self.model_version:
+            model = self.bundle.arch.build(self.bundle.config)
+            model.load_state_dict(state)
+            self._build(model.eval())
+            self._state, self._digest, self.model_version = state, digest, applied
 
     @property
     def ready(self) -> bool:
@@ -256,6 +336,16 @@ class StreamDecoder(SessionDecoder):
     def _frame(self, frame) -> Iterable[list[OutputFrame]]:
         if self.reconstructor is None or self.decoder is None:
             return ()  # cannot happen on an ordered transport: the session checks the order
+        if self._staged and frame.model_version > self.model_version:
+            # Between two frames: what is queued was coded for the model playing now, so it goes first.
+            done = list(self._flush_queue())
+            self._apply_updates(frame.model_version)
+            return done + list(self._decode(frame))
+        return self._decode(frame)
+
+    def _decode(self, frame: Frame) -> Iterable[list[OutputFrame]]:
+        if frame.model_version != self.model_version:
+            self.version_misses += 1
         self.payload_bytes += len(frame.payload)
         rgb = self.decoder.decode(frame.payload, frame.keyframe)
         if rgb is None:

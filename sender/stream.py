@@ -2,7 +2,10 @@
 
 Every ``stride``-th frame (and the last one, when the length is known, so the
 receiver can interpolate up to the end) is downscaled by ``scale`` and coded
-as a low-res payload. Everything is expressed as `vsa.protocol` messages, so
+as a low-res payload. With an `OnlineAdapter` (`vsa.sender.adapt`), every
+sent frame is also decoded as the receiver will decode it and handed to the
+adapter, whose updates go out as `ModelUpdate` messages before the first
+frame coded for them. Everything is expressed as `vsa.protocol` messages, so
 the file container and the live data channels carry exactly the same stream.
 """
 
@@ -13,11 +16,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vsa.common.framecodec import DEFAULT_CODEC, DEFAULT_CRF, DEFAULT_WEBP_QUALITY, FrameEncoder, check_lowres_size
+from vsa.common import bases
+from vsa.common import bundle as bundle_mod
+from vsa.common.framecodec import (
+    DEFAULT_CODEC, DEFAULT_CRF, DEFAULT_WEBP_QUALITY, FrameDecoder, FrameEncoder, check_lowres_size,
+)
 from vsa.common.resample import downscale, to_tensor, to_uint8
-from vsa.protocol.messages import Bye, Frame, Hello, Message, fit_text
+from vsa.protocol.messages import Bye, Frame, Hello, Message, ModelUpdate, fit_text
 from vsa.protocol.session import SenderSession
 
+from .adapt import OnlineAdapter, Update
+from .adapt_options import AdaptSettings
 from .shipment import Shipment
 
 MODEL_CHUNK = 64 * 1024
@@ -79,7 +88,12 @@ class StreamEncoder:
         settings: StreamSettings,
         frame_count: int = 0,
         source: str = "",
+        adapt: AdaptSettings | None = None,
+        synchronous: bool = True,
     ) -> None:
+        """``adapt``: fine-tune the model online (`vsa.sender.adapt`); with ``synchronous`` (file mode) the
+        adapter trains inside `push` when it is due, on a step budget, so a file is reproducible; otherwise
+        a trainer thread calls `adapter.consider` and hands its updates to `update`."""
         self.settings = settings
         self.size = size
         self.low_h, self.low_w = lowres_size(size, settings.scale)
@@ -90,15 +104,25 @@ class StreamEncoder:
         hello = Hello(
             width=size[1], height=size[0], fps=float(fps), scale=settings.scale, stride=settings.stride,
             codec=settings.codec, payload="frames", frame_count=frame_count, source=fit_text(source),
-            crf=settings.crf if settings.codec == "h264" else 0,
+            crf=settings.crf if settings.codec == "h264" else 0, adapt=adapt is not None,
             **self.shipment.hello_fields(),
         )
         self.session = SenderSession(hello)
         self.encoder = FrameEncoder(settings.codec, self.low_w, self.low_h, fps=fps, crf=settings.crf,
                                     quality=settings.quality, keyint=settings.keyint)
-        self._pending: deque[tuple[int, int]] = deque()  # (pts, capture_us) awaiting a packet
+        self._pending: deque[tuple[int, int, np.ndarray | None]] = deque()  # (pts, capture_us, source) awaiting a packet
         self.payload_bytes = 0
         self.frames_sent = 0
+        self.update_bytes = 0
+        self.adapter: OnlineAdapter | None = None
+        self.synchronous = synchronous
+        self._monitor: FrameDecoder | None = None
+        if adapt is not None:
+            # The adapter starts from the weights the receiver decodes, not the sender's float ones.
+            lookup = lambda sha: self.shipment.blob(sha) or bases.builtin_wire(sha)  # noqa: E731
+            received = bundle_mod.from_wire(self.model_wire, self.shipment.model_sha256, lookup)
+            self.adapter = OnlineAdapter(received, settings.scale, self.hello.crf, fps, adapt)
+            self._monitor = FrameDecoder(settings.codec, self.low_w, self.low_h)
 
     @property
     def hello(self) -> Hello:
@@ -121,16 +145,26 @@ class StreamEncoder:
             raise ValueError(f"frame is {rgb.shape[0]}x{rgb.shape[1]}, the stream is {self.size[0]}x{self.size[1]}")
         return to_uint8(downscale(to_tensor(rgb), self.settings.scale))[0]
 
-    def push(self, pts: int, rgb: np.ndarray, capture_us: int = 0, last: bool = False) -> list[Frame]:
-        """Offer source frame ``pts``; returns the frame messages ready to send.
+    def push(self, pts: int, rgb: np.ndarray, capture_us: int = 0, last: bool = False) -> list[Message]:
+        """Offer source frame ``pts``; returns the messages ready to send: frames, after any model update.
 
         Pass ``last=True`` for the final frame of a file so the receiver can
         interpolate all the way to the end.
         """
         if not self.wants(pts, last):
             return []
-        self._pending.append((pts, capture_us))
-        return self._frames(self.encoder.encode(self.lowres(rgb)))
+        messages: list[Message] = []
+        if self.adapter is not None and self.synchronous and self.adapter.due(pts):
+            found = self.adapter.consider(pts)
+            if found is not None:
+                messages.append(self.update(found))
+        self._pending.append((pts, capture_us, rgb if self.adapter is not None else None))
+        return messages + self._frames(self.encoder.encode(self.lowres(rgb)))
+
+    def update(self, update: Update) -> ModelUpdate:
+        """The message for an update the adapter made; frames from now on are coded for its version."""
+        self.update_bytes += len(update.delta)
+        return self.session.update(update.base_sha256, update.result_sha256, update.delta)
 
     def request_keyframe(self) -> None:
         self.encoder.request_keyframe()
@@ -143,9 +177,13 @@ class StreamEncoder:
     def _frames(self, packets) -> list[Frame]:
         out = []
         for packet in packets:
-            pts, capture_us = self._pending.popleft()
+            pts, capture_us, source = self._pending.popleft()
             out.append(self.session.frame(pts, packet.keyframe, packet.payload, capture_us))
             self.payload_bytes += len(packet.payload)
             self.frames_sent += 1
+            if self.adapter is not None and self._monitor is not None and source is not None:
+                low = self._monitor.decode(packet.payload, packet.keyframe)
+                if low is not None:
+                    self.adapter.observe(pts, source, low, len(packet.payload))
         return out
 

@@ -17,6 +17,7 @@ from vsa.common.cliargs import positive_float as _positive_float
 from vsa.common.cliargs import passes as _passes
 from vsa.common.cliargs import positive_int as _positive_int
 from vsa.common.cliargs import size_arg as _size
+from vsa.sender.adapt_options import add_arguments as adapt_arguments
 
 
 BUILTIN = "builtin"
@@ -153,8 +154,13 @@ def cmd_encode(args: argparse.Namespace) -> int:
                               quality=args.quality, keyint=args.keyint)
     codes = CodeSettings(codes=args.codes, code_format=args.code_format, invert_steps=args.invert_steps)
     payload = {"ae": "frames", "inrv": "codes"}.get(args.payload) if args.payload else None
+    adapt = None
+    if args.adapt:
+        from vsa.sender.adapt_options import settings_from
+
+        adapt = settings_from(args)
     report = encode_file(args.video, args.model, args.output, settings, size=args.size, limit=args.limit,
-                         progress=True, codes=codes, payload=payload)
+                         progress=True, codes=codes, payload=payload, adapt=adapt)
     print(f"wrote {args.output}\n{report.summary()}")
     return 0
 
@@ -312,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="inrv: code quantisation, f16 (2 bytes per value) or i8 (1 byte plus a scale) (default: f16)")
     p.add_argument("--invert-steps", type=_positive_int, default=DEFAULT_INVERT_STEPS,
                    help=f"inrv --codes invert: Adam steps per clip (default: {DEFAULT_INVERT_STEPS})")
+    adapt_arguments(p, live=False)
     p.set_defaults(func=cmd_encode)
 
     p = sub.add_parser("decode", help="decode a .vsa file to mp4",

@@ -18,7 +18,11 @@ then runs every operating point as a real encode and decode:
 Modes: ``seen`` trains on the whole clip and scores the whole clip; ``live``
 trains on the first half and scores, and encodes with every method, only the
 second half; ``cold`` trains nothing: the base alone, on the second half (the
-shipped base never saw any clip's second half).
+shipped base never saw any clip's second half); ``online`` adds vsa-sr-online
+to cold: the base adapting while it codes the second half (`vsa.sender.adapt`),
+beside the frozen base (vsa-sr) on the same stream settings. Its rate counts
+the frame messages *and* the model updates, frame by frame: every method
+codes the same frames from the same start.
 
 Everything lands in the output folder: ``results.json`` (one object per point
 plus a summary per clip and mode), ``frames.csv`` (per-frame metrics), the
@@ -36,7 +40,7 @@ import platform
 import re
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterator
 
 import numpy as np
@@ -49,8 +53,9 @@ from vsa.common.metrics import luma, mean_psnr, ms_ssim, psnr, psnr_y, ssim
 from vsa.common.resample import to_tensor, to_uint8
 from vsa.common.video import read_video
 from vsa.protocol.container import record
-from vsa.protocol.messages import Frame
+from vsa.protocol.messages import Frame, ModelUpdate
 from vsa.receiver.stream import OutputFrame, SessionDecoder, StreamDecoder
+from vsa.sender.adapt_options import AdaptSettings
 from vsa.sender.inrv_stream import CodeEncoder
 from vsa.sender.shipment import Shipment
 from vsa.sender.stream import StreamEncoder, StreamSettings
@@ -58,11 +63,15 @@ from vsa.sender.train import Trainer, TrainOptions
 from vsa.tools import rd
 from vsa.tools.baselines import BASELINES, run_baseline
 
-MODES = ("seen", "live", "cold")
+MODES = ("seen", "live", "cold", "online")
 DEFAULT_MODES = ("seen", "live")
 ARCHS = ("ae", "sr")
 VSA_METHODS = {"ae": "vsa", "sr": "vsa-sr"}
 """The method name of each architecture's curve (the autoencoder's keeps the first release's name)."""
+ONLINE_METHOD = "vsa-sr-online"
+"""The curve of the base adapting online (mode ``online``); its BD-rate is also given against the frozen base."""
+BASE_MODES = ("cold", "online")
+"""Modes that train nothing before the stream: the base alone (the autoencoder, having none, sits them out)."""
 SPREAD_MINUTES = (1, 10, 60)
 DEFAULT_SIZE = (192, 256)
 DEFAULT_MINUTES = 4.0
@@ -92,6 +101,8 @@ class EvalOptions:
     baselines: tuple[str, ...] = tuple(BASELINES)
     inrv_minutes: float = 0.0
     """Train an INR-V model per clip and mode for this long and add its points (0: leave INR-V out)."""
+    adapt: AdaptSettings = field(default_factory=AdaptSettings)
+    """Online mode: how the sender adapts (a step budget: reproducible)."""
 
 
 def vsa_grid(quick: bool) -> list[StreamSettings]:
@@ -164,7 +175,7 @@ class Clip:
 
     @property
     def train_frames(self) -> np.ndarray:
-        if self.mode == "cold":
+        if self.mode in BASE_MODES:
             return self.frames[:0]
         return self.frames if self.mode == "seen" else self.frames[: len(self.frames) // 2]
 
@@ -207,7 +218,7 @@ def _model_for(arch: str, clip: Clip, options: EvalOptions, folder: str) -> bund
         from vsa.common.bases import load_base
 
         base_wire, base = load_base(options.base)
-        if clip.mode == "cold":
+        if clip.mode in BASE_MODES:
             return Shipment(base_wire)
     if options.reuse_models and os.path.exists(path):
         bundle = bundle_mod.load(path)
@@ -233,11 +244,12 @@ def _model_for(arch: str, clip: Clip, options: EvalOptions, folder: str) -> bund
     return bundle
 
 
-def _round_trip(encoder: StreamEncoder | CodeEncoder, decoder: SessionDecoder, frames: np.ndarray
-                ) -> tuple[list[OutputFrame], bytes, float, float]:
+def _round_trip(encoder: StreamEncoder | CodeEncoder, decoder: SessionDecoder, frames: np.ndarray,
+                counts: tuple[type, ...] = (Frame,)) -> tuple[list[OutputFrame], bytes, float, float]:
     """Encode ``frames`` and decode the messages; returns (output frames, counted bytes, encode s, decode s).
 
-    The counted bytes are the frame messages as a `.vsa` file frames them (the model is counted apart).
+    The counted bytes are the messages of the types ``counts`` names (frames; and model updates, online) as
+    a `.vsa` file frames them (the model is counted apart).
     """
     n = len(frames)
     messages = encoder.start()
@@ -249,8 +261,25 @@ def _round_trip(encoder: StreamEncoder | CodeEncoder, decoder: SessionDecoder, f
     start = time.perf_counter()
     outputs = [o for m in messages for o in decoder.feed(m)]
     decode_s = time.perf_counter() - start
-    counted = b"".join(record(m) for m in messages if isinstance(m, Frame))
+    counted = b"".join(record(m) for m in messages if isinstance(m, counts))
     return outputs, counted, encode_s, decode_s
+
+
+def _online_point(clip: Clip, shipment: Shipment, settings: StreamSettings, options: EvalOptions
+                  ) -> tuple[np.ndarray, bytes, float, float, list[dict]]:
+    """Stream the test frames from the base, adapting as it codes; returns (decoded frames, counted bytes,
+    encode s, decode s, the adapter's history). The counted bytes are the frame *and* update messages."""
+    frames = clip.test_frames
+    encoder = StreamEncoder(shipment, options.size, clip.fps, settings, frame_count=len(frames), source=clip.name,
+                            adapt=replace(options.adapt, seed=options.seed))
+    decoder = StreamDecoder(device=options.device, iterations=options.iterations)
+    outputs, counted, encode_s, decode_s = _round_trip(encoder, decoder, frames, (Frame, ModelUpdate))
+    if len(outputs) != len(frames) or decoder.updates_refused:
+        raise RuntimeError(f"vsa online {settings_label(settings)}: {len(frames)} frames in, {len(outputs)} out, "
+                           f"{decoder.updates_refused} updates refused")
+    assert encoder.adapter is not None
+    return (to_uint8(torch.stack([o.frame for o in outputs])), counted, encode_s, decode_s,
+            encoder.adapter.history)
 
 
 def _vsa_point(clip: Clip, shipment: Shipment, settings: StreamSettings, options: EvalOptions
@@ -319,8 +348,9 @@ def evaluate_clip(clip: Clip, options: EvalOptions, out_dir: str, progress: bool
     streams = os.path.join(out_dir, "streams")
     os.makedirs(folder, exist_ok=True)
     os.makedirs(streams, exist_ok=True)
-    # The autoencoder has no base: it cannot run cold.
-    archs = [a for a in options.archs if not (clip.mode == "cold" and a == "ae")]
+    # The autoencoder has no base: it cannot run cold (nor adapt from one).
+    archs = [a for a in options.archs if not (clip.mode in BASE_MODES and a == "ae")]
+    online = clip.mode == "online" and "sr" in archs
     models = {arch: _model_for(arch, clip, options, folder) for arch in archs}
     # A fine-tuned model ships per stream scale: only what that scale's stream runs (`Shipment.of`).
     scales, _ = _sweep(options)
@@ -331,7 +361,7 @@ def evaluate_clip(clip: Clip, options: EvalOptions, out_dir: str, progress: bool
     result = ClipResult()
     grid = _jobs(options)
     # Each vsa setting yields a point per architecture and one bicubic point; INR-V an f16 and an i8 point.
-    total = ((len(archs) + 1) * len(grid) + len(options.baselines) * baseline_points(options.quick)
+    total = ((len(archs) + 1 + online) * len(grid) + len(options.baselines) * baseline_points(options.quick)
              + (2 if options.inrv_minutes else 0))
     bar = tqdm(total=total, disable=not progress, desc=f"{clip.name} {clip.mode}", unit="point", mininterval=1.0)
 
@@ -376,6 +406,10 @@ def evaluate_clip(clip: Clip, options: EvalOptions, out_dir: str, progress: bool
                 # Bicubic decodes the very same stream (every architecture's is the same); its time is the
                 # receiver's minus reprojection, not measured.
                 add("bicubic", params, bicubic, counted, enc_s, 0.0)
+        if online:
+            ours, counted, enc_s, dec_s, history = _online_point(clip, shipments["sr", settings.scale], settings,
+                                                                 options)
+            add(ONLINE_METHOD, params, ours, counted, enc_s, dec_s, model_bytes=0)["updates"] = history
     for name in options.baselines:
         for target in baseline_rates(vsa_rates, options.quick):
             coded = run_baseline(name, reference, clip.fps, target)
@@ -385,8 +419,10 @@ def evaluate_clip(clip: Clip, options: EvalOptions, out_dir: str, progress: bool
         for fmt, decoded, counted, enc_s, dec_s in _inrv_points(clip, options, folder):
             add("inrv", {"code": fmt}, decoded, counted, enc_s, dec_s)
     bar.close()
-    result.summary = summarise(clip, result.points,
-                               {VSA_METHODS[a]: max(_model_cost(shipments[a, s]) for s in scales) for a in archs})
+    costs = {VSA_METHODS[a]: max(_model_cost(shipments[a, s]) for s in scales) for a in archs}
+    if online:
+        costs[ONLINE_METHOD] = 0  # the base ships with vsa; every update is in the rate
+    result.summary = summarise(clip, result.points, costs)
     if "ae" in models:
         result.summary["latents"] = _latent_plot(models["ae"], clip, folder, options)
     _plots(clip, result, folder)
@@ -418,6 +454,8 @@ def summarise(clip: Clip, points: list[dict], model_bytes: dict[str, int]) -> di
     for method, cost in model_bytes.items():
         ours = curves.get(method, [])
         others = [m for m in curves if m not in model_bytes]
+        if method == ONLINE_METHOD and VSA_METHODS["sr"] in curves:
+            others.append(VSA_METHODS["sr"])  # what adapting buys over the frozen base, at the same rate
         entry = {
             "model_bytes": cost,
             "bd_rate": {m: rd.bd_rate(curves[m], ours) for m in others},
@@ -608,6 +646,7 @@ def report(results: dict) -> str:
 def build_parser() -> argparse.ArgumentParser:
     from vsa.common.cliargs import passes, positive_float, positive_int, size_arg
     from vsa.common.device import DEVICE_CHOICES
+    from vsa.sender.adapt_options import add_arguments as adapt_arguments
 
     p = argparse.ArgumentParser(
         prog="vsa eval",
@@ -621,8 +660,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="working size, multiples of 64 (default: 192x256)")
     p.add_argument("--mode", default="both",
                    help="comma-separated: seen (train and score on the whole clip), live (train on the first half, "
-                   "score the second), cold (the base alone, no training, on the second half); both = seen,live "
-                   "(default: both)")
+                   "score the second), cold (the base alone, no training, on the second half), online (the base "
+                   "adapting as it codes, update bytes counted, beside the frozen base, on the second half); "
+                   "both = seen,live (default: both)")
     p.add_argument("--arch", default=",".join(ARCHS),
                    help="curves: ae (the paper's autoencoder, trained from scratch) and/or sr (the shipped base, "
                    f"fine-tuned on the training frames; alone in cold mode) (default: {','.join(ARCHS)})")
@@ -646,11 +686,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="default: auto (cuda, mps, cpu)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--report", action="store_true", help="print markdown tables for the README at the end")
+    adapt_arguments(p, live=False, switch=False)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     from vsa.common.device import pick_device
+    from vsa.sender.adapt_options import settings_from
 
     args = build_parser().parse_args(argv)
     baselines = tuple(b for b in args.baselines.split(",") if b)
@@ -671,7 +713,7 @@ def main(argv: list[str] | None = None) -> int:
         size=args.size, modes=modes, minutes=args.minutes, archs=archs, base=args.base,
         model=args.model, quick=args.quick, iterations=args.iterations, seed=args.seed, limit=args.limit,
         reuse_models=args.reuse_models, device=str(pick_device(args.device)), baselines=baselines,
-        inrv_minutes=args.inrv_minutes or 0.0,
+        inrv_minutes=args.inrv_minutes or 0.0, adapt=settings_from(args),
     )
     torch.manual_seed(args.seed)
     results = run(args.videos, args.output, options)

@@ -24,6 +24,7 @@ from vsa.protocol.errors import ProtocolError
 from vsa.protocol.messages import Hello
 from vsa.receiver.decoder import make_decoder
 from vsa.receiver.stream import Kind, OutputFrame
+from vsa.sender.adapt_options import AdaptSettings
 from vsa.sender.inrv_stream import CodeEncoder, CodeSettings
 from vsa.sender.shipment import load_model
 from vsa.sender.stream import StreamEncoder, StreamSettings
@@ -46,6 +47,9 @@ class EncodeReport:
     file_bytes: int
     model_note: str = ""
     """What ships for the model (`Shipment.describe`)."""
+    update_bytes: int = 0
+    updates: int = 0
+    """Model updates interleaved by online adaptation (``--adapt``)."""
 
     @property
     def seconds(self) -> float:
@@ -55,6 +59,8 @@ class EncodeReport:
         return (
             f"{self.frames} frames at {self.size[0]}x{self.size[1]}, {self.fps:g} fps, {self.frames_sent} sent\n"
             f"payload: {self.payload_bytes} bytes = {kbps(self.payload_bytes, self.seconds):.1f} kbps (frames only)\n"
+            + (f"model updates: {self.updates}, {self.update_bytes} bytes = "
+               f"{kbps(self.update_bytes, self.seconds):.1f} kbps\n" if self.updates else "") +
             f"whole file: {self.file_bytes} bytes = {kbps(self.file_bytes, self.seconds):.1f} kbps "
             f"({self.model_note or f'model {self.model_bytes / 1024:.0f} KiB'})"
         )
@@ -70,18 +76,22 @@ def encode_file(
     progress: bool = False,
     codes: CodeSettings | None = None,
     payload: str | None = None,
+    adapt: AdaptSettings | None = None,
 ) -> EncodeReport:
     """Encode ``video`` with the model at ``model_path`` (None: the base shipped with vsa) into a `.vsa` file.
 
     A codes model (INR-V) writes one code per clip (``codes`` says how they
     are found); a frames model writes low-res frames as ``settings`` says.
     ``payload``, when given, is the one the caller expects (else BundleError).
+    ``adapt`` fine-tunes the model while coding and interleaves its updates (`vsa.sender.adapt`).
     """
     bundle, shipment = load_model(model_path, settings.scale)
     if payload is not None and payload != bundle.arch.payload:
         raise bundle_mod.BundleError(f"{model_path or 'the base model'} is a {bundle.kind} model, whose stream "
                                      f"carries {bundle.arch.payload}, not {payload}")
     if bundle.arch.payload == "codes":
+        if adapt is not None:
+            raise ValueError(f"{bundle.kind} models cannot adapt online: their stream carries codes, not frames")
         return _encode_codes(video, bundle, output, codes or CodeSettings(), limit, progress)
     if size is None:
         meta_size = bundle.meta.get("size")
@@ -91,11 +101,12 @@ def encode_file(
         if size is None:
             size = default_working_size(info.width, info.height)
         encoder = StreamEncoder(shipment, size, info.fps, settings,
-                                frame_count=min(info.frame_count, limit or 1 << 62), source=info.name)
-        count = _write_stream(source, encoder, output, limit, progress, "encoding",
-                              lambda rgb: fit_frame(rgb, *size))
+                                frame_count=min(info.frame_count, limit or 1 << 62), source=info.name, adapt=adapt)
+        count = _write_stream(source, encoder, output, limit, progress,
+                              "encoding" + (" and adapting" if adapt else ""), lambda rgb: fit_frame(rgb, *size))
     return EncodeReport(count, encoder.frames_sent, info.fps, size, encoder.payload_bytes, len(shipment.model),
-                        os.path.getsize(output), shipment.describe())
+                        os.path.getsize(output), shipment.describe(), encoder.update_bytes,
+                        encoder.session.model_version)
 
 
 def _encode_codes(video: str, bundle: bundle_mod.Bundle, output: str, settings: CodeSettings,
@@ -159,6 +170,8 @@ class DecodeReport:
     source_frames: int = 0
     error: str | None = None
     metrics: dict = field(default_factory=dict)
+    updates: dict = field(default_factory=dict)
+    """Model updates: applied, refused, the version played at the end, frames decoded with another version."""
 
     @property
     def seconds(self) -> float:
@@ -171,6 +184,8 @@ class DecodeReport:
             f"payload: {kbps(self.payload_bytes, self.seconds):.1f} kbps (frames only); "
             f"with model: {kbps(self.file_bytes, self.seconds):.1f} kbps (whole file; model {self.model_bytes / 1024:.0f} KiB)",
         ]
+        if self.updates.get("applied") or self.updates.get("refused"):
+            lines.append("model updates: " + ", ".join(f"{k} {v}" for k, v in self.updates.items()))
         for name, values in self.metrics.items():
             lines.append(f"{name}: " + ", ".join(f"{k} {v:.3f}" for k, v in values.items()))
         return "\n".join(lines)
@@ -307,4 +322,7 @@ def decode_file(
     report.model_bytes = h.model_size
     report.source_frames = h.frame_count or round(report.frames * h.fps / decoder.output_fps)
     report.metrics = scorer.summary()
+    if hasattr(decoder, "updates_applied"):
+        report.updates = {"applied": decoder.updates_applied, "refused": decoder.updates_refused,
+                          "version": decoder.model_version, "frames_off_version": decoder.version_misses}
     return report

@@ -1,0 +1,72 @@
+"""The options of online adaptation (`vsa.sender.adapt`), kept free of torch so `--help` stays quick."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+MIN_BUFFER = 8
+"""Fewest frames the adapter's buffer may hold: it trains on some and judges updates on the newest."""
+
+
+@dataclass(frozen=True)
+class AdaptSettings:
+    every: float = 2.0
+    """Seconds of stream between two considered updates."""
+    steps: int = 100
+    """Adam steps per considered update (a step budget, so file mode is reproducible)."""
+    share: float = 0.10
+    """Most of the stream's bits that updates may take, counted from the start."""
+    buffer: int = 48
+    """Recent sent frames kept to train on."""
+    sample: int = 1
+    """Keep every n-th sent frame in the buffer: a longer memory for the same size."""
+    batch: int = 8
+    """Crops per step."""
+    lr: float = 2e-3
+    seed: int = 0
+    threads: int = 1
+    """Torch threads the trainer may use (0: leave torch's setting)."""
+
+    def __post_init__(self) -> None:
+        if not self.every > 0:
+            raise ValueError(f"adapt-every must be positive, got {self.every}")
+        if not 1 <= self.steps <= 100_000:
+            raise ValueError(f"adapt-steps must be in [1, 100000], got {self.steps}")
+        if not 0 < self.share < 1:
+            raise ValueError(f"the update share must be in (0, 1), got {self.share}")
+        if not MIN_BUFFER <= self.buffer <= 4096:
+            raise ValueError(f"the adaptation buffer must hold {MIN_BUFFER} to 4096 frames, got {self.buffer}")
+
+
+def add_arguments(parser, live: bool, switch: bool = True) -> None:
+    """The ``--adapt`` options of `vsa encode` (off by default) and `vsend` (on when the model can adapt).
+
+    ``switch=False`` leaves out ``--adapt`` itself (`vsa eval`, whose online mode always adapts).
+    """
+    defaults = AdaptSettings()
+    if not switch:
+        parser.add_argument("--adapt-seed", type=int, default=defaults.seed, help="default: %(default)s")
+    elif live:
+        parser.add_argument("--adapt", action=argparse.BooleanOptionalAction, default=None,
+                            help="keep fine-tuning the model on the frames just sent and stream weight updates "
+                            "(default: on when the model's architecture can, as sr can)")
+        parser.add_argument("--adapt-threads", type=int, default=defaults.threads,
+                            help=f"CPU threads the trainer may use (default: {defaults.threads})")
+    else:
+        parser.add_argument("--adapt", action="store_true",
+                            help="fine-tune the model on the video as it is coded and interleave weight updates "
+                            "in the file (on a step budget: reproducible for a given --adapt-seed)")
+        parser.add_argument("--adapt-seed", type=int, default=defaults.seed, help="default: %(default)s")
+    parser.add_argument("--adapt-every", type=float, default=defaults.every, metavar="S",
+                        help="seconds of video between considered updates (default: %(default)s)")
+    parser.add_argument("--adapt-steps", type=int, default=defaults.steps, metavar="N",
+                        help="training steps per considered update (default: %(default)s)")
+    parser.add_argument("--adapt-share", type=float, default=defaults.share, metavar="F",
+                        help="most of the stream's bits that updates may take (default: %(default)s)")
+
+
+def settings_from(args) -> AdaptSettings:
+    """The `AdaptSettings` the options of `add_arguments` ask for (ValueError names a bad one)."""
+    return AdaptSettings(every=args.adapt_every, steps=args.adapt_steps, share=args.adapt_share,
+                         seed=getattr(args, "adapt_seed", 0), threads=getattr(args, "adapt_threads", 1))
