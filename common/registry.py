@@ -88,6 +88,9 @@ class Architecture:
     """Reprojection passes a receiver runs by default (frames architectures)."""
     default_back_project: ClassVar[str] = "auto"
     """Back-projection onto the received frame by default (`vsa.receiver.reconstruct`)."""
+    adapts: ClassVar[bool] = False
+    """Whether a sender may fine-tune it online and stream updates (`vsa.sender.adapt`): a small network whose
+    stream runs few weights. The paper's autoencoder (34M parameters) does not."""
     memory_format: ClassVar[torch.memory_format] = torch.contiguous_format
     """Layout its convolutions are fastest in on a CPU (measured; see the module of each architecture)."""
 

@@ -278,6 +278,7 @@ class SRArchitecture(Architecture):
     # Its output already agrees with the received frame (auto never back-projected on the talking head's
     # held-out tail); always back-projecting cost 1 dB there, since it copies in the payload's coding noise.
     default_back_project = "never"
+    adapts = True
 
     def build(self, config: SRConfig) -> SRNet:
         return SRNet(config)

@@ -66,6 +66,8 @@ class Display:
         if overlay:
             text = (f"{overlay.get('media_kbps', 0):.1f} kbps  {overlay.get('fps', 0):.0f} fps  "
                     f"{overlay.get('latency_ms', 0):.0f} ms  lost {overlay.get('lost', 0)}")
+            if overlay.get("model_version"):
+                text += f"  model v{overlay['model_version']} (+{overlay.get('update_kbps', 0):.1f} kbps)"
             label = self.font.render(text, True, (255, 255, 255))
             box = pg.Surface((label.get_width() + 8, label.get_height() + 4))
             box.set_alpha(160)

@@ -37,7 +37,9 @@ from vsa.common.resample import to_uint8
 from vsa.common.video import VideoWriter
 from vsa.protocol.errors import ProtocolError
 from vsa.protocol.fragment import Reassembler
-from vsa.protocol.messages import Bye, Frame, Hello, KeyframeRequest, Message, ModelChunk, ModelRequest, Ready, Stats
+from vsa.protocol.messages import (
+    Bye, Frame, Hello, KeyframeRequest, Message, ModelChunk, ModelRequest, ModelUpdate, Ready, Stats,
+)
 from vsa.protocol.messages import decode as decode_message
 from vsa.protocol.messages import encode as encode_message
 
@@ -73,6 +75,8 @@ class ReceiverOptions:
     idle_timeout: float = 10.0
     """End the session when nothing arrives for this long."""
     stats_interval: float = 1.0
+    adapt: bool = True
+    """Apply the model updates of a sender that adapts online (and say so in `Ready`)."""
 
 
 @dataclass
@@ -95,6 +99,11 @@ class SessionReport:
     """Time between consecutive shown frames."""
     iterations_used: dict[int, int] = field(default_factory=dict)
     keyframe_requests: int = 0
+    update_bytes: int = 0
+    updates_applied: int = 0
+    updates_refused: int = 0
+    model_version: int = 0
+    """The model version playing at the end (0: the model of the hello; n: after the n-th update)."""
     error: str | None = None
     hello: Hello | None = None
 
@@ -113,6 +122,9 @@ class SessionReport:
             f"model {'transferred' if self.model_transferred else 'from cache'}\n"
             f"latency median {self.latency(0.5):.0f} ms, p95 {self.latency(0.95):.0f} ms; "
             f"longest display gap {gap:.0f} ms; {self.shown_late} frames shown late"
+            + (f"\nmodel updates: {self.updates_applied} applied, {self.updates_refused} refused, "
+               f"{self.update_bytes * 8 / 1000 / max(self.seconds, 1e-9):.1f} kbps; playing version "
+               f"{self.model_version}" if self.update_bytes else "")
         )
 
 
@@ -123,7 +135,7 @@ class _Window:
         self.reset()
 
     def reset(self) -> None:
-        self.media_bytes = self.control_bytes = self.shown = 0
+        self.media_bytes = self.control_bytes = self.update_bytes = self.shown = 0
         self.latencies: list[float] = []
 
 
@@ -168,7 +180,7 @@ class LiveSession:
             log.warning("--size applies to INR-V streams; this autoencoder stream plays at its own size")
         return make_decoder(hello, o.device, o.iterations, o.back_project, output_fps=o.fps,
                             size=o.size if inrv else None, batch=1,
-                            model_lookup=o.cache.get if o.cache is not None else None)
+                            model_lookup=o.cache.get if o.cache is not None else None, adapt=o.adapt)
 
     # -- wiring ------------------------------------------------------------------------------
 
@@ -233,6 +245,11 @@ class LiveSession:
                         self._started_stream(msg)
                     if self.decoder.ready:
                         await self._model_ready(loop)
+                elif isinstance(msg, ModelUpdate):
+                    # Staged in the worker, in order with the frames: it applies between two of them.
+                    self._window.update_bytes += len(data)
+                    self.report.update_bytes += len(data)
+                    await loop.run_in_executor(self._worker, self.decoder.feed, msg)
                 elif isinstance(msg, Bye):
                     if self.jitter is None:
                         raise ProtocolError("bye before hello")
@@ -278,7 +295,7 @@ class LiveSession:
             await loop.run_in_executor(self._worker, self.decoder.reconstructor.warm_up,
                                        (h.height // h.scale, h.width // h.scale))
         log.info("model loaded; ready for frames")
-        self._send(Ready())
+        self._send(Ready(adapt=isinstance(self.decoder, StreamDecoder) and self.decoder.adapt))
 
     # -- media -------------------------------------------------------------------------------
 
@@ -515,13 +532,16 @@ class LiveSession:
                 "latency_ms": lat,
                 "lost": self.decoder.frames_lost,
                 "iterations": self.decoder.iterations,
+                "model_version": getattr(self.decoder, "model_version", 0),
+                "update_kbps": w.update_bytes * 8 / 1000 / interval,
             }
             o = self._overlay
             log.info(
                 "media %.1f kbps, control %.1f kbps | %.1f fps | received %d, interpolated %d, concealed %d, "
-                "lost %d | latency %.0f ms | %d passes",
+                "lost %d | latency %.0f ms | %d passes | model v%d, updates %.1f kbps",
                 o["media_kbps"], o["control_kbps"], o["fps"], self.decoder.session.frames_received,
                 counts[Kind.INTERPOLATED], counts[Kind.CONCEALED], o["lost"], lat, o["iterations"],
+                o["model_version"], o["update_kbps"],
             )
             if self.decoder.ready:
                 self._send(Stats(
@@ -529,6 +549,7 @@ class LiveSession:
                     concealed=counts[Kind.CONCEALED], lost=self.decoder.frames_lost, fps=min(o["fps"], 1000.0),
                     media_kbps=min(o["media_kbps"], 1e7), latency_ms=min(lat, 1e7),
                     iterations=min(self.decoder.iterations, 64),  # the stats schema caps it
+                    model_version=o["model_version"], updates_refused=getattr(self.decoder, "updates_refused", 0),
                 ))
             w.reset()
 
@@ -572,6 +593,9 @@ class LiveSession:
         r.lost = self.decoder.frames_lost
         r.late = self.jitter.late if self.jitter else 0
         r.seconds = time.monotonic() - self._started
+        r.updates_applied = getattr(self.decoder, "updates_applied", 0)
+        r.updates_refused = getattr(self.decoder, "updates_refused", 0)
+        r.model_version = getattr(self.decoder, "model_version", 0)
         return r
 
     def _close_writer(self) -> None:

@@ -55,7 +55,6 @@ HORIZON = 10.0
 """Seconds an update's gain is counted over when it is weighed against the payload: the weights stay, so the gain
 lasts as long as the scene does (SRVC retrains every 5-10 s)."""
 MIN_TRAIN_FRAMES = 4
-CLEAR_ON_CUT = True
 GRADIENT_BATCHES = 8
 """Batches whose gradients choose the weights an update trains (`OnlineAdapter.choose`)."""
 BYTES_PER_ENTRY = 2.0
@@ -90,8 +89,9 @@ class OnlineAdapter:
     def __init__(self, bundle: Bundle, scale: int, crf: int, fps: float, settings: AdaptSettings) -> None:
         self.settings = settings
         self.arch = registry.of_config(bundle.config)
-        if self.arch.payload != "frames":
-            raise ValueError(f"{bundle.kind} models cannot adapt online (their stream carries {self.arch.payload})")
+        if not self.arch.adapts:
+            raise ValueError(f"{bundle.kind} models cannot adapt online (only architectures that say they can, "
+                             f"such as sr)")
         self.scale, self.crf, self.fps = scale, crf, fps
         self.objective = self.arch.check_objective(None)
         torch.manual_seed(settings.seed)
@@ -116,6 +116,8 @@ class OnlineAdapter:
         """The pts from which the next update is considered."""
         self.payload_bytes = 0
         self.update_bytes = 0
+        self.last_pts = -1
+        """The newest frame observed (a trainer thread asks `due(last_pts)`)."""
         self.steps_taken = 0
         self.considered = 0
         self.cuts = 0
@@ -127,12 +129,12 @@ class OnlineAdapter:
     def observe(self, pts: int, source: np.ndarray, low: np.ndarray, payload_bytes: int) -> None:
         """A frame was sent: its full-size ``source`` (h, w, 3 uint8) and the low-res frame the receiver decodes."""
         self.payload_bytes += payload_bytes
+        self.last_pts = pts
         low_t = to_tensor(low)[0]
         if self._last_low is not None and float((low_t - self._last_low).abs().mean()) > CUT_DIFFERENCE:
-            # A new scene: what was learned of the old one is in the weights; train on the new one, soon.
+            # A new scene: consider an update soon. The buffer keeps the old scene's frames too: clearing it
+            # measured no better on the office session, whose scenes share a room.
             self.cuts += 1
-            if CLEAR_ON_CUT:
-                self._frames.clear()
             self.next_at = min(self.next_at, pts + max(2 * HOLDOUT, round(0.5 * self.fps)))
         self._last_low = low_t
         self._seen += 1

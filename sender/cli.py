@@ -9,6 +9,7 @@ import sys
 from vsa.common.cliargs import (
     address, fraction, positive_float, positive_int, report_errors, setup_logging, size_arg,
 )
+from vsa.sender.adapt_options import add_arguments as add_adapt_arguments
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--simulate-loss", type=fraction, default=0.0, metavar="P",
                    help="testing: drop a fraction P of media datagrams before they are sent")
     p.add_argument("--seed", type=int, default=0, help="seed for --simulate-loss (default: 0)")
+    adapt = p.add_argument_group("online adaptation")
+    add_adapt_arguments(adapt, live=True)
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: aiortc too)")
     p.add_argument("-q", "--quiet", action="store_true", help="only warnings and the final summary")
     return p
@@ -78,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     from vsa.common.video import VideoError
     from vsa.common.webrtc import SignalingError, install_uvloop, token_from_env
     from vsa.sender.inrv_stream import CodeSettings
+    from vsa.sender.adapt_options import settings_from
     from vsa.sender.live import LiveSender, SenderOptions
     from vsa.sender.stream import StreamSettings
 
@@ -89,9 +93,11 @@ def main(argv: list[str] | None = None) -> int:
                                   keyint=args.keyint)
         codes = CodeSettings(codes=args.codes, code_format=args.code_format, invert_steps=args.invert_steps,
                              invert_seconds=args.invert_seconds)
+        adapt = None if args.adapt is False else settings_from(args)
         options = SenderOptions(connect=args.connect, token=token_from_env(args.token), bind=args.bind,
                                 settings=settings, codes=codes, size=args.size, loop=args.loop, limit=args.limit,
-                                timeout=args.timeout, fec=args.fec, drop_media=args.simulate_loss, seed=args.seed)
+                                timeout=args.timeout, fec=args.fec, drop_media=args.simulate_loss, seed=args.seed,
+                                adapt=adapt)
         sender = LiveSender(args.model, args.source, options)
         install_uvloop()
         print(asyncio.run(sender.run()).summary())

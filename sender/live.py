@@ -35,6 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+import torch
 
 from vsa.common import bundle as bundle_mod
 from vsa.common import webrtc
@@ -46,6 +47,7 @@ from vsa.protocol.messages import decode as decode_message
 from vsa.protocol.messages import encode as encode_message
 from vsa.protocol.session import KeyframeWanted, ModelWanted, PeerReady, PeerStats
 
+from .adapt_options import AdaptSettings
 from .inrv_stream import CodeEncoder, CodeSettings
 from .shipment import load_model
 from .stream import MODEL_CHUNK, StreamEncoder, StreamSettings
@@ -88,6 +90,9 @@ class SenderOptions:
     """Test hook: drop this fraction of media datagrams, as a lossy network would."""
     seed: int = 0
     stats_interval: float = 1.0
+    adapt: AdaptSettings | None = None
+    """Online adaptation (`vsa.sender.adapt`), for a model whose architecture can and a receiver that applies
+    updates; None: off (`vsend` turns it on unless told ``--no-adapt``)."""
 
     def __post_init__(self) -> None:
         if self.fec not in FEC_MODES:
@@ -107,6 +112,9 @@ class SenderReport:
     control_bytes: int = 0
     model_sent: bool = False
     keyframe_requests: int = 0
+    updates: int = 0
+    update_bytes: int = 0
+    """Model updates the trainer made (online adaptation), and their bytes."""
     seconds: float = 0.0
     receiver_stats: list[dict] = field(default_factory=list)
     codes_learned: int = 0
@@ -124,7 +132,8 @@ class SenderReport:
         return (codes + f"{self.frames} frames captured, {self.frames_sent} sent ({self.datagrams} datagrams{fec}, "
                 f"{self.datagrams_dropped} dropped by --simulate-loss); media {kbps:.1f} kbps; "
                 f"model {'sent' if self.model_sent else 'cached at the receiver'}; "
-                f"{self.keyframe_requests} keyframe requests")
+                f"{self.keyframe_requests} keyframe requests"
+                + (f"; {self.updates} model updates ({self.update_bytes} bytes)" if self.updates else ""))
 
 
 class _Capture:
@@ -218,6 +227,8 @@ class LiveSender:
         self.encoder: StreamEncoder | CodeEncoder | None = None
         self.control = self.media = None
         self._coder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vsa-code")
+        self._trainer: threading.Thread | None = None
+        self._stop_training = threading.Event()
 
     def _size(self, capture: _Capture) -> tuple[int, int]:
         if self.options.size:
@@ -250,6 +261,7 @@ class LiveSender:
                 task.add_done_callback(self._control_tasks.discard)
             elif isinstance(event, PeerReady):
                 log.info("receiver ready (%s)", "model sent" if self.report.model_sent else "model was cached")
+                self._start_adapting(event.adapt)
                 self._ready.set()
             elif isinstance(event, KeyframeWanted):
                 self._loss_reported()
@@ -286,6 +298,39 @@ class LiveSender:
         for chunk in chunks:
             await webrtc.wait_buffer_below(self.control, CONTROL_HIGH_WATER, self.options.timeout)
             self._send_control(chunk)
+
+    # -- online adaptation ---------------------------------------------------------------------
+
+    def _start_adapting(self, receiver_adapts: bool) -> None:
+        encoder = self.encoder
+        if not isinstance(encoder, StreamEncoder) or encoder.adapter is None:
+            return
+        if not receiver_adapts:
+            log.info("the receiver does not apply model updates: streaming without adapting")
+            encoder.adapter = None
+            return
+        # torch's thread pool is the process's: the sender's only other torch work is downscaling, so this
+        # bounds the trainer's share of the machine.
+        torch.set_num_threads(max(1, encoder.adapter.settings.threads))
+        self._trainer = threading.Thread(target=self._train_loop, name="vsa-adapt", daemon=True)
+        self._trainer.start()
+
+    def _train_loop(self) -> None:
+        """The trainer thread: consider an update whenever one is due; the coding thread sends what it offers."""
+        adapter = self.encoder.adapter
+        try:
+            while not self._stop_training.is_set() and self.encoder.adapter is not None:
+                pts = adapter.last_pts
+                if not adapter.due(pts):
+                    self._stop_training.wait(0.05)
+                    continue
+                update = adapter.consider(pts)
+                if update is not None:
+                    self.encoder.offer(update)
+                    self.report.updates += 1
+                    self.report.update_bytes += len(update.delta)
+        except Exception:  # noqa: BLE001 - a failed trainer must not end the stream: it goes on frozen
+            log.exception("online adaptation failed; streaming on with the model as it is")
 
     # -- media -------------------------------------------------------------------------------
 
@@ -352,8 +397,9 @@ class LiveSender:
                                        model_wire=self.wire)
             what = f"INR-V codes ({codes.codes}, {codes.code_format}) at {self.encoder.size[0]}x{self.encoder.size[1]}"
         else:
+            adapt = o.adapt if o.adapt is not None and self.bundle.arch.adapts else None
             self.encoder = StreamEncoder(self.shipment, size, info.fps, o.settings, frame_count=frame_count,
-                                         source=info.name)
+                                         source=info.name, adapt=adapt, synchronous=False)
             what = (f"{size[0]}x{size[1]}, scale {o.settings.scale}, stride {o.settings.stride}, "
                     f"{o.settings.codec}")
         pc = webrtc.make_peer()
@@ -380,6 +426,7 @@ class LiveSender:
             await self._wait(self._closed, o.timeout, "the receiver to finish")
         finally:
             capture.stop()
+            self._stop_training.set()
             self._coder.shutdown(wait=False, cancel_futures=True)
             if isinstance(self.encoder, CodeEncoder):
                 self.report.codes_learned = self.encoder.codes_learned

@@ -11,6 +11,7 @@ the file container and the live data channels carry exactly the same stream.
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from dataclasses import dataclass
 
@@ -116,6 +117,8 @@ class StreamEncoder:
         self.update_bytes = 0
         self.adapter: OnlineAdapter | None = None
         self.synchronous = synchronous
+        self._offered: list[Update] = []
+        self._offered_lock = threading.Lock()
         self._monitor: FrameDecoder | None = None
         if adapt is not None:
             # The adapter starts from the weights the receiver decodes, not the sender's float ones.
@@ -153,13 +156,20 @@ class StreamEncoder:
         """
         if not self.wants(pts, last):
             return []
-        messages: list[Message] = []
+        with self._offered_lock:
+            offered, self._offered = self._offered, []
+        messages: list[Message] = [self.update(u) for u in offered]
         if self.adapter is not None and self.synchronous and self.adapter.due(pts):
             found = self.adapter.consider(pts)
             if found is not None:
                 messages.append(self.update(found))
         self._pending.append((pts, capture_us, rgb if self.adapter is not None else None))
         return messages + self._frames(self.encoder.encode(self.lowres(rgb)))
+
+    def offer(self, update: Update) -> None:
+        """From a trainer thread: send ``update`` before the next frame coded (thread-safe)."""
+        with self._offered_lock:
+            self._offered.append(update)
 
     def update(self, update: Update) -> ModelUpdate:
         """The message for an update the adapter made; frames from now on are coded for its version."""

@@ -114,6 +114,23 @@ async def test_a_fine_tuned_model_travels_as_a_delta_with_its_base_once(sr_bundl
     assert first.control_bytes > len(base_wire) + len(delta) > 2 * second.control_bytes
 
 
+async def test_a_sender_that_adapts_streams_updates_the_receiver_applies(sr_bundles, clip_path, tmp_path):
+    """The trainer runs in its own thread; its updates reach the receiver and apply, none refused."""
+    from vsa.sender.adapt_options import AdaptSettings
+
+    # The whole clip (3.6 s), so that the trainer, on one thread beside both peers, has time for a few updates.
+    adapt = {"adapt": AdaptSettings(every=0.5, steps=40, share=0.5), "limit": 109}
+    senders, (report,) = await _session(sr_bundles[0], clip_path, tmp_path, sender_options=adapt)
+    sent = senders[0].report.updates
+    assert report.error is None and report.frames == 109 and report.hello.adapt
+    assert sent >= 1 and report.updates_applied == report.model_version == sent and report.updates_refused == 0
+    assert report.update_bytes > senders[0].report.update_bytes  # the deltas, in their messages
+    # A receiver that does not apply updates says so, and the sender then adapts nothing: the stream plays.
+    senders, (report,) = await _session(sr_bundles[0], clip_path, tmp_path, sender_options=adapt,
+                                        receiver_options={"adapt": False})
+    assert report.error is None and report.frames == 109 and senders[0].report.updates == 0
+
+
 async def test_ten_percent_media_loss_with_fec_leaves_no_gap_over_200_ms(trained_bundle, clip_path, tmp_path):
     model_path, _ = trained_bundle
     clean, lossy = tmp_path / "clean.mp4", tmp_path / "lossy.mp4"
