@@ -9,7 +9,9 @@
    longest display gap, and with ``--loss`` the same under simulated media
    loss, without and with forward error correction (each frame sent again
    with the next). With ``--model`` the output is also scored (PSNR) against
-   the source.
+   the source. With ``--adapt`` the lossless run is repeated with the sender
+   adapting online (its trainer thread running beside both peers), and the
+   model updates the receiver applied are counted.
 
 Without ``--model`` the base shipped with vsa streams (the sr architecture:
 what a camera gets with no training); ``--model random-fast`` is the paper's
@@ -37,6 +39,7 @@ from vsa.common.resample import to_tensor, upscale
 from vsa.protocol.messages import Frame
 from vsa.common.video import parse_size, read_video
 from vsa.receiver.stream import StreamDecoder
+from vsa.sender.adapt_options import AdaptSettings
 from vsa.sender.shipment import Shipment, load_model
 from vsa.sender.stream import StreamEncoder, StreamSettings
 from vsa.tools.compare import compare
@@ -91,7 +94,7 @@ def bicubic_throughput(shipment: Shipment, frames, fps: float, stride: int) -> f
 
 
 async def _live(model_path: str | None, clip: str, size, stride: int, loss: float, output: str | None,
-                fec: str = "auto") -> dict:
+                fec: str = "auto", adapt: bool = False) -> dict:
     from vsa.common import webrtc
     from vsa.receiver.live import ReceiverOptions, serve
     from vsa.sender.live import LiveSender, SenderOptions
@@ -105,7 +108,7 @@ async def _live(model_path: str | None, clip: str, size, stride: int, loss: floa
         receiving = asyncio.create_task(serve(options, server=server))
         sender = LiveSender(model_path, clip, SenderOptions(
             connect=("127.0.0.1", server.port), bind="127.0.0.1", size=size, drop_media=loss, seed=1, fec=fec,
-            settings=StreamSettings(scale=4, stride=stride)))
+            settings=StreamSettings(scale=4, stride=stride), adapt=AdaptSettings() if adapt else None))
         await sender.run()
         (report,) = await asyncio.wait_for(receiving, 60)
     await server.close()
@@ -116,7 +119,10 @@ async def _live(model_path: str | None, clip: str, size, stride: int, loss: floa
         "longest_gap_ms": round(gaps[-1], 1) if gaps else None,
         "gaps_over_200ms": sum(g > 200 for g in gaps), "shown_late": report.shown_late,
         "media_kbps": round(sender.report.media_bytes * 8 / 1000 / max(sender.report.seconds, 1e-9), 1),
-        "passes_used": report.iterations_used,
+        "passes_used": report.iterations_used, "adapt": adapt,
+        "updates_sent": sender.report.updates, "updates_applied": report.updates_applied,
+        "updates_refused": report.updates_refused,
+        "update_kbps": round(report.update_bytes * 8 / 1000 / max(report.seconds, 1e-9), 2),
     }
 
 
@@ -132,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3,
                         help="throughput runs per figure; the median is reported, since this VM's timings vary "
                         "by about 30%% from run to run (default: 3)")
+    parser.add_argument("--adapt", action="store_true",
+                        help="also stream with the sender adapting online (lossless runs), beside the same run without")
     parser.add_argument("-o", "--output", default="bench_stream.json")
     args = parser.parse_args(argv)
     size = parse_size(args.size)
@@ -165,15 +173,18 @@ def main(argv: list[str] | None = None) -> int:
         if scored and isinstance(bundle.meta.get("size"), (list, tuple)):
             live_size = tuple(bundle.meta["size"])  # score at the size the model was trained for
         for stride in (int(s) for s in args.strides.split(",")):
-            for loss, fec in ((0.0, "auto"), (args.loss, "off"), (args.loss, "on")):
-                out = str(Path(tmp) / f"live_{stride}_{loss}_{fec}.mkv") if scored else None
-                row = asyncio.run(_live(model_path, args.video, live_size, stride, loss, out, fec))
+            runs = [(0.0, "auto", False), (args.loss, "off", False), (args.loss, "on", False)]
+            if args.adapt and bundle.arch.adapts:
+                runs.insert(1, (0.0, "auto", True))
+            for loss, fec, adapt in runs:
+                out = str(Path(tmp) / f"live_{stride}_{loss}_{fec}_{adapt}.mkv") if scored else None
+                row = asyncio.run(_live(model_path, args.video, live_size, stride, loss, out, fec, adapt))
                 row["size"] = "x".join(map(str, live_size))
                 if out is not None:
                     row["psnr"] = round(compare(out, args.video).psnr, 2)
                 results["live"].append(row)
-                print(f"live stride {stride}, loss {loss:.0%}, fec {fec}: " + ", ".join(
-                    f"{k} {v}" for k, v in row.items() if k not in ("stride", "loss", "fec")))
+                print(f"live stride {stride}, loss {loss:.0%}, fec {fec}{', adapting' if adapt else ''}: " + ", ".join(
+                    f"{k} {v}" for k, v in row.items() if k not in ("stride", "loss", "fec", "adapt")))
     Path(args.output).write_text(json.dumps(results, indent=2))
     print(f"wrote {args.output}")
     return 0

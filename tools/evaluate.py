@@ -129,6 +129,11 @@ def baseline_rates(vsa_kbps: list[float], quick: bool) -> list[float]:
     return [float(low * (high / low) ** (i / (count - 1))) for i in range(count)]
 
 
+def settings_text(params: dict) -> str:
+    """A point's stream settings, for a plot's title."""
+    return ", ".join(f"{k} {v}" for k, v in params.items())
+
+
 def settings_label(s: StreamSettings) -> str:
     quality = f"crf{s.crf}" if s.codec == "h264" else f"q{s.quality}" if s.codec == "webp" else ""
     return f"s{s.scale}-k{s.stride}-{s.codec}{quality}"
@@ -514,6 +519,16 @@ def _plots(clip: Clip, result: ClipResult, folder: str) -> None:
         series[f"{method} ({p['kbps']:.0f} kbps)"] = values
     plots.per_frame(series, os.path.join(folder, "per_frame_psnr.png"),
                     f"{clip.name} ({clip.mode}): per-frame PSNR near {target:.0f} kbps")
+    online = [p for p in result.points if p["method"] == ONLINE_METHOD]
+    if online:
+        # Over time, at the operating point with the most updates: adapting, frozen and bicubic, same settings.
+        point = max(online, key=lambda p: (sum(u["sent"] for u in p["updates"]), -p["kbps"]))
+        same = {p["method"]: p for p in result.points if p["params"] == point["params"]}
+        series = {f"{m} ({q['kbps']:.0f} kbps)": [row[5] for row in result.per_frame if row[3] == q["id"]]
+                  for m, q in same.items()}
+        plots.per_frame(series, os.path.join(folder, "online_psnr.png"),
+                        f"{clip.name}: adapting online, {settings_text(point['params'])}",
+                        marks=[u["pts"] for u in point["updates"] if u["sent"]], mark_label="model update")
 
 
 # --- the run ---------------------------------------------------------------------------------

@@ -45,11 +45,15 @@ def rd_curves(points: list[dict], path: str, title: str) -> None:
     plt.close(fig)
 
 
-def per_frame(series: dict[str, list[float]], path: str, title: str) -> None:
+def per_frame(series: dict[str, list[float]], path: str, title: str, marks: list[int] | None = None,
+              mark_label: str = "") -> None:
+    """PSNR per frame of each series; ``marks``: frames to draw a vertical line at (e.g. model updates)."""
     fig, ax = plt.subplots(figsize=(7, 3.5), dpi=110)
     for name, values in series.items():
         style = _STYLE.get(name.split(" ")[0], {})
         ax.plot(range(len(values)), values, label=name, color=style.get("color"), lw=1.2)
+    for i, frame in enumerate(marks or []):
+        ax.axvline(frame, color="0.4", lw=0.8, ls=":", label=mark_label if i == 0 and mark_label else None)
     ax.set_xlabel("frame")
     ax.set_ylabel("PSNR (dB)")
     ax.set_title(title)

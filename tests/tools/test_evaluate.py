@@ -132,3 +132,36 @@ def test_the_sr_curves_fine_tune_the_shipped_base_and_count_only_its_delta(tmp_p
         assert p["frames"] == 8  # both modes score the second half
     text = evaluate.bd_table(results)
     assert "| person_signing_webcam | cold | vsa-sr |" in text and "| person_signing_webcam | live | vsa-sr |" in text
+
+
+def test_online_mode_counts_every_update_byte_and_compares_with_the_frozen_base(tmp_path, clip_path):
+    out = tmp_path / "online"
+    code = vsa_main(["eval", clip_path, "-o", str(out), "--quick", "--size", "128x192", "--limit", "24", "--mode", "online",
+                     "--arch", "sr", "--baselines", "x264-zerolatency", "--device", "cpu",
+                     "--adapt-every", "0.1", "--adapt-steps", "10", "--adapt-share", "0.5"])
+    assert code == 0
+    results = json.loads((out / "results.json").read_text())
+    online = [p for p in results["points"] if p["method"] == evaluate.ONLINE_METHOD]
+    frozen = {json.dumps(p["params"]): p for p in results["points"] if p["method"] == "vsa-sr"}
+    assert online and len(online) == len(frozen)
+    def messages(point):
+        reader = ContainerReader()
+        reader.feed(file_header() + (out / point["stream"]).read_bytes())
+        found = []
+        while (m := reader.next_message()) is not None:
+            found.append(m)
+        return found
+
+    sent = 0
+    for p in online:
+        ours, theirs = messages(p), messages(frozen[json.dumps(p["params"])])
+        updates = [m for m in ours if type(m).__name__ == "ModelUpdate"]
+        # The counted stream is the frames and every update, as sent; the updates are the ones the adapter made.
+        assert len(updates) == sum(u["sent"] for u in p["updates"])
+        assert sum(isinstance(m, Frame) for m in ours) == sum(isinstance(m, Frame) for m in theirs) > 0
+        sent += len(updates)
+    assert sent >= 1
+    summary = results["summaries"][0]["vsa"][evaluate.ONLINE_METHOD]
+    assert "vsa-sr" in summary["bd_rate"] and "x264-zerolatency" in summary["bd_rate"]
+    plot = out / "person_signing_webcam" / "online" / "online_psnr.png"
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 5000
