@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 
@@ -66,6 +67,10 @@ BYTES_PER_ENTRY = 2.0
 """Measured cost of one changed weight in an update (1.3 to 2.3 bytes): turns the byte budget into a count."""
 MIN_FRACTION, MAX_FRACTION = 0.005, 0.25
 """Share of the stream's weights one update may train; the byte budget decides within it (SRVC trains 1%)."""
+
+
+class Stopped(Exception):
+    """The adapter was told to stop mid-round."""
 
 
 @dataclass(frozen=True)
@@ -125,6 +130,8 @@ class OnlineAdapter:
         self.cuts = 0
         self.history: list[dict] = []
         """One entry per considered update: pts, steps, bytes, gain, whether it was sent."""
+        self.stop = threading.Event()
+        """Set by a live sender that is closing: the round in progress ends at its next step, sending nothing."""
 
     # -- frames ----------------------------------------------------------------------------
 
@@ -184,8 +191,10 @@ class OnlineAdapter:
         score = {name: torch.zeros_like(params[name]) for name in self.grid.steps}
         self.model.train()
         for _ in range(GRADIENT_BATCHES):
+            started = time.perf_counter()
             self.model.zero_grad(set_to_none=True)
             self._loss(examples).backward()
+            self._rest(started)
             for name in score:
                 if params[name].grad is not None:
                     score[name] += params[name].grad.abs()
@@ -207,6 +216,7 @@ class OnlineAdapter:
         optimizer = torch.optim.Adam([p for p in params.values() if p.requires_grad], lr=self.settings.lr)
         self.model.train()
         for _ in range(steps):
+            started = time.perf_counter()
             optimizer.zero_grad(set_to_none=True)
             self._loss(examples).backward()
             if masks is not None:
@@ -215,7 +225,15 @@ class OnlineAdapter:
                         params[name].grad.mul_(mask)
             optimizer.step()
             self.steps_taken += 1
+            self._rest(started)
         self.model.eval()
+
+    def _rest(self, started: float) -> None:
+        """Keep to the duty cycle (`AdaptSettings.duty`); raise `Stopped` once the sender is closing."""
+        if self.stop.is_set():
+            raise Stopped
+        if self.settings.duty < 1:
+            self.stop.wait((time.perf_counter() - started) * (1 / self.settings.duty - 1))
 
     def _score(self, state: dict[str, torch.Tensor], held: list[tuple[int, np.ndarray, np.ndarray]]) -> float:
         """Mean PSNR the receiver gets on ``held`` with weights ``state`` (one reprojection pass, as it runs)."""
@@ -237,7 +255,13 @@ class OnlineAdapter:
         return int(share / (1 - share) * self.payload_bytes) - self.update_bytes
 
     def consider(self, pts: int) -> Update | None:
-        """Train, then send an update if one earns its bits (None: nothing worth sending yet)."""
+        """Train, then send an update if one earns its bits (None: nothing worth sending yet, or stopped)."""
+        try:
+            return self._consider(pts)
+        except Stopped:
+            return None
+
+    def _consider(self, pts: int) -> Update | None:
         self.next_at = pts + self.settings.every * self.fps
         self.considered += 1
         budget = self.allowance()

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
+LIVE_DUTY = 0.5
+"""The live trainer's default share of the time (`AdaptSettings.duty`): measured on 2 cores with vrecv beside it
+(README, "Online adaptation")."""
 MIN_BUFFER = 8
 """Fewest frames the adapter's buffer may hold: it trains on some and judges updates on the newest."""
 
@@ -28,6 +31,9 @@ class AdaptSettings:
     seed: int = 0
     threads: int = 1
     """Torch threads the trainer may use (0: leave torch's setting)."""
+    duty: float = 1.0
+    """Share of the time the trainer may compute: after each step it rests for as long as the step took times
+    (1 / duty - 1). 1 in file mode; live, the capture, coding and sending must keep their share of the CPU."""
 
     def __post_init__(self) -> None:
         if not self.every > 0:
@@ -36,12 +42,14 @@ class AdaptSettings:
             raise ValueError(f"adapt-steps must be in [1, 100000], got {self.steps}")
         if not 0 < self.share < 1:
             raise ValueError(f"the update share must be in (0, 1), got {self.share}")
+        if not 0 < self.duty <= 1:
+            raise ValueError(f"adapt-duty must be in (0, 1], got {self.duty}")
         if not MIN_BUFFER <= self.buffer <= 4096:
             raise ValueError(f"the adaptation buffer must hold {MIN_BUFFER} to 4096 frames, got {self.buffer}")
 
 
 def add_arguments(parser, live: bool, switch: bool = True) -> None:
-    """The ``--adapt`` options of `vsa encode` (off by default) and `vsend` (on when the model can adapt).
+    """The ``--adapt`` options of `vsa encode` and `vsend` (off by default in both).
 
     ``switch=False`` leaves out ``--adapt`` itself (`vsa eval`, whose online mode always adapts).
     """
@@ -49,11 +57,15 @@ def add_arguments(parser, live: bool, switch: bool = True) -> None:
     if not switch:
         parser.add_argument("--adapt-seed", type=int, default=defaults.seed, help="default: %(default)s")
     elif live:
-        parser.add_argument("--adapt", action=argparse.BooleanOptionalAction, default=None,
-                            help="keep fine-tuning the model on the frames just sent and stream weight updates "
-                            "(default: on when the model's architecture can, as sr can)")
+        parser.add_argument("--adapt", action=argparse.BooleanOptionalAction, default=False,
+                            help="keep fine-tuning the model (sr) on the frames just sent and stream weight updates. "
+                            "Off by default: on 2 cores the trainer thread's rounds stall the sender and push "
+                            "latency from 73 ms to 280-750 ms (README, Online adaptation)")
         parser.add_argument("--adapt-threads", type=int, default=defaults.threads,
                             help=f"CPU threads the trainer may use (default: {defaults.threads})")
+        parser.add_argument("--adapt-duty", type=float, default=LIVE_DUTY, metavar="F",
+                            help="share of the time the trainer may compute; it rests the rest, so capture, coding "
+                            "and sending keep up (default: %(default)s)")
     else:
         parser.add_argument("--adapt", action="store_true",
                             help="fine-tune the model on the video as it is coded and interleave weight updates "
@@ -70,4 +82,5 @@ def add_arguments(parser, live: bool, switch: bool = True) -> None:
 def settings_from(args) -> AdaptSettings:
     """The `AdaptSettings` the options of `add_arguments` ask for (ValueError names a bad one)."""
     return AdaptSettings(every=args.adapt_every, steps=args.adapt_steps, share=args.adapt_share,
-                         seed=getattr(args, "adapt_seed", 0), threads=getattr(args, "adapt_threads", 1))
+                         seed=getattr(args, "adapt_seed", 0), threads=getattr(args, "adapt_threads", 1),
+                         duty=getattr(args, "adapt_duty", 1.0))

@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
                                   keyint=args.keyint)
         codes = CodeSettings(codes=args.codes, code_format=args.code_format, invert_steps=args.invert_steps,
                              invert_seconds=args.invert_seconds)
-        adapt = None if args.adapt is False else settings_from(args)
+        adapt = settings_from(args) if args.adapt else None
         options = SenderOptions(connect=args.connect, token=token_from_env(args.token), bind=args.bind,
                                 settings=settings, codes=codes, size=args.size, loop=args.loop, limit=args.limit,
                                 timeout=args.timeout, fec=args.fec, drop_media=args.simulate_loss, seed=args.seed,

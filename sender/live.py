@@ -92,7 +92,7 @@ class SenderOptions:
     stats_interval: float = 1.0
     adapt: AdaptSettings | None = None
     """Online adaptation (`vsa.sender.adapt`), for a model whose architecture can and a receiver that applies
-    updates; None: off (`vsend` turns it on unless told ``--no-adapt``)."""
+    updates; None: off (`vsend --adapt` turns it on)."""
 
     def __post_init__(self) -> None:
         if self.fec not in FEC_MODES:
@@ -228,6 +228,7 @@ class LiveSender:
         self.control = self.media = None
         self._coder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vsa-code")
         self._trainer: threading.Thread | None = None
+        self._adapter = None
         self._stop_training = threading.Event()
 
     def _size(self, capture: _Capture) -> tuple[int, int]:
@@ -312,12 +313,13 @@ class LiveSender:
         # torch's thread pool is the process's: the sender's only other torch work is downscaling, so this
         # bounds the trainer's share of the machine.
         torch.set_num_threads(max(1, encoder.adapter.settings.threads))
+        self._adapter = encoder.adapter
         self._trainer = threading.Thread(target=self._train_loop, name="vsa-adapt", daemon=True)
         self._trainer.start()
 
     def _train_loop(self) -> None:
         """The trainer thread: consider an update whenever one is due; the coding thread sends what it offers."""
-        adapter = self.encoder.adapter
+        adapter = self._adapter
         try:
             while not self._stop_training.is_set() and self.encoder.adapter is not None:
                 pts = adapter.last_pts
@@ -427,6 +429,11 @@ class LiveSender:
         finally:
             capture.stop()
             self._stop_training.set()
+            if self._trainer is not None:
+                # Torch must not be mid-step in a thread when the interpreter exits (it aborts): the adapter
+                # stops at its next step.
+                self._adapter.stop.set()
+                await loop.run_in_executor(None, self._trainer.join, 10.0)
             self._coder.shutdown(wait=False, cancel_futures=True)
             if isinstance(self.encoder, CodeEncoder):
                 self.report.codes_learned = self.encoder.codes_learned
