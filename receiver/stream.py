@@ -318,9 +318,7 @@ class StreamDecoder(SessionDecoder):
             state, digest, applied = result, update.result_sha256, update.version
             self.updates_applied += 1
         if applied != self.model_version:
-            model = self.bundle.arch.build(self.bundle.config)
-            model.load_state_dict(state)
-            self._build(model.eval())
+            self._build(Bundle(self.bundle.config, state).build())
             self._state, self._digest, self.model_version = state, digest, applied
 
     @property

@@ -237,9 +237,7 @@ class OnlineAdapter:
 
     def _score(self, state: dict[str, torch.Tensor], held: list[tuple[int, np.ndarray, np.ndarray]]) -> float:
         """Mean PSNR the receiver gets on ``held`` with weights ``state`` (one reprojection pass, as it runs)."""
-        net = self.arch.build(self.model.config)
-        net.load_state_dict(state)
-        model = self.arch.for_inference(net, scale=self.scale, crf=self.crf)
+        model = self.arch.for_inference(Bundle(self.model.config, state).build(), scale=self.scale, crf=self.crf)
         source = to_tensor(np.stack([s for _, s, _ in held]))
         low = to_tensor(np.stack([lo for _, _, lo in held]))
         with torch.inference_mode():

@@ -229,7 +229,6 @@ class LiveSender:
         self._coder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vsa-code")
         self._trainer: threading.Thread | None = None
         self._adapter = None
-        self._stop_training = threading.Event()
 
     def _size(self, capture: _Capture) -> tuple[int, int]:
         if self.options.size:
@@ -321,10 +320,10 @@ class LiveSender:
         """The trainer thread: consider an update whenever one is due; the coding thread sends what it offers."""
         adapter = self._adapter
         try:
-            while not self._stop_training.is_set() and self.encoder.adapter is not None:
+            while not adapter.stop.is_set():
                 pts = adapter.last_pts
                 if not adapter.due(pts):
-                    self._stop_training.wait(0.05)
+                    adapter.stop.wait(0.05)
                     continue
                 update = adapter.consider(pts)
                 if update is not None:
@@ -428,7 +427,6 @@ class LiveSender:
             await self._wait(self._closed, o.timeout, "the receiver to finish")
         finally:
             capture.stop()
-            self._stop_training.set()
             if self._trainer is not None:
                 # Torch must not be mid-step in a thread when the interpreter exits (it aborts): the adapter
                 # stops at its next step.

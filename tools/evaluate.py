@@ -249,12 +249,12 @@ def _model_for(arch: str, clip: Clip, options: EvalOptions, folder: str) -> bund
     return bundle
 
 
-def _round_trip(encoder: StreamEncoder | CodeEncoder, decoder: SessionDecoder, frames: np.ndarray,
-                counts: tuple[type, ...] = (Frame,)) -> tuple[list[OutputFrame], bytes, float, float]:
+def _round_trip(encoder: StreamEncoder | CodeEncoder, decoder: SessionDecoder, frames: np.ndarray
+                ) -> tuple[list[OutputFrame], bytes, float, float]:
     """Encode ``frames`` and decode the messages; returns (output frames, counted bytes, encode s, decode s).
 
-    The counted bytes are the messages of the types ``counts`` names (frames; and model updates, online) as
-    a `.vsa` file frames them (the model is counted apart).
+    The counted bytes are the frame and model-update messages as a `.vsa` file frames them (the model is
+    counted apart; only an adapting sender sends updates).
     """
     n = len(frames)
     messages = encoder.start()
@@ -266,40 +266,28 @@ def _round_trip(encoder: StreamEncoder | CodeEncoder, decoder: SessionDecoder, f
     start = time.perf_counter()
     outputs = [o for m in messages for o in decoder.feed(m)]
     decode_s = time.perf_counter() - start
-    counted = b"".join(record(m) for m in messages if isinstance(m, counts))
+    counted = b"".join(record(m) for m in messages if isinstance(m, (Frame, ModelUpdate)))
     return outputs, counted, encode_s, decode_s
 
 
-def _online_point(clip: Clip, shipment: Shipment, settings: StreamSettings, options: EvalOptions
-                  ) -> tuple[np.ndarray, bytes, float, float, list[dict]]:
-    """Stream the test frames from the base, adapting as it codes; returns (decoded frames, counted bytes,
-    encode s, decode s, the adapter's history). The counted bytes are the frame *and* update messages."""
-    frames = clip.test_frames
-    encoder = StreamEncoder(shipment, options.size, clip.fps, settings, frame_count=len(frames), source=clip.name,
-                            adapt=replace(options.adapt, seed=options.seed))
-    decoder = StreamDecoder(device=options.device, iterations=options.iterations)
-    outputs, counted, encode_s, decode_s = _round_trip(encoder, decoder, frames, (Frame, ModelUpdate))
-    if len(outputs) != len(frames) or decoder.updates_refused:
-        raise RuntimeError(f"vsa online {settings_label(settings)}: {len(frames)} frames in, {len(outputs)} out, "
-                           f"{decoder.updates_refused} updates refused")
-    assert encoder.adapter is not None
-    return (to_uint8(torch.stack([o.frame for o in outputs])), counted, encode_s, decode_s,
-            encoder.adapter.history)
-
-
-def _vsa_point(clip: Clip, shipment: Shipment, settings: StreamSettings, options: EvalOptions
-               ) -> tuple[np.ndarray, np.ndarray, bytes, float, float]:
-    """Encode and decode the test frames with vsa; returns (vsa, bicubic, counted bytes, encode s, decode s)."""
+def _vsa_point(clip: Clip, shipment: Shipment, settings: StreamSettings, options: EvalOptions,
+               adapt: AdaptSettings | None = None) -> tuple[np.ndarray, np.ndarray | None, bytes, float, float, list]:
+    """Encode and decode the test frames with vsa; returns (vsa, bicubic, counted bytes, encode s, decode s,
+    the adapter's history). With ``adapt`` the sender adapts as it codes (online mode): every update is in the
+    counted bytes, and there is no bicubic (the frozen stream gives it)."""
     frames = clip.test_frames
     n = len(frames)
-    encoder = StreamEncoder(shipment, options.size, clip.fps, settings, frame_count=n, source=clip.name)
-    decoder = StreamDecoder(device=options.device, iterations=options.iterations, with_baseline=True)
+    encoder = StreamEncoder(shipment, options.size, clip.fps, settings, frame_count=n, source=clip.name,
+                            adapt=adapt)
+    decoder = StreamDecoder(device=options.device, iterations=options.iterations, with_baseline=adapt is None)
     outputs, counted, encode_s, decode_s = _round_trip(encoder, decoder, frames)
-    if len(outputs) != n:
-        raise RuntimeError(f"vsa {settings_label(settings)}: {n} frames in, {len(outputs)} out")
+    if len(outputs) != n or decoder.updates_refused:
+        raise RuntimeError(f"vsa {settings_label(settings)}: {n} frames in, {len(outputs)} out, "
+                           f"{decoder.updates_refused} updates refused")
     ours = to_uint8(torch.stack([o.frame for o in outputs]))
-    bicubic = to_uint8(torch.stack([o.baseline for o in outputs]))
-    return ours, bicubic, counted, encode_s, decode_s
+    bicubic = to_uint8(torch.stack([o.baseline for o in outputs])) if adapt is None else None
+    history = encoder.adapter.history if encoder.adapter is not None else []
+    return ours, bicubic, counted, encode_s, decode_s, history
 
 
 def _inrv_points(clip: Clip, options: EvalOptions, folder: str) -> list[tuple[str, np.ndarray, bytes, float, float]]:
@@ -404,7 +392,7 @@ def evaluate_clip(clip: Clip, options: EvalOptions, out_dir: str, progress: bool
             settings.crf if settings.codec == "h264" else settings.quality)
         for i, arch in enumerate(archs):
             shipment = shipments[arch, settings.scale]
-            ours, bicubic, counted, enc_s, dec_s = _vsa_point(clip, shipment, settings, options)
+            ours, bicubic, counted, enc_s, dec_s, _ = _vsa_point(clip, shipment, settings, options)
             vsa_rates.append(add(VSA_METHODS[arch], params, ours, counted, enc_s, dec_s,
                                  model_bytes=_model_cost(shipment))["kbps"])
             if i == 0:
@@ -412,8 +400,9 @@ def evaluate_clip(clip: Clip, options: EvalOptions, out_dir: str, progress: bool
                 # receiver's minus reprojection, not measured.
                 add("bicubic", params, bicubic, counted, enc_s, 0.0)
         if online:
-            ours, counted, enc_s, dec_s, history = _online_point(clip, shipments["sr", settings.scale], settings,
-                                                                 options)
+            adapt = replace(options.adapt, seed=options.seed)
+            ours, _, counted, enc_s, dec_s, history = _vsa_point(clip, shipments["sr", settings.scale], settings,
+                                                                 options, adapt)
             add(ONLINE_METHOD, params, ours, counted, enc_s, dec_s, model_bytes=0)["updates"] = history
     for name in options.baselines:
         for target in baseline_rates(vsa_rates, options.quick):

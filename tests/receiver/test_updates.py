@@ -5,13 +5,12 @@ from dataclasses import replace
 import torch
 
 from vsa.common import bases
-from vsa.common.update import make_update
+from vsa.common.update import make_update, state_digest
 from vsa.protocol.messages import Frame, ModelUpdate
 from vsa.receiver.stream import StreamDecoder
 from vsa.sender.adapt import Update
 from vsa.sender.adapt_options import AdaptSettings
 from vsa.sender.stream import StreamEncoder, StreamSettings
-from vsa.common.update import state_digest
 
 UPDATE_AT = (5, 11)
 """Before these source frames the sender sends an update."""
