@@ -1,7 +1,7 @@
 """Training examples: source frames, paired with what a receiver really gets for them.
 
 A receiver never sees a clean downscaled frame: it sees the low-res frame
-after the payload codec (h264 4:4:4 by default), with its blocking and
+after the payload codec (vp9 or h264, 4:4:4), with its blocking and
 ringing. A network trained on clean downscales learns to sharpen codec noise.
 So `Examples` codes every clip's low-res frames through the very
 `FrameEncoder`/`FrameDecoder` pair a stream uses, at each scale and crf the
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from .framecodec import DEFAULT_CRF, FrameDecoder, FrameEncoder
+from .framecodec import DEFAULT_CODEC, FrameDecoder, FrameEncoder, default_crf, model_crf
 from .resample import downscale, to_tensor, to_uint8, upscale
 
 CROP = 96
@@ -41,36 +41,39 @@ class Batch:
     scale: int = 0
     """The scale every input of the batch was sent at (0: not from a stream)."""
     crf: int = 0
-    """The payload quality (h264 crf) every input was coded at (0: not coded)."""
+    """The payload quality every input was coded at, as models are conditioned on it (`model_crf`: h264 crf
+    units; 0: not coded)."""
 
     def to(self, device: torch.device | str) -> "Batch":
         lows = [low.to(device) for low in self.lows] if self.lows is not None else None
         return replace(self, inputs=self.inputs.to(device), targets=self.targets.to(device), lows=lows)
 
 
-def code_lowres(frames: np.ndarray, scale: int, crf: int = DEFAULT_CRF, fps: float = 30.0,
-                keyint: int = 60) -> np.ndarray:
-    """(N, h, w, 3) uint8: ``frames`` downscaled by ``scale``, through h264 4:4:4 and back, as a stream sends them."""
+def code_lowres(frames: np.ndarray, scale: int, crf: int | None = None, fps: float = 30.0,
+                keyint: int = 60, codec: str = DEFAULT_CODEC) -> np.ndarray:
+    """(N, h, w, 3) uint8: ``frames`` downscaled by ``scale``, through ``codec`` and back, as a stream sends them."""
     low = to_uint8(downscale(to_tensor(frames), scale))
     h, w = low.shape[1:3]
-    encoder = FrameEncoder("h264", w, h, fps=fps, crf=crf, keyint=keyint)
-    decoder = FrameDecoder("h264", w, h)
+    encoder = FrameEncoder(codec, w, h, fps=fps, crf=crf, keyint=keyint)
+    decoder = FrameDecoder(codec, w, h)
     packets = [p for frame in low for p in encoder.encode(frame)] + encoder.flush()
     out = [decoder.decode(p.payload, p.keyframe) for p in packets]
     if len(out) != len(low) or any(frame is None for frame in out):
-        raise RuntimeError(f"h264 round trip returned {len(out)} frames for {len(low)}")
+        raise RuntimeError(f"{codec} round trip returned {len(out)} frames for {len(low)}")
     return np.stack(out)
 
 
 @dataclass
 class Examples:
-    """Frames of one or more clips, and their coded low-res versions at each (scale, crf)."""
+    """Frames of one or more clips, and their coded low-res versions at each (scale, crf) of ``codec``."""
 
     clips: list[np.ndarray]
     """Each (N, H, W, 3) uint8; clips may differ in size."""
     fps: list[float] = field(default_factory=list)
     scales: tuple[int, ...] = (4,)
-    crfs: tuple[int, ...] = (DEFAULT_CRF,)
+    crfs: tuple[int, ...] = ()
+    """In ``codec``'s own units; empty: its default."""
+    codec: str = DEFAULT_CODEC
     _coded: dict[tuple[int, int, int], np.ndarray] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -78,6 +81,8 @@ class Examples:
             raise ValueError("no frames to train on")
         if not self.fps:
             self.fps = [30.0] * len(self.clips)
+        if not self.crfs:
+            self.crfs = (default_crf(self.codec),)
         for clip in self.clips:
             h, w = clip.shape[1:3]
             bad = [s for s in self.scales if h % s or w % s]
@@ -104,7 +109,7 @@ class Examples:
         """The low-res frames a receiver gets for clip ``clip`` at this scale and crf (coded once, then kept)."""
         key = (clip, scale, crf)
         if key not in self._coded:
-            self._coded[key] = code_lowres(self.clips[clip], scale, crf, self.fps[clip])
+            self._coded[key] = code_lowres(self.clips[clip], scale, crf, self.fps[clip], codec=self.codec)
         return self._coded[key]
 
     def prepare(self, progress: bool = False) -> None:
@@ -158,4 +163,4 @@ class Examples:
             oy, ox = (y0 - ly0) * scale, (x0 - lx0) * scale
             inputs.append(up[:, :, oy : oy + crop, ox : ox + crop])
             targets.append(to_tensor(frames[i, y0 * scale : y0 * scale + crop, x0 * scale : x0 * scale + crop]))
-        return Batch(torch.cat(inputs), torch.cat(targets), scale=scale, crf=crf)
+        return Batch(torch.cat(inputs), torch.cat(targets), scale=scale, crf=model_crf(self.codec, crf))

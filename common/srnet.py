@@ -23,7 +23,7 @@ One network cannot serve every stream: trained on scales 2 to 16 at once it
 gained 0.1 dB at scale 4, against 2.5 dB for one trained at scale 4 alone
 (the talking head's held-out tail, 150 s each). So a model holds one branch
 per scale it serves, and the stream's scale picks the branch. Within a
-branch the payload quality (h264 crf) conditions every layer's bias (a
+branch the payload quality (in h264 crf units, `framecodec.model_crf`) conditions every layer's bias (a
 learned offset times the crf), which is folded into the biases once a
 stream's crf is known: free at inference. Mixing crf 20, 28 and 36 without
 it cost 1.2 dB at crf 20; with it, 0.9 dB, and crf 36 gained 0.2 dB over a
@@ -303,7 +303,7 @@ class SRArchitecture(Architecture):
         batch = data.crops(batch_size, generator, scale, crf)
         fixed = max(1, round(batch_size * FIXED_POINT_SHARE))
         return Batch(torch.cat([batch.inputs, batch.targets[:fixed]]),
-                     torch.cat([batch.targets, batch.targets[:fixed]]), scale=scale, crf=crf)
+                     torch.cat([batch.targets, batch.targets[:fixed]]), scale=scale, crf=batch.crf)
 
     def training_loss(self, model: nn.Module, batch: Batch, objective: str) -> tuple[torch.Tensor, torch.Tensor]:
         net = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model

@@ -50,7 +50,9 @@ MAX_UPDATE_BYTES = 256 * 1024
 """Largest model update: one message on an aiortc data channel (whose largest message is 256 KiB)."""
 MAX_MODEL_VERSION = 2**31 - 1
 
-FRAME_CODECS = ("png", "webp", "h264")
+FRAME_CODECS = ("png", "webp", "h264", "vp9")
+MAX_CRF = {"h264": 51, "vp9": 63}
+"""Inter codecs' quality scales (libx264 crf 0-51, libvpx-vp9 crf 0-63); other codecs say 0."""
 PAYLOAD_KINDS = ("frames", "codes")
 """frames: low-res frames (``codec`` is a FRAME_CODECS entry).
 codes: one code per clip of ``stride`` frames (``codec`` is a CODE_FORMATS entry, ``scale`` is 1).
@@ -79,7 +81,8 @@ class Hello:
     """When the model is a delta: the blob it applies to (empty otherwise). A receiver that lacks it asks for it."""
     base_size: int = 0
     crf: int = 0
-    """h264 payloads: the crf they were coded at (1-51; 0 = not said). A receiver may tune to it."""
+    """h264 and vp9 payloads: the crf they were coded at (h264 1-51, vp9 1-63; 0 = not said). A receiver may
+    tune to it."""
     adapt: bool = False
     """The sender may send `ModelUpdate`s mid-stream (it does only to a receiver whose `Ready` says it applies
     them; a file carries them for any reader, and one that cannot apply them plays the stream without)."""
@@ -218,7 +221,7 @@ _SCHEMA: dict[type, dict[str, tuple[str, float, float]]] = {
         "source": (_STR, 0, MAX_TEXT),
         "base_sha256": (_BYTES, 0, SHA256_BYTES),
         "base_size": (_INT, 0, MAX_MODEL_BYTES),
-        "crf": (_INT, 0, 51),
+        "crf": (_INT, 0, max(MAX_CRF.values())),
         "adapt": (_BOOL, 0, 1),
     },
     ModelChunk: {
@@ -320,6 +323,9 @@ def _check_semantics(msg: Message) -> None:
         if msg.codec not in codecs:
             raise ProtocolError(f"hello.codec {msg.codec!r} is not one of {', '.join(codecs)} "
                                 f"(payload {msg.payload})")
+        if msg.crf > MAX_CRF.get(msg.codec, 0):
+            raise ProtocolError(f"hello.crf {msg.crf} is out of range for codec {msg.codec} "
+                                f"(at most {MAX_CRF.get(msg.codec, 0)})")
     elif isinstance(msg, ModelRequest):
         if len(msg.sha256) not in (0, SHA256_BYTES):
             raise ProtocolError(f"model-request.sha256 has length {len(msg.sha256)}, expected 0 or {SHA256_BYTES}")

@@ -32,7 +32,7 @@ import torch
 
 from vsa.common import webrtc
 from vsa.common.bundle import BundleError
-from vsa.common.framecodec import FrameCodecError
+from vsa.common.framecodec import INTER_CODECS, FrameCodecError
 from vsa.common.resample import to_uint8
 from vsa.common.video import VideoWriter
 from vsa.protocol.errors import ProtocolError
@@ -268,7 +268,7 @@ class LiveSession:
     def _started_stream(self, hello: Hello) -> None:
         self.report.hello = hello
         frame_time = 1.0 / hello.fps
-        self.jitter = JitterBuffer(wait=self.options.jitter_frames * frame_time, skip_to_keyframe=hello.codec == "h264")
+        self.jitter = JitterBuffer(wait=self.options.jitter_frames * frame_time, skip_to_keyframe=hello.codec in INTER_CODECS)
         self.playout = Playout(self.decoder.output_fps or hello.fps)
         if hello.payload == "codes":
             what = f"INR-V codes ({hello.codec}, one per {hello.stride} frames)"
@@ -333,7 +333,7 @@ class LiveSession:
         # An inter-coded stream cannot go on past a hole; ask at once, not after the jitter wait.
         now = time.monotonic()
         hello = self.decoder.hello
-        if hello is None or hello.codec != "h264" or now - self._last_keyframe_request < 2.0 / hello.fps:
+        if hello is None or hello.codec not in INTER_CODECS or now - self._last_keyframe_request < 2.0 / hello.fps:
             return
         self._last_keyframe_request = now
         self.report.keyframe_requests += 1

@@ -29,7 +29,7 @@ import torch
 from vsa.common import bases
 from vsa.common import bundle as bundle_mod
 from vsa.common.bundle import Bundle
-from vsa.common.framecodec import FrameDecoder
+from vsa.common.framecodec import FrameDecoder, model_crf
 from vsa.common.resample import to_tensor
 from vsa.common.update import UpdateError, UpdateGrid, apply_update, state_digest
 from vsa.protocol.errors import ProtocolError
@@ -283,7 +283,7 @@ class StreamDecoder(SessionDecoder):
         assert self.hello is not None
         self.reconstructor = Reconstructor(model, (self.hello.height, self.hello.width), self.device,
                                            self.requested_iterations, self.back_project, scale=self.hello.scale,
-                                           crf=self.hello.crf)
+                                           crf=model_crf(self.hello.codec, self.hello.crf))
         self.iterations = self.reconstructor.iterations
 
     def _stage(self, update: ModelUpdate) -> None:

@@ -40,6 +40,7 @@ import torch
 from vsa.common import registry
 from vsa.common.bundle import Bundle
 from vsa.common.examples import Examples
+from vsa.common.framecodec import model_crf
 from vsa.common.metrics import mean_psnr, psnr
 from vsa.common.resample import to_tensor, upscale
 from vsa.common.update import UpdateGrid, make_update, state_digest
@@ -96,13 +97,14 @@ def payload_gain(update_bytes: int, payload_bps: float) -> float:
 class OnlineAdapter:
     """Fine-tunes ``bundle`` (the model the receiver holds, as it decoded it) on the frames of one stream."""
 
-    def __init__(self, bundle: Bundle, scale: int, crf: int, fps: float, settings: AdaptSettings) -> None:
+    def __init__(self, bundle: Bundle, scale: int, codec: str, crf: int, fps: float,
+                 settings: AdaptSettings) -> None:
         self.settings = settings
         self.arch = registry.of_config(bundle.config)
         if not self.arch.adapts:
             raise ValueError(f"{bundle.kind} models cannot adapt online (only architectures that say they can, "
                              f"such as sr)")
-        self.scale, self.crf, self.fps = scale, crf, fps
+        self.scale, self.codec, self.crf, self.fps = scale, codec, crf, fps
         self.objective = self.arch.check_objective(None)
         torch.manual_seed(settings.seed)
         self.generator = torch.Generator().manual_seed(settings.seed)
@@ -173,7 +175,7 @@ class OnlineAdapter:
     def _examples(self) -> Examples:
         train, _ = self._split()
         return Examples([np.stack([s for _, s, _ in train])], [self.fps], scales=(self.scale,), crfs=(self.crf,),
-                        _coded={(0, self.scale, self.crf): np.stack([lo for _, _, lo in train])})
+                        codec=self.codec, _coded={(0, self.scale, self.crf): np.stack([lo for _, _, lo in train])})
 
     def _loss(self, examples: Examples) -> torch.Tensor:
         batch = self.arch.training_batch(examples, self.objective, self.settings.batch, self.generator,
@@ -237,7 +239,8 @@ class OnlineAdapter:
 
     def _score(self, state: dict[str, torch.Tensor], held: list[tuple[int, np.ndarray, np.ndarray]]) -> float:
         """Mean PSNR the receiver gets on ``held`` with weights ``state`` (one reprojection pass, as it runs)."""
-        model = self.arch.for_inference(Bundle(self.model.config, state).build(), scale=self.scale, crf=self.crf)
+        model = self.arch.for_inference(Bundle(self.model.config, state).build(), scale=self.scale,
+                                        crf=model_crf(self.codec, self.crf))
         source = to_tensor(np.stack([s for _, s, _ in held]))
         low = to_tensor(np.stack([lo for _, _, lo in held]))
         with torch.inference_mode():

@@ -13,7 +13,7 @@ from vsa.sender.adapt_options import add_arguments as add_adapt_arguments
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from vsa.common.framecodec import CODECS, DEFAULT_CODEC, DEFAULT_CRF
+    from vsa.common.framecodec import CODECS, DEFAULT_CODEC, DEFAULT_CRFS
     from vsa.common.webrtc import DEFAULT_HOST, DEFAULT_PORT, TOKEN_ENV
 
     from vsa.protocol.codes import CODE_FORMATS
@@ -43,9 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="send every STRIDE-th frame; the receiver interpolates the rest (default: 2)")
     p.add_argument("--codec", choices=CODECS, default=DEFAULT_CODEC, help=f"low-res payload codec (default: "
                    f"{DEFAULT_CODEC})")
-    p.add_argument("--crf", type=int, default=DEFAULT_CRF, help=f"h264 quality (default: {DEFAULT_CRF})")
+    p.add_argument("--crf", type=int, help="vp9 (0-63) or h264 (0-51) quality, lower is better (default: "
+                   + ", ".join(f"{c} {q}" for c, q in DEFAULT_CRFS.items()) + ")")
     p.add_argument("--keyint", type=positive_int, default=60,
-                   help="h264: sent frames between keyframes (default: 60; lost frames also trigger one)")
+                   help="vp9, h264: sent frames between keyframes (default: 60; lost frames also trigger one)")
     p.add_argument("--size", type=size_arg,
                    metavar="HxW", help="working size (default: the model's; INR-V streams always use the model's)")
     inrv = p.add_argument_group("INR-V models")

@@ -20,10 +20,10 @@ import numpy as np
 from vsa.common import bases
 from vsa.common import bundle as bundle_mod
 from vsa.common.framecodec import (
-    DEFAULT_CODEC, DEFAULT_CRF, DEFAULT_WEBP_QUALITY, FrameDecoder, FrameEncoder, check_lowres_size,
+    DEFAULT_CODEC, DEFAULT_WEBP_QUALITY, FrameDecoder, FrameEncoder, check_lowres_size, default_crf,
 )
 from vsa.common.resample import downscale, to_tensor, to_uint8
-from vsa.protocol.messages import Bye, Frame, Hello, Message, ModelUpdate, fit_text
+from vsa.protocol.messages import MAX_CRF, Bye, Frame, Hello, Message, ModelUpdate, fit_text
 from vsa.protocol.session import SenderSession
 
 from .adapt import OnlineAdapter, Update
@@ -38,18 +38,24 @@ class StreamSettings:
     scale: int = 4
     stride: int = 1
     codec: str = DEFAULT_CODEC
-    crf: int = DEFAULT_CRF
+    crf: int | None = None
+    """The inter codecs' quality (h264 0-51, vp9 0-63); None: the codec's default. 0 for intra codecs."""
     quality: int = DEFAULT_WEBP_QUALITY
     keyint: int = 60
-    """Sent frames between h264 keyframes: where a receiver can restart."""
+    """Sent frames between keyframes of an inter codec: where a receiver can restart."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.scale <= 64:
             raise ValueError(f"scale must be in [1, 64], got {self.scale}")
         if not 1 <= self.stride <= 64:
             raise ValueError(f"stride must be in [1, 64], got {self.stride}")
-        if not 0 <= self.crf <= 51:
-            raise ValueError(f"crf must be in [0, 51], got {self.crf}")
+        if self.crf is None:
+            object.__setattr__(self, "crf", default_crf(self.codec))
+        top = MAX_CRF.get(self.codec, 0)
+        if self.codec in MAX_CRF and not 0 <= self.crf <= top:
+            raise ValueError(f"{self.codec} crf must be in [0, {top}], got {self.crf}")
+        if self.codec not in MAX_CRF:
+            object.__setattr__(self, "crf", 0)  # intra codecs have no crf; `quality` sets webp's
         if not 0 <= self.quality <= 100:
             raise ValueError(f"quality must be in [0, 100], got {self.quality}")
         if self.keyint < 1:
@@ -105,7 +111,7 @@ class StreamEncoder:
         hello = Hello(
             width=size[1], height=size[0], fps=float(fps), scale=settings.scale, stride=settings.stride,
             codec=settings.codec, payload="frames", frame_count=frame_count, source=fit_text(source),
-            crf=settings.crf if settings.codec == "h264" else 0, adapt=adapt is not None,
+            crf=settings.crf, adapt=adapt is not None,
             **self.shipment.hello_fields(),
         )
         self.session = SenderSession(hello)
@@ -124,7 +130,7 @@ class StreamEncoder:
             # The adapter starts from the weights the receiver decodes, not the sender's float ones.
             lookup = lambda sha: self.shipment.blob(sha) or bases.builtin_wire(sha)  # noqa: E731
             received = bundle_mod.from_wire(self.model_wire, self.shipment.model_sha256, lookup)
-            self.adapter = OnlineAdapter(received, settings.scale, self.hello.crf, fps, adapt)
+            self.adapter = OnlineAdapter(received, settings.scale, settings.codec, self.hello.crf, fps, adapt)
             self._monitor = FrameDecoder(settings.codec, self.low_w, self.low_h)
 
     @property

@@ -113,6 +113,7 @@ def bench_codecs(video: str, size: tuple[int, int], scale: int, limit: int) -> l
     h, w = low.shape[1:3]
     rows = []
     settings = [("png", {}), ("webp", {"quality": 90}), ("webp", {"quality": 75}),
+                ("vp9", {"crf": 24}), ("vp9", {"crf": 30}), ("vp9", {"crf": 36}),
                 ("h264", {"crf": 14}), ("h264", {"crf": 20}), ("h264", {"crf": 26}),
                 ("h264", {"crf": 20, "chroma": "420"})]
     for codec, options in settings:

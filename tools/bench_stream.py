@@ -36,7 +36,7 @@ from vsa.common import bundle as bundle_mod
 from vsa.common.assets import DEFAULT_CLIP
 from vsa.common.framecodec import FrameDecoder
 from vsa.common.resample import to_tensor, upscale
-from vsa.protocol.messages import Frame
+from vsa.protocol.messages import Frame, Hello
 from vsa.common.video import parse_size, read_video
 from vsa.receiver.stream import StreamDecoder
 from vsa.sender.adapt_options import AdaptSettings
@@ -80,7 +80,8 @@ def bicubic_throughput(shipment: Shipment, frames, fps: float, stride: int) -> f
     """The floor: the same payload decode, then bicubic upscaling of every output frame."""
     msgs = _messages(shipment, frames, fps, stride)
     h, w = frames.shape[1:3]
-    payloads = FrameDecoder("h264", w // 4, h // 4)
+    hello = next(m for m in msgs if isinstance(m, Hello))
+    payloads = FrameDecoder(hello.codec, w // hello.scale, h // hello.scale)
 
     def feed(m) -> int:
         if not isinstance(m, Frame):

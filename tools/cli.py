@@ -117,7 +117,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     train_count = len(frames) - int(round(len(frames) * args.holdout_tail))
     if train_count < 1:
         raise UserError(f"--holdout-tail {args.holdout_tail} leaves no frames to train on")
-    examples = Examples.single(frames[:train_count], info.fps, scales=args.scales, crfs=args.crfs)
+    examples = Examples.single(frames[:train_count], info.fps, scales=args.scales, crfs=args.crfs, codec=args.codec)
     minutes = args.minutes if args.steps is None else None
     options = TrainOptions(steps=args.steps, minutes=minutes, objective=objective, seed=args.seed, lr=args.lr)
     meta = {
@@ -131,8 +131,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"training a {arch.name} model ({config.preset}) {start} on {train_count} of {len(frames)} frames of "
           f"{info.name} at {size[0]}x{size[1]}, objective {objective}, on {device}", file=sys.stderr)
     if arch.name == "sr":
-        print(f"  scales {', '.join(map(str, args.scales))}, h264 crf {', '.join(map(str, args.crfs))}: "
-              "the settings it will be streamed at (--scales, --crfs)", file=sys.stderr)
+        print(f"  scales {', '.join(map(str, args.scales))}, {args.codec} crf {', '.join(map(str, examples.crfs))}: "
+              "the settings it will be streamed at (--scales, --codec, --crfs)", file=sys.stderr)
         examples.prepare(progress=True)
     trainer = Trainer(examples, config, options, device, meta=meta, resume=resume, base_wire=base_wire)
     bundle = trainer.run(on_checkpoint=lambda b: bundle_mod.save(b, args.output))
@@ -233,7 +233,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from vsa.common.device import DEVICE_CHOICES
-    from vsa.common.framecodec import CODECS, DEFAULT_CODEC, DEFAULT_CRF, DEFAULT_WEBP_QUALITY
+    from vsa.common.framecodec import CODECS, DEFAULT_CODEC, DEFAULT_CRFS, DEFAULT_WEBP_QUALITY, INTER_CODECS
     from vsa.common import registry
     from vsa.protocol.codes import CODE_FORMATS
     from vsa.sender.inrv_stream import DEFAULT_INVERT_STEPS
@@ -269,8 +269,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "default), sr-wide (32: +0.2 dB, 1.6x the FLOPs), sr-tiny (8, for tests)")
     p.add_argument("--scales", type=_int_list, default=(4,), metavar="S,...",
                    help="sr: the stream scales to train for (default: 4, the streaming default)")
-    p.add_argument("--crfs", type=_int_list, default=(20,), metavar="Q,...",
-                   help="sr: the h264 crfs of the payload to train for (default: 20, the streaming default)")
+    p.add_argument("--codec", choices=INTER_CODECS, default=DEFAULT_CODEC,
+                   help=f"sr: the payload codec to train for (default: {DEFAULT_CODEC}, the streaming default)")
+    p.add_argument("--crfs", type=_int_list, default=(), metavar="Q,...",
+                   help="sr: the payload crfs to train for (default: the codec's streaming default, "
+                   + ", ".join(f"{c} {q}" for c, q in DEFAULT_CRFS.items()) + ")")
     p.add_argument("--size", type=_size, metavar="HxW",
                    help="working size, multiples of 64 (default: 256 high, source aspect)")
     budget = p.add_mutually_exclusive_group()
@@ -302,11 +305,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stride", type=_positive_int, default=1, help="send every STRIDE-th frame (default: 1)")
     p.add_argument("--codec", choices=CODECS, default=DEFAULT_CODEC,
                    help=f"low-res payload codec (default: {DEFAULT_CODEC}, the smallest by measurement)")
-    p.add_argument("--crf", type=int, default=DEFAULT_CRF, help=f"h264 quality, lower is better (default: {DEFAULT_CRF})")
+    p.add_argument("--crf", type=int, help="vp9 (0-63) or h264 (0-51) quality, lower is better (default: "
+                   + ", ".join(f"{c} {q}" for c, q in DEFAULT_CRFS.items()) + ")")
     p.add_argument("--quality", type=int, default=DEFAULT_WEBP_QUALITY,
                    help=f"webp quality 0-100 (default: {DEFAULT_WEBP_QUALITY})")
     p.add_argument("--keyint", type=_positive_int, default=60,
-                   help="h264: sent frames between keyframes, where decoding can restart (default: 60)")
+                   help="vp9, h264: sent frames between keyframes, where decoding can restart (default: 60)")
     p.add_argument("--size", type=_size, metavar="HxW", help="working size (default: the model's)")
     p.add_argument("--limit", type=_positive_int, help="encode only the first N frames")
     # The model's architecture decides the payload; the first release asked for it (--payload inrv).

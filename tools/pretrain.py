@@ -1,8 +1,10 @@
 """`vsa pretrain`: a generic base model from many clips, on one machine or many.
 
 The base learns from what a receiver really gets: every clip's frames,
-downscaled at each scale it must serve and coded with h264 4:4:4 at each crf
-(`vsa.common.examples`). It is what `vsend` and `vsa encode` use with no
+downscaled at each scale it must serve and coded with the payload codec at
+each crf (`vsa.common.examples`). The shipped base learned from h264 4:4:4;
+streams in vp9 (the default payload since) are given to it at the h264 crf of
+the same low-res PSNR (`framecodec.model_crf`). It is what `vsend` and `vsa encode` use with no
 ``--model``, and what `vsa train --base` fine-tunes.
 
 Run it as it is, or under ``torchrun --nproc-per-node N`` (or across hosts):
@@ -21,8 +23,10 @@ import torch
 import torch.distributed as dist
 
 DEFAULT_SCALES = (2, 4, 8, 16)
+DEFAULT_CODEC = "h264"
 DEFAULT_CRFS = (20, 28, 36)
-"""The scales and crfs `vsa eval` sweeps: a base must serve all of them."""
+"""The scales and h264 crfs `vsa eval` sweeps (vp9 30, 42 and 54 are about the same qualities): a base must
+serve all of them. h264 is the shipped base's recipe."""
 
 
 def _init_distributed() -> tuple[int, int, int]:
@@ -44,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="vsa pretrain",
         description="Train a generic base model on many clips, on what a receiver gets: the frames downscaled at "
-        "each scale and coded with h264 at each crf. Runs unchanged under `torchrun --nproc-per-node N` "
+        "each scale and coded with the payload codec at each crf. Runs unchanged under `torchrun --nproc-per-node N` "
         "(each process reads its own shard of the clips). Writes OUTPUT (a bundle) and OUTPUT with the "
         "extension .vsam (its wire form: what would ship with vsa).",
         epilog="example: vsa pretrain ../shared/data/videos/*.mp4 -o base.pt --minutes 20",
@@ -58,8 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--steps", type=positive_int, help="step budget: reproducible whatever the machine's load")
     p.add_argument("--scales", default=",".join(map(str, DEFAULT_SCALES)),
                    help=f"scales it must serve (default: {','.join(map(str, DEFAULT_SCALES))})")
+    p.add_argument("--codec", choices=("h264", "vp9"), default=DEFAULT_CODEC,
+                   help=f"payload codec the low-res frames are coded with (default: {DEFAULT_CODEC}, the shipped "
+                   "base's recipe; the model is conditioned in h264 crf units either way)")
     p.add_argument("--crfs", default=",".join(map(str, DEFAULT_CRFS)),
-                   help=f"h264 crfs the low-res frames are coded at (default: {','.join(map(str, DEFAULT_CRFS))})")
+                   help=f"crfs the low-res frames are coded at (default: {','.join(map(str, DEFAULT_CRFS))})")
     p.add_argument("--height", type=positive_int, default=256,
                    help="clips are read 256 high at their own aspect ratio (multiples of 64) (default: 256)")
     p.add_argument("--limit", type=positive_int, help="use at most N frames of each clip")
@@ -122,13 +129,13 @@ def main(argv: list[str] | None = None) -> int:
             names.append(info.name)
         print(f"rank {rank}/{world}: {len(mine)} clips ({', '.join(names)}), "
               f"{sum(len(c) for c in clips)} frames; scales {scales}, crfs {crfs}; on {device}", file=sys.stderr)
-        examples = Examples(clips, rates, scales=scales, crfs=crfs)
+        examples = Examples(clips, rates, scales=scales, crfs=crfs, codec=args.codec)
         examples.prepare(progress=rank == 0)
         minutes = None if args.steps else (args.minutes or 20.0)
         options = TrainOptions(steps=args.steps, minutes=minutes, seed=args.seed, lr=args.lr)
         meta = {"pretrained": True, "sources": ",".join(sorted(os.path.basename(v) for v in args.videos))[:1000],
                 "clips": len(args.videos), "holdout_tail": args.holdout_tail, "scales": list(scales),
-                "crfs": list(crfs), "processes": world,
+                "crfs": list(crfs), "codec": args.codec, "processes": world,
                 "preset": config.preset}
         trainer = Trainer(examples, config, options, device, meta=meta)
         bundle = trainer.run(on_checkpoint=lambda b: bundle_mod.save(b, args.output))
