@@ -35,7 +35,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Union
 
-from .errors import ProtocolError
+from .errors import ProtocolError, SessionFailed
 from .messages import (
     MAX_CHUNK_BYTES, MAX_MODEL_BYTES, MAX_PTS_STEP, Bye, Frame, Hello, KeyframeRequest, Message, ModelChunk,
     ModelRequest, ModelUpdate, Ready, Stats, fit_text, validate,
@@ -108,6 +108,13 @@ class PeerReady:
 
 
 @dataclass(frozen=True)
+class PeerClosed:
+    """The receiver ended the session (a blob that did not match its hash, say); ``reason`` says why."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
 class KeyframeWanted:
     request: KeyframeRequest
 
@@ -118,7 +125,7 @@ class PeerStats:
 
 
 Event = Union[StreamStarted, ModelProgress, ModelReady, FrameReceived, UpdateReceived, StreamEnded,
-              ModelWanted, PeerReady, KeyframeWanted, PeerStats]
+              ModelWanted, PeerReady, KeyframeWanted, PeerStats, PeerClosed]
 
 _SENDER_BOUND = (ModelRequest, Ready, KeyframeRequest, Stats)
 
@@ -162,6 +169,11 @@ class ReceiverSession:
         self._held.add(sha256)
         if not self._wanted:
             self.state = State.STREAMING
+
+    def bye(self, reason: str) -> Bye:
+        """Close the session from this end (after a `SessionFailed`, say): the message that tells the sender why."""
+        self.state = State.CLOSED
+        return validate(Bye(0, fit_text(reason)))
 
     def model_cached(self) -> None:
         """The receiver already holds every blob the hello names: skip the transfer."""
@@ -234,7 +246,8 @@ class ReceiverSession:
             wire = bytes(part)
             del self._parts[chunk.sha256], self._wanted[chunk.sha256]
             if hashlib.sha256(wire).digest() != chunk.sha256:
-                raise ProtocolError("model SHA-256 does not match the hello: transfer corrupted")
+                self.state = State.CLOSED
+                raise SessionFailed("model SHA-256 does not match the hello: transfer corrupted")
             self._done[chunk.sha256] = wire
             if not self._wanted:
                 self.state = State.STREAMING
@@ -260,10 +273,13 @@ class SenderSession:
     def receive(self, msg: Message) -> list[Event]:
         """Feed one message from the receiver; return the events it causes."""
         validate(msg)
-        if not isinstance(msg, _SENDER_BOUND):
+        if not isinstance(msg, (*_SENDER_BOUND, Bye)):
             raise ProtocolError(f"{type(msg).__name__} is sent to receivers, not by them")
         if self.state is State.WAIT_HELLO:
             raise ProtocolError(f"{type(msg).__name__} before the hello was sent")
+        if isinstance(msg, Bye):
+            self.state = State.CLOSED
+            return [PeerClosed(msg.reason or "no reason given")]
         if isinstance(msg, ModelRequest):
             if self.state is not State.WAIT_MODEL:
                 raise ProtocolError(f"model requested in {self.state.value}")

@@ -3,11 +3,11 @@ from dataclasses import replace
 
 import pytest
 
-from vsa.protocol.errors import ProtocolError
-from vsa.protocol.messages import Frame, Hello, ModelChunk, ModelUpdate, Ready
+from vsa.protocol.errors import ProtocolError, SessionFailed
+from vsa.protocol.messages import Bye, Frame, Hello, ModelChunk, ModelRequest, ModelUpdate, Ready
 from vsa.protocol.session import (
-    FrameReceived, ModelProgress, ModelReady, PeerReady, ReceiverSession, SenderSession, State, StreamEnded,
-    StreamStarted, UpdateReceived,
+    FrameReceived, ModelProgress, ModelReady, ModelWanted, PeerClosed, PeerReady, ReceiverSession, SenderSession,
+    State, StreamEnded, StreamStarted, UpdateReceived,
 )
 
 WIRE = bytes(range(256)) * 40
@@ -41,9 +41,20 @@ def test_corrupted_model_fails_the_hash_check():
     chunk = msgs[2]
     msgs[2] = ModelChunk(chunk.offset, chunk.total, chunk.sha256, b"\x00" * len(chunk.data))
     receiver = ReceiverSession()
-    with pytest.raises(ProtocolError, match="SHA-256"):
+    with pytest.raises(SessionFailed, match="SHA-256"):
         for m in msgs:
             receiver.receive(m)
+    # The session is over: the receiver says why, and the sender learns it.
+    assert receiver.state is State.CLOSED
+    with pytest.raises(ProtocolError, match="after bye"):
+        receiver.receive(msgs[-2])
+    sender = SenderSession(HELLO)
+    sender.start()
+    assert sender.receive(ModelRequest(0)) == [ModelWanted(0, SHA)]
+    bye = receiver.bye("model SHA-256 does not match the hello: transfer corrupted")
+    assert isinstance(bye, Bye)
+    assert sender.receive(bye) == [PeerClosed("model SHA-256 does not match the hello: transfer corrupted")]
+    assert sender.state is State.CLOSED
 
 
 @pytest.mark.parametrize(
