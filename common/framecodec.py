@@ -18,6 +18,7 @@ in the README.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -144,11 +145,16 @@ class FrameEncoder:
         ctx.time_base = 1 / rate
         self._ctx = ctx
         self._pts = 0
+        # Requests come from any thread (the event loop, when a receiver asks) and `encode` takes them in the
+        # coding thread; test-and-clear under a lock, so a request landing mid-`encode` is kept for the next frame
+        # rather than cleared unseen.
         self._force_key = False
+        self._key_lock = threading.Lock()
 
     def request_keyframe(self) -> None:
-        """Make the next frame a keyframe (for a receiver that lost its place)."""
-        self._force_key = True
+        """Make the next frame a keyframe (for a receiver that lost its place); safe from any thread."""
+        with self._key_lock:
+            self._force_key = True
 
     def encode(self, rgb: np.ndarray) -> list[EncodedFrame]:
         if rgb.shape != (self.height, self.width, 3) or rgb.dtype != np.uint8:
@@ -158,10 +164,14 @@ class FrameEncoder:
             frame = frame.reformat(format=self._ctx.pix_fmt)
         frame.pts = self._pts
         self._pts += 1
-        if self._force_key:
+        if self._take_keyframe_request():
             frame.pict_type = av.video.frame.PictureType.I
-            self._force_key = False
         return self._packets(self._ctx.encode(frame))
+
+    def _take_keyframe_request(self) -> bool:
+        with self._key_lock:
+            wanted, self._force_key = self._force_key, False
+        return wanted
 
     def flush(self) -> list[EncodedFrame]:
         return self._packets(self._ctx.encode(None))
