@@ -22,3 +22,27 @@ def pick_device(name: str = "auto") -> torch.device:
     if name == "mps" and not has_mps:
         raise ValueError("--device mps was asked for, but MPS is not available")
     return torch.device(name)
+
+
+LIVE_THREADS = 1
+"""torch's CPU threads in `vsend` and `vrecv` unless ``--threads`` says otherwise.
+
+Measured on the 2-core VM (office session, 256x320, stride 2, both ends on loopback): with torch's default (a
+thread per core) any other load stalls the stream, because every parallel operation waits for a core that load
+holds: a single busy loop at ``nice 10`` took the median latency from 72 ms to 1484 ms. With one thread per end
+it went from 75 ms to 83 ms. One thread is also enough for either end at 30 fps on this CPU.
+"""
+
+
+def add_threads_argument(parser) -> None:
+    """``--threads`` for the live commands (`LIVE_THREADS`)."""
+    parser.add_argument("--threads", type=int, default=LIVE_THREADS, metavar="N",
+                        help=f"CPU threads torch may use (default: {LIVE_THREADS}: more let any other load on the "
+                        "machine stall the stream; see the README, Streaming)")
+
+
+def set_threads(count: int) -> None:
+    """Bound torch's intra-op CPU threads (ValueError for fewer than 1)."""
+    if count < 1:
+        raise ValueError(f"--threads {count}: at least 1")
+    torch.set_num_threads(count)

@@ -12,7 +12,7 @@ from vsa.common.cliargs import (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from vsa.common.device import DEVICE_CHOICES
+    from vsa.common.device import DEVICE_CHOICES, add_threads_argument
     from vsa.common.webrtc import DEFAULT_HOST, DEFAULT_PORT, TOKEN_ENV
 
     p = argparse.ArgumentParser(
@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--back-project", choices=["auto", "always", "never"],
                    help="see `vsa decode --help` (default: the model's: auto for ae, never for sr)")
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="default: auto (cuda, mps, cpu)")
+    add_threads_argument(p)
     p.add_argument("--jitter", type=positive_float, default=2.0, metavar="FRAMES",
                    help="how long a missing frame is waited for before it counts as lost (default: 2 frames)")
     p.add_argument("--cache-dir", metavar="DIR", help="where received models are kept by hash "
@@ -58,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from vsa.common.device import pick_device
+    from vsa.common.device import pick_device, set_threads
     from vsa.common.video import VideoError
     from vsa.common.webrtc import SignalingError, install_uvloop, token_from_env
     from vsa.receiver.cache import ModelCache
@@ -69,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(-1 if args.quiet else args.verbose)
 
     def run() -> int:
+        set_threads(args.threads)
         if args.sessions < 0:
             raise UserError("--sessions must be 0 (forever) or more")
         if args.output and args.sessions != 1:

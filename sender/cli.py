@@ -13,6 +13,7 @@ from vsa.sender.adapt_options import add_arguments as add_adapt_arguments
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from vsa.common.device import add_threads_argument
     from vsa.common.framecodec import CODECS, DEFAULT_CODEC, DEFAULT_CRFS
     from vsa.common.webrtc import DEFAULT_HOST, DEFAULT_PORT, TOKEN_ENV
 
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="vp9, h264: sent frames between keyframes (default: 60; lost frames also trigger one)")
     p.add_argument("--size", type=size_arg,
                    metavar="HxW", help="working size (default: the model's; INR-V streams always use the model's)")
+    add_threads_argument(p)
     inrv = p.add_argument_group("INR-V models")
     inrv.add_argument("--codes", choices=CODE_SOURCES, default="auto",
                       help="auto (default): the codes learned in training while SOURCE is the training video, "
@@ -79,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from vsa.common.bundle import BundleError
+    from vsa.common.device import set_threads
     from vsa.common.video import VideoError
     from vsa.common.webrtc import SignalingError, install_uvloop, token_from_env
     from vsa.sender.inrv_stream import CodeSettings
@@ -90,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(-1 if args.quiet else args.verbose)
 
     def run() -> int:
+        set_threads(args.threads)
         settings = StreamSettings(scale=args.scale, stride=args.stride, codec=args.codec, crf=args.crf,
                                   keyint=args.keyint)
         codes = CodeSettings(codes=args.codes, code_format=args.code_format, invert_steps=args.invert_steps,
