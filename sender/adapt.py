@@ -23,6 +23,9 @@ Its own float weights keep training between updates; what an update leaves
 out (entries that moved less, or further than a step count can say) is sent
 later. The weights the receiver holds are tracked exactly (`current`), so
 every update is made against them and its result digest is the receiver's.
+
+File mode calls it inline (`StreamEncoder(synchronous=True)`); a live sender
+runs it in a process of its own (`vsa.sender.adapt_process`).
 """
 
 from __future__ import annotations
@@ -118,7 +121,7 @@ class OnlineAdapter:
         self.digest = state_digest(self.current)
         self.version = 0
         self._frames: deque[tuple[int, np.ndarray, np.ndarray]] = deque(maxlen=settings.buffer)
-        self._lock = threading.Lock()  # live: the coding thread observes while the trainer thread reads
+        self._lock = threading.Lock()  # live: a reader thread observes while the training thread reads
         self._last_low: torch.Tensor | None = None
         self._seen = 0
         self.next_at = settings.every * fps
@@ -126,7 +129,7 @@ class OnlineAdapter:
         self.payload_bytes = 0
         self.update_bytes = 0
         self.last_pts = -1
-        """The newest frame observed (a trainer thread asks `due(last_pts)`)."""
+        """The newest frame observed (a live trainer asks `due(last_pts)`)."""
         self.steps_taken = 0
         self.considered = 0
         self.cuts = 0

@@ -35,7 +35,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-import torch
 
 from vsa.common import bundle as bundle_mod
 from vsa.common import webrtc
@@ -45,9 +44,10 @@ from vsa.protocol.fragment import MAX_DATAGRAM, fragment
 from vsa.protocol.messages import Bye, Frame, Message
 from vsa.protocol.messages import decode as decode_message
 from vsa.protocol.messages import encode as encode_message
-from vsa.protocol.session import KeyframeWanted, ModelWanted, PeerReady, PeerStats
+from vsa.protocol.session import KeyframeWanted, ModelWanted, PeerClosed, PeerReady, PeerStats
 
 from .adapt_options import AdaptSettings
+from .adapt_process import TrainerProcess
 from .inrv_stream import CodeEncoder, CodeSettings
 from .shipment import load_model
 from .stream import MODEL_CHUNK, StreamEncoder, StreamSettings
@@ -115,6 +115,10 @@ class SenderReport:
     updates: int = 0
     update_bytes: int = 0
     """Model updates the trainer made (online adaptation), and their bytes."""
+    adapt_considered: int = 0
+    adapt_steps: int = 0
+    adapt_dropped: int = 0
+    """Rounds the trainer ran, its training steps, and sent frames it could not take in time."""
     seconds: float = 0.0
     receiver_stats: list[dict] = field(default_factory=list)
     codes_learned: int = 0
@@ -133,7 +137,8 @@ class SenderReport:
                 f"{self.datagrams_dropped} dropped by --simulate-loss); media {kbps:.1f} kbps; "
                 f"model {'sent' if self.model_sent else 'cached at the receiver'}; "
                 f"{self.keyframe_requests} keyframe requests"
-                + (f"; {self.updates} model updates ({self.update_bytes} bytes)" if self.updates else ""))
+                + (f"; {self.updates} model updates ({self.update_bytes} bytes) from {self.adapt_considered} "
+                   f"rounds, {self.adapt_steps} steps" if self.adapt_considered else ""))
 
 
 class _Capture:
@@ -227,8 +232,10 @@ class LiveSender:
         self.encoder: StreamEncoder | CodeEncoder | None = None
         self.control = self.media = None
         self._coder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vsa-code")
-        self._trainer: threading.Thread | None = None
-        self._adapter = None
+        self._peer_closed: str | None = None
+        """Why the receiver ended the session, if it said (its `Bye`)."""
+        self._relay: threading.Thread | None = None
+        self._relay_stop = threading.Event()
 
     def _size(self, capture: _Capture) -> tuple[int, int]:
         if self.options.size:
@@ -263,6 +270,10 @@ class LiveSender:
                 log.info("receiver ready (%s)", "model sent" if self.report.model_sent else "model was cached")
                 self._start_adapting(event.adapt)
                 self._ready.set()
+            elif isinstance(event, PeerClosed):
+                self._peer_closed = event.reason
+                log.error("the receiver ended the session: %s", event.reason)
+                self._closed.set()
             elif isinstance(event, KeyframeWanted):
                 self._loss_reported()
                 self.report.keyframe_requests += 1
@@ -307,31 +318,36 @@ class LiveSender:
             return
         if not receiver_adapts:
             log.info("the receiver does not apply model updates: streaming without adapting")
-            encoder.adapter = None
+            trainer, encoder.adapter = encoder.adapter, None
+            threading.Thread(target=trainer.close, name="vsa-adapt-close", daemon=True).start()
             return
-        # torch's thread pool is the process's: the sender's only other torch work is downscaling, so this
-        # bounds the trainer's share of the machine.
-        torch.set_num_threads(max(1, encoder.adapter.settings.threads))
-        self._adapter = encoder.adapter
-        self._trainer = threading.Thread(target=self._train_loop, name="vsa-adapt", daemon=True)
-        self._trainer.start()
+        self._relay = threading.Thread(target=self._relay_updates, args=(encoder.adapter,), name="vsa-adapt-relay",
+                                       daemon=True)
+        self._relay.start()
 
-    def _train_loop(self) -> None:
-        """The trainer thread: consider an update whenever one is due; the coding thread sends what it offers."""
-        adapter = self._adapter
-        try:
-            while not adapter.stop.is_set():
-                pts = adapter.last_pts
-                if not adapter.due(pts):
-                    adapter.stop.wait(0.05)
-                    continue
-                update = adapter.consider(pts)
-                if update is not None:
-                    self.encoder.offer(update)
-                    self.report.updates += 1
-                    self.report.update_bytes += len(update.delta)
-        except Exception:  # noqa: BLE001 - a failed trainer must not end the stream: it goes on frozen
-            log.exception("online adaptation failed; streaming on with the model as it is")
+    def _relay_updates(self, trainer: TrainerProcess) -> None:
+        """Hand each update the trainer process makes to the coding thread, which sends it before its next frame."""
+        while not self._relay_stop.is_set():
+            update = trainer.next_update(timeout=0.2)
+            if update is not None:
+                self.encoder.offer(update)
+                self.report.updates += 1
+                self.report.update_bytes += len(update.delta)
+            elif trainer.failed:
+                return  # logged by the trainer: the stream goes on with the model as it is
+
+    def _stop_adapting(self) -> None:
+        """Stop the relay and the trainer process (blocking: run it off the event loop)."""
+        encoder = self.encoder
+        trainer = encoder.adapter if isinstance(encoder, StreamEncoder) else None
+        self._relay_stop.set()
+        if self._relay is not None:
+            self._relay.join(1.0)
+        if isinstance(trainer, TrainerProcess):
+            trainer.close()
+            self.report.adapt_dropped = trainer.dropped
+            self.report.adapt_considered = trainer.stats.considered
+            self.report.adapt_steps = trainer.stats.steps
 
     # -- media -------------------------------------------------------------------------------
 
@@ -427,11 +443,7 @@ class LiveSender:
             await self._wait(self._closed, o.timeout, "the receiver to finish")
         finally:
             capture.stop()
-            if self._trainer is not None:
-                # Torch must not be mid-step in a thread when the interpreter exits (it aborts): the adapter
-                # stops at its next step.
-                self._adapter.stop.set()
-                await loop.run_in_executor(None, self._trainer.join, 10.0)
+            await loop.run_in_executor(None, self._stop_adapting)
             self._coder.shutdown(wait=False, cancel_futures=True)
             if isinstance(self.encoder, CodeEncoder):
                 self.report.codes_learned = self.encoder.codes_learned
@@ -450,6 +462,8 @@ class LiveSender:
             t.cancel()
         if event.is_set():
             return
+        if self._peer_closed is not None:
+            raise ConnectionError(f"the receiver ended the session: {self._peer_closed}")
         if self._closed.is_set():
             raise ConnectionError(f"the receiver closed the connection while waiting for {what}")
         raise TimeoutError(f"gave up waiting {timeout:.0f} s for {what}")

@@ -28,6 +28,7 @@ from vsa.protocol.session import SenderSession
 
 from .adapt import OnlineAdapter, Update
 from .adapt_options import AdaptSettings
+from .adapt_process import TrainerProcess
 from .shipment import Shipment
 
 MODEL_CHUNK = 64 * 1024
@@ -100,7 +101,7 @@ class StreamEncoder:
     ) -> None:
         """``adapt``: fine-tune the model online (`vsa.sender.adapt`); with ``synchronous`` (file mode) the
         adapter trains inside `push` when it is due, on a step budget, so a file is reproducible; otherwise
-        a trainer thread calls `adapter.consider` and hands its updates to `update`."""
+        it is a `TrainerProcess`, whose updates the caller collects (`next_update`) and hands to `offer`."""
         self.settings = settings
         self.size = size
         self.low_h, self.low_w = lowres_size(size, settings.scale)
@@ -121,16 +122,22 @@ class StreamEncoder:
         self.payload_bytes = 0
         self.frames_sent = 0
         self.update_bytes = 0
-        self.adapter: OnlineAdapter | None = None
+        self.adapter: OnlineAdapter | TrainerProcess | None = None
         self.synchronous = synchronous
         self._offered: list[Update] = []
         self._offered_lock = threading.Lock()
         self._monitor: FrameDecoder | None = None
         if adapt is not None:
-            # The adapter starts from the weights the receiver decodes, not the sender's float ones.
-            lookup = lambda sha: self.shipment.blob(sha) or bases.builtin_wire(sha)  # noqa: E731
-            received = bundle_mod.from_wire(self.model_wire, self.shipment.model_sha256, lookup)
-            self.adapter = OnlineAdapter(received, settings.scale, settings.codec, self.hello.crf, fps, adapt)
+            if synchronous:
+                # The adapter starts from the weights the receiver decodes, not the sender's float ones.
+                lookup = lambda sha: self.shipment.blob(sha) or bases.builtin_wire(sha)  # noqa: E731
+                received = bundle_mod.from_wire(self.model_wire, self.shipment.model_sha256, lookup)
+                self.adapter = OnlineAdapter(received, settings.scale, settings.codec, self.hello.crf, fps, adapt)
+            else:
+                base = self.shipment.base
+                blobs = {bundle_mod.sha256(base): base} if base is not None else {}
+                self.adapter = TrainerProcess(self.model_wire, blobs, settings.scale, settings.codec,
+                                              self.hello.crf, fps, adapt)
             self._monitor = FrameDecoder(settings.codec, self.low_w, self.low_h)
 
     @property
@@ -173,7 +180,7 @@ class StreamEncoder:
         return messages + self._frames(self.encoder.encode(self.lowres(rgb)))
 
     def offer(self, update: Update) -> None:
-        """From a trainer thread: send ``update`` before the next frame coded (thread-safe)."""
+        """From another thread: send ``update`` before the next frame coded (thread-safe)."""
         with self._offered_lock:
             self._offered.append(update)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from vsa.common.metrics import mean_psnr, psnr
 from vsa.common.resample import to_tensor
 from vsa.common.video import read_video
 from vsa.protocol.fragment import fragment
-from vsa.protocol.messages import Frame, Hello, encode
+from vsa.protocol.messages import Frame, Hello, ModelChunk, encode
 from vsa.receiver.cache import ModelCache
 from vsa.receiver.live import ReceiverOptions, serve
 from vsa.sender.inrv_stream import CodeSettings
@@ -27,7 +28,10 @@ FRAMES = 48
 
 
 async def _session(model_path, clip, tmp_path, sessions=1, sender_options=None, receiver_options=None,
-                   before_stream=None):
+                   before_stream=None, sender_fails=False):
+    """Stream ``clip`` from a `LiveSender` to `serve` over loopback, ``sessions`` times; (senders, reports).
+
+    With ``sender_fails`` a sender's exception is kept in ``sender.failure`` instead of raised."""
     server = webrtc.SignalingServer("127.0.0.1", 0)
     await server.start()
     options = ReceiverOptions(listen=("127.0.0.1", server.port), cache=ModelCache(tmp_path / "cache"),
@@ -41,7 +45,12 @@ async def _session(model_path, clip, tmp_path, sessions=1, sender_options=None, 
                 "settings": StreamSettings(scale=4, stride=2), **(sender_options or {})}))
             if before_stream is not None:
                 before_stream(sender)
-            await asyncio.wait_for(sender.run(), 60)
+            try:
+                await asyncio.wait_for(sender.run(), 60)
+            except Exception as exc:  # noqa: BLE001 - the caller asked for it
+                if not sender_fails:
+                    raise
+                sender.failure = exc
             senders.append(sender)
         reports = await asyncio.wait_for(receiving, 30)
     finally:
@@ -115,18 +124,25 @@ async def test_a_fine_tuned_model_travels_as_a_delta_with_its_base_once(sr_bundl
 
 
 async def test_a_sender_that_adapts_streams_updates_the_receiver_applies(sr_bundles, clip_path, tmp_path):
-    """The trainer runs in its own thread; its updates reach the receiver and apply, none refused."""
+    """The trainer runs in its own process; its updates reach the receiver and apply, none refused."""
     from vsa.sender.adapt_options import AdaptSettings
 
-    # The whole clip (3.6 s), so that the trainer, on one thread beside both peers, has time for a few updates.
-    adapt = {"adapt": AdaptSettings(every=0.5, steps=40, share=0.5), "limit": 109}
-    senders, (report,) = await _session(sr_bundles[0], clip_path, tmp_path, sender_options=adapt)
-    sent = senders[0].report.updates
-    assert report.error is None and report.frames == 109 and report.hello.adapt
-    assert sent >= 1 and report.updates_applied == report.model_version == sent and report.updates_refused == 0
-    assert report.update_bytes > senders[0].report.update_bytes  # the deltas, in their messages
+    # The clip looped to 12 s: the trainer process takes a few seconds to start (torch's import), at a lower
+    # priority than both peers, and then needs time for a few updates. Frames sent before it is ready are
+    # dropped from its queue, not waited for.
+    adapt = AdaptSettings(every=0.5, steps=40, share=0.5)
+    senders, (report,) = await _session(sr_bundles[0], clip_path, tmp_path,
+                                        sender_options={"adapt": adapt, "limit": 360, "loop": True})
+    sender = senders[0].report
+    # 359: a looping source has no known last frame to send, so the one after the last sent is not interpolated.
+    assert report.error is None and report.frames == 359 and report.hello.adapt
+    assert sender.adapt_considered >= sender.updates and sender.adapt_dropped < sender.frames_sent
+    assert sender.updates >= 1, sender.summary()
+    assert report.updates_applied == report.model_version == sender.updates and report.updates_refused == 0
+    assert report.update_bytes > sender.update_bytes  # the deltas, in their messages
     # A receiver that does not apply updates says so, and the sender then adapts nothing: the stream plays.
-    senders, (report,) = await _session(sr_bundles[0], clip_path, tmp_path, sender_options=adapt,
+    senders, (report,) = await _session(sr_bundles[0], clip_path, tmp_path,
+                                        sender_options={"adapt": adapt, "limit": 109},
                                         receiver_options={"adapt": False})
     assert report.error is None and report.frames == 109 and senders[0].report.updates == 0
 
@@ -161,6 +177,28 @@ async def test_without_fec_losses_are_concealed_and_auto_fec_starts_after_the_fi
     # The first loss is concealed by interpolating across it; the keyframe request then turns FEC on.
     assert report.lost >= 1 and report.counts["concealed"] >= 1 and sent.keyframe_requests >= 1
     assert sent.datagrams_redundant > 0
+
+
+async def test_a_model_not_matching_its_hash_ends_the_session_with_that_reason_at_both_ends(
+        trained_bundle, clip_path, tmp_path):
+    model_path, _ = trained_bundle
+
+    def corrupt(sender):
+        original = sender._send_control
+
+        def send(msg):
+            if isinstance(msg, ModelChunk) and msg.offset == 0:
+                msg = replace(msg, data=bytes(len(msg.data)))  # zeros: same size, other bytes
+            original(msg)
+
+        sender._send_control = send
+
+    senders, (report,) = await _session(model_path, clip_path, tmp_path, before_stream=corrupt, sender_fails=True)
+    assert report.error == "session failed: model SHA-256 does not match the hello: transfer corrupted"
+    assert report.frames == 0
+    failure = senders[0].failure
+    assert isinstance(failure, ConnectionError)
+    assert str(failure) == "the receiver ended the session: model SHA-256 does not match the hello: transfer corrupted"
 
 
 async def test_receiver_survives_garbage_on_both_channels(trained_bundle, clip_path, tmp_path):
