@@ -35,7 +35,7 @@ from vsa.common.bundle import BundleError
 from vsa.common.framecodec import INTER_CODECS, FrameCodecError
 from vsa.common.resample import to_uint8
 from vsa.common.video import VideoWriter
-from vsa.protocol.errors import ProtocolError
+from vsa.protocol.errors import ProtocolError, SessionFailed
 from vsa.protocol.fragment import Reassembler
 from vsa.protocol.messages import (
     Bye, Frame, Hello, KeyframeRequest, Message, ModelChunk, ModelRequest, ModelUpdate, Ready, Stats,
@@ -257,6 +257,12 @@ class LiveSession:
                     self._pump()
                 else:
                     raise ProtocolError(f"{type(msg).__name__} does not belong on the control channel")
+            except SessionFailed as exc:
+                # Nothing can follow (the model is not the one the hello named): say why to both ends.
+                self.report.error = f"session failed: {exc}"
+                log.error("%s", self.report.error)
+                self._send(self.decoder.session.bye(str(exc)))
+                self._done.set()
             except ProtocolError as exc:
                 self.report.garbage += 1
                 log.warning("ignoring bad control message: %s", exc)

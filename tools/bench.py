@@ -137,6 +137,50 @@ def bench_codecs(video: str, size: tuple[int, int], scale: int, limit: int) -> l
     return rows
 
 
+CURVE_CRFS = {"h264": (14, 20, 26, 32, 38), "vp9": (20, 30, 40, 50, 58)}
+"""Qualities of each inter codec's rate-distortion curve (`codec_curves`): the same span of low-res PSNR."""
+FRAME_OVERHEAD = 20
+"""Bytes of framing a frame message adds to its payload (protocol v2), counted in the curves' rates."""
+
+
+def codec_curves(video: str, size: tuple[int, int], scales: list[int], second_half: bool) -> list[dict]:
+    """vp9 against h264 on the low-res stream: a rate-distortion curve each per scale, and vp9's BD-rate."""
+    import bjontegaard
+    import numpy as np
+
+    from vsa.common.framecodec import FrameDecoder, FrameEncoder
+    from vsa.common.metrics import psnr
+    from vsa.common.resample import downscale, to_tensor, to_uint8
+    from vsa.common.video import read_video
+
+    frames, info, size = read_video(video, size=size)
+    if second_half:
+        frames = frames[len(frames) // 2:]
+    rows = []
+    for scale in scales:
+        low = to_uint8(downscale(to_tensor(frames), scale))
+        h, w = low.shape[1:3]
+        curves = {}
+        for codec, crfs in CURVE_CRFS.items():
+            points = []
+            for crf in crfs:
+                enc, dec = FrameEncoder(codec, w, h, fps=info.fps, crf=crf), FrameDecoder(codec, w, h)
+                packets = [p for f in low for p in enc.encode(f)] + enc.flush()
+                out = np.stack([dec.decode(p.payload, p.keyframe) for p in packets])
+                kbps = sum(len(p.payload) + FRAME_OVERHEAD for p in packets) * 8 / 1000 / (len(low) / info.fps)
+                quality = float(psnr(to_tensor(out), to_tensor(low)).clamp(max=60).mean())
+                points.append({"crf": crf, "kbps": round(kbps, 2), "lowres_psnr": round(quality, 2)})
+            curves[codec] = points
+        anchor, test = curves["h264"], curves["vp9"]
+        bd = bjontegaard.bd_rate([p["kbps"] for p in anchor], [p["lowres_psnr"] for p in anchor],
+                                 [p["kbps"] for p in test], [p["lowres_psnr"] for p in test],
+                                 method="akima", require_matching_points=False)
+        rows.append({"video": info.name, "scale": scale, "lowres": f"{h}x{w}", "curves": curves,
+                     "vp9_bd_rate_vs_h264": round(float(bd), 1)})
+        print(f"{info.name} scale {scale} ({h}x{w}): vp9 against h264 BD-rate {bd:+.1f}%", flush=True)
+    return rows
+
+
 def _machine(device: torch.device) -> dict:
     return {"platform": platform.platform(), "processor": platform.processor(), "threads": torch.get_num_threads(),
             "torch": torch.__version__, "device": str(device)}
@@ -152,11 +196,19 @@ def main_codecs(argv: list[str]) -> int:
     parser.add_argument("--size", default="192x256")
     parser.add_argument("--scale", type=int, default=4)
     parser.add_argument("--limit", type=int, default=300)
+    parser.add_argument("--curves", nargs="*", metavar="VIDEO",
+                        help="also compare vp9 with h264 as rate-distortion curves (BD-rate) at scales 2, 4, 8 "
+                        "and 16, on the second half of each VIDEO (default: the video above)")
     parser.add_argument("-o", "--output", default="bench_codecs.json")
     args = parser.parse_args(argv)
     rows = bench_codecs(args.video, parse_size(args.size), args.scale, args.limit)
+    curves = []
+    if args.curves is not None:
+        for video in args.curves or [args.video]:
+            curves += codec_curves(video, parse_size(args.size), [2, 4, 8, 16], second_half=True)
     with open(args.output, "w") as f:
-        json.dump({"machine": _machine(torch.device("cpu")), "video": args.video, "results": rows}, f, indent=2)
+        json.dump({"machine": _machine(torch.device("cpu")), "video": args.video, "results": rows,
+                   "curves": curves}, f, indent=2)
     print(f"wrote {args.output}")
     return 0
 
