@@ -34,6 +34,7 @@ from vsa.common import webrtc
 from vsa.common.bundle import BundleError
 from vsa.common.framecodec import INTER_CODECS, FrameCodecError
 from vsa.common.resample import to_uint8
+from vsa.common.tasks import background
 from vsa.common.video import VideoWriter
 from vsa.protocol.errors import ProtocolError, SessionFailed
 from vsa.protocol.fragment import Reassembler
@@ -573,10 +574,16 @@ class LiveSession:
 
     # -- run ---------------------------------------------------------------------------------
 
+    def _loop_failed(self, name: str, exc: BaseException) -> None:
+        """A session loop raised (logged by `background`): the session ends with that error, the server goes on."""
+        self.report.error = self.report.error or f"{name} failed: {exc}"
+        self._done.set()
+
     async def run(self, pc) -> SessionReport:
         self._loop = asyncio.get_running_loop()
-        tasks = [asyncio.create_task(c) for c in
-                 (self._control_loop(), self._display_loop(), self._stats_loop(), self._timer_loop())]
+        loops = {"the control loop": self._control_loop(), "the display loop": self._display_loop(),
+                 "the stats loop": self._stats_loop(), "the timer loop": self._timer_loop()}
+        tasks = [background(coro, name, on_error=self._loop_failed) for name, coro in loops.items()]
         try:
             await self._done.wait()
             # Let the display loop show what is left, then stop everything.

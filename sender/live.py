@@ -38,6 +38,7 @@ import numpy as np
 
 from vsa.common import bundle as bundle_mod
 from vsa.common import webrtc
+from vsa.common.tasks import background
 from vsa.common.video import VideoSource, default_working_size, fit_frame
 from vsa.protocol.errors import ProtocolError
 from vsa.protocol.fragment import MAX_DATAGRAM, fragment
@@ -232,8 +233,8 @@ class LiveSender:
         self.encoder: StreamEncoder | CodeEncoder | None = None
         self.control = self.media = None
         self._coder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vsa-code")
-        self._peer_closed: str | None = None
-        """Why the receiver ended the session, if it said (its `Bye`)."""
+        self._ended: str | None = None
+        """Why the session ended early, when it did: the receiver said why in its `Bye`, or a task failed."""
         self._relay: threading.Thread | None = None
         self._relay_stop = threading.Event()
 
@@ -263,17 +264,14 @@ class LiveSender:
             return
         for event in events:
             if isinstance(event, ModelWanted):
-                task = asyncio.ensure_future(self._send_model(event.offset, event.sha256))
-                self._control_tasks.add(task)
-                task.add_done_callback(self._control_tasks.discard)
+                background(self._send_model(event.offset, event.sha256), "sending the model", self._control_tasks,
+                           self._task_failed)
             elif isinstance(event, PeerReady):
                 log.info("receiver ready (%s)", "model sent" if self.report.model_sent else "model was cached")
                 self._start_adapting(event.adapt)
                 self._ready.set()
             elif isinstance(event, PeerClosed):
-                self._peer_closed = event.reason
-                log.error("the receiver ended the session: %s", event.reason)
-                self._closed.set()
+                self._end(f"the receiver ended the session: {event.reason}")
             elif isinstance(event, KeyframeWanted):
                 self._loss_reported()
                 self.report.keyframe_requests += 1
@@ -288,6 +286,16 @@ class LiveSender:
                 log.info("receiver: %.1f fps, %d received, %d interpolated, %d concealed, %d lost, latency %.0f ms, "
                          "%d passes", s.fps, s.received, s.interpolated, s.concealed, s.lost, s.latency_ms,
                          s.iterations)
+
+    def _end(self, why: str) -> None:
+        """End the session early: the waits raise ConnectionError(why) and the stream stops."""
+        if self._ended is None:
+            self._ended = why
+            log.error("%s", why)
+        self._closed.set()
+
+    def _task_failed(self, name: str, exc: BaseException) -> None:
+        self._end(f"{name} failed: {exc}")
 
     def _loss_reported(self) -> None:
         if self.options.fec == "auto":
@@ -361,9 +369,7 @@ class LiveSender:
         await self._send_datagrams(parts)
         self.report.frames_sent += 1
         if self.fec_active:
-            task = asyncio.ensure_future(self._repeat(parts))
-            self._repeats.add(task)
-            task.add_done_callback(self._repeats.discard)
+            background(self._repeat(parts), "a forward error correction repeat", self._repeats, self._task_failed)
 
     async def _repeat(self, parts: list[bytes]) -> None:
         await asyncio.sleep(FEC_SPACING)
@@ -432,7 +438,7 @@ class LiveSender:
             await webrtc.connect_and_offer(pc, *o.connect, token=o.token, timeout=o.timeout, bind=bind)
             await webrtc.wait_open([self.control, self.media], o.timeout)
             log.info("connected to %s:%d; streaming %s at %g fps: %s", *o.connect, info.name, info.fps, what)
-            stats = asyncio.create_task(self._stats_loop())
+            stats = background(self._stats_loop(), "the stats loop", on_error=self._task_failed)
             self._send_control(self.encoder.session.start())
             warming = loop.run_in_executor(self._coder, self.encoder.warm_up)
             await self._wait(self._ready, o.timeout + len(self.wire) / 50_000, "the receiver to load the model")
@@ -460,10 +466,10 @@ class LiveSender:
         done, pending = await asyncio.wait({waiter, closed}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         for t in pending:
             t.cancel()
+        if self._ended is not None:
+            raise ConnectionError(self._ended)
         if event.is_set():
             return
-        if self._peer_closed is not None:
-            raise ConnectionError(f"the receiver ended the session: {self._peer_closed}")
         if self._closed.is_set():
             raise ConnectionError(f"the receiver closed the connection while waiting for {what}")
         raise TimeoutError(f"gave up waiting {timeout:.0f} s for {what}")

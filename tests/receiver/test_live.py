@@ -201,6 +201,23 @@ async def test_a_model_not_matching_its_hash_ends_the_session_with_that_reason_a
     assert str(failure) == "the receiver ended the session: model SHA-256 does not match the hello: transfer corrupted"
 
 
+async def test_a_sender_task_that_fails_ends_the_stream_with_its_error(trained_bundle, clip_path, tmp_path):
+    """A failed background task (here the model transfer) is said at once, not left to a timeout."""
+    model_path, _ = trained_bundle
+
+    def break_transfer(sender):
+        async def send_model(offset, sha256):
+            raise RuntimeError("the disk went away")
+
+        sender._send_model = send_model
+
+    senders, (report,) = await _session(model_path, clip_path, tmp_path, before_stream=break_transfer,
+                                        sender_fails=True, receiver_options={"idle_timeout": 2.0})
+    failure = senders[0].failure
+    assert isinstance(failure, ConnectionError) and str(failure) == "sending the model failed: the disk went away"
+    assert report.frames == 0 and report.error is not None  # the receiver, never sent a model, gave up
+
+
 async def test_receiver_survives_garbage_on_both_channels(trained_bundle, clip_path, tmp_path):
     model_path, _ = trained_bundle
     hello = Hello(width=192, height=128, fps=30.0, scale=4, stride=2, codec="h264", model_sha256=b"\x01" * 32,
