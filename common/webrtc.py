@@ -26,7 +26,10 @@ from dataclasses import dataclass
 from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 
 from vsa.protocol.errors import ProtocolError
-from vsa.protocol.signaling import MAX_SIGNAL_BYTES, Signal, decode_signal, encode_signal, token_matches
+from vsa.protocol.signaling import (
+    MAX_SIGNAL_BYTES, NONCE_BYTES, OfferGuard, Signal, check_answer, decode_signal, encode_signal, make_answer,
+    make_offer,
+)
 
 log = logging.getLogger("vsa.webrtc")
 
@@ -129,32 +132,39 @@ async def connect_and_offer(
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
     try:
-        offer = pc.localDescription
-        writer.write(encode_signal(Signal("offer", sdp=offer.sdp, token=token or "")))
+        offer = make_offer(pc.localDescription.sdp, token, os.urandom(NONCE_BYTES), time.time())
+        writer.write(encode_signal(offer))
         await writer.drain()
         answer = await _read_signal(reader, max(1.0, deadline - time.monotonic()))
     finally:
         writer.close()
     if answer.type == "error":
         raise SignalingError(f"receiver refused the connection: {answer.reason}")
-    if answer.type != "answer":
-        raise SignalingError(f"receiver sent {answer.type!r}, expected an answer")
+    try:
+        check_answer(answer, token, offer)
+    except ProtocolError as exc:
+        raise SignalingError(f"refused the receiver's answer: {exc}") from None
     await pc.setRemoteDescription(RTCSessionDescription(sdp=answer.sdp, type="answer"))
 
 
 @dataclass
 class Offer:
-    sdp: str
+    signal: Signal
     peer: str
     _writer: asyncio.StreamWriter
+    _token: str | None = None
+
+    @property
+    def sdp(self) -> str:
+        return self.signal.sdp
 
     async def answer(self, pc: RTCPeerConnection, bind: str | None = None) -> None:
-        """Apply this offer to ``pc`` and send the answer back."""
+        """Apply this offer to ``pc`` and send the answer back (authenticated with the token, if there is one)."""
         await pc.setRemoteDescription(RTCSessionDescription(sdp=self.sdp, type="offer"))
         if bind:
             bind_candidates(pc, bind)
         await pc.setLocalDescription(await pc.createAnswer())
-        self._writer.write(encode_signal(Signal("answer", sdp=pc.localDescription.sdp)))
+        self._writer.write(encode_signal(make_answer(pc.localDescription.sdp, self._token, self.signal)))
         await self._writer.drain()
         self._writer.close()
 
@@ -164,7 +174,8 @@ class Offer:
 
 
 class SignalingServer:
-    """Accepts offers on host:port; peers without the token are refused.
+    """Accepts offers on host:port; peers that cannot prove they hold the token are refused
+    (`vsa.protocol.signaling.OfferGuard`: the token's HMAC, the clock, replays, repeated failures).
 
     Listening beyond loopback without a token is refused outright: anyone on
     the network could otherwise push a stream (and a model) at us.
@@ -179,6 +190,7 @@ class SignalingServer:
         self.host, self.port, self.token = host, port, token
         self.read_timeout = read_timeout
         self.refused = 0
+        self._guard = OfferGuard(token)
         self._offers: asyncio.Queue[Offer] = asyncio.Queue(maxsize=4)
         self._server: asyncio.base_events.Server | None = None
 
@@ -190,19 +202,20 @@ class SignalingServer:
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = "%s:%s" % writer.get_extra_info("peername")[:2]
+        host, port = writer.get_extra_info("peername")[:2]
+        peer = f"{host}:{port}"
         try:
             signal = await _read_signal(reader, self.read_timeout)
-            if signal.type != "offer":
-                raise SignalingError(f"expected an offer, got {signal.type!r}")
-            if not token_matches(self.token, signal.token):
+            try:
+                self._guard.check(signal, host, time.time())
+            except ProtocolError as exc:
                 self.refused += 1
-                log.warning("refused %s: wrong or missing token", peer)
-                writer.write(encode_signal(Signal("error", reason="wrong or missing token")))
+                log.warning("refused %s: %s", peer, exc)
+                writer.write(encode_signal(Signal("error", reason=str(exc)[:200])))
                 await writer.drain()
                 writer.close()
                 return
-            self._offers.put_nowait(Offer(signal.sdp, peer, writer))
+            self._offers.put_nowait(Offer(signal, peer, writer, self.token))
         except asyncio.QueueFull:
             writer.write(encode_signal(Signal("error", reason="receiver busy")))
             writer.close()

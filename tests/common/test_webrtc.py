@@ -51,6 +51,27 @@ async def test_a_wrong_token_is_refused_and_the_right_one_accepted():
         await server.close()
 
 
+async def test_a_sender_with_a_token_refuses_an_answer_from_a_receiver_without_it():
+    """A receiver that does not hold the token (here one with none: it answers anything) cannot pass its
+    answer off as authentic, so a man in the middle cannot swap the receiver's SDP."""
+    server = webrtc.SignalingServer("127.0.0.1", 0)
+    await server.start()
+    try:
+        async def answer():
+            offer = await server.next_offer(5)
+            pc = webrtc.make_peer()
+            await offer.answer(pc, bind="127.0.0.1")
+            return pc
+
+        answering = asyncio.create_task(answer())
+        with pytest.raises(webrtc.SignalingError, match="refused the receiver's answer: the answer is not "
+                                                        "authenticated"):
+            await _offer(server.port, "right")
+        await (await answering).close()
+    finally:
+        await server.close()
+
+
 async def test_connect_retries_until_the_receiver_is_up_and_gives_up_in_time():
     start = time.monotonic()
     with pytest.raises(webrtc.SignalingError, match="no receiver at 127.0.0.1:1 after 0.5 s"):

@@ -319,7 +319,10 @@ async def test_a_coding_error_mid_stream_ends_the_sender_with_that_error(inrv_bu
 
 async def test_a_bad_offer_does_not_end_a_server_and_the_next_stream_plays(trained_bundle, clip_path, tmp_path):
     """One session's failure (here an offer whose SDP is garbage) never ends `vrecv --sessions 0`."""
-    from vsa.protocol.signaling import Signal, encode_signal
+    import os
+    import time
+
+    from vsa.protocol.signaling import encode_signal, make_offer
 
     model_path, _ = trained_bundle
     server = webrtc.SignalingServer("127.0.0.1", 0)
@@ -328,7 +331,7 @@ async def test_a_bad_offer_does_not_end_a_server_and_the_next_stream_plays(train
     receiving = asyncio.create_task(serve(options, sessions=2, server=server))
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-        writer.write(encode_signal(Signal("offer", sdp="v=0 this is not an SDP")))
+        writer.write(encode_signal(make_offer("v=0 this is not an SDP", None, os.urandom(16), time.time())))
         await writer.drain()
         await asyncio.wait_for(reader.read(), 10)  # the server hangs up on it
         writer.close()
