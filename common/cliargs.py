@@ -13,6 +13,18 @@ class UserError(Exception):
     """An error to report in one line, exit status 2."""
 
 
+def require_extra(modules: tuple[str, ...], extra: str, what: str) -> None:
+    """Raise UserError in one line, naming the extra to install, if a module an optional feature needs is absent.
+
+    Checked before the work starts, so a user learns it in a second rather than from a traceback later.
+    """
+    import importlib.util
+
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UserError(f"{what} needs {' and '.join(missing)}: pip install 'vsa[{extra}]'")
+
+
 def report_errors(prog: str, errors: tuple[type[BaseException], ...], body: Callable[[], int]) -> int:
     """Run ``body``; errors a user can cause print one line (no traceback) and exit with status 2."""
     try:

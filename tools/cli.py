@@ -11,13 +11,16 @@ import json
 import os
 import sys
 
-from vsa.common.cliargs import EXIT_BAD_INPUT, UserError, render_size_arg, report_errors
+from vsa.common.cliargs import EXIT_BAD_INPUT, UserError, render_size_arg, report_errors, require_extra
 from vsa.common.cliargs import fraction as _fraction
 from vsa.common.cliargs import positive_float as _positive_float
 from vsa.common.cliargs import passes as _passes
 from vsa.common.cliargs import positive_int as _positive_int
 from vsa.common.cliargs import size_arg as _size
 from vsa.sender.adapt_options import add_arguments as adapt_arguments
+
+EVAL_MODULES = ("matplotlib", "bjontegaard")
+"""What `vsa eval` needs beyond the core install (the ``eval`` extra): plots and BD-rate."""
 
 
 BUILTIN = "builtin"
@@ -196,10 +199,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from vsa.tools import bench_stream
 
         return bench_stream.main(args.rest)
+    if args.which == "codecs" and "--curves" in args.rest:
+        require_extra(("bjontegaard",), "eval", "vsa bench codecs --curves")
     return bench.main_codecs(args.rest) if args.which == "codecs" else bench.main(args.rest)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    if not {"-h", "--help"} & set(args.rest):
+        require_extra(EVAL_MODULES, "eval", "vsa eval")
     from vsa.tools import evaluate
 
     return evaluate.main(args.rest)

@@ -111,3 +111,16 @@ def test_streaming_commands_explain_themselves():
     result = subprocess.run([sys.executable, "-m", "vsa.sender.cli", "--model", "missing.pt", "x.mp4"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "missing.pt" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_missing_optional_package_is_one_line_naming_the_extra(monkeypatch, capsys):
+    """`vsa eval` without the eval extra says what to install, before any work, instead of a traceback."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "bjontegaard" else real(name, *a))
+    assert main(["eval", "whatever.mp4"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "vsa eval: error: vsa eval needs bjontegaard: pip install 'vsa[eval]'"
+    assert main(["bench", "codecs", "--curves"]) == 2
+    assert "pip install 'vsa[eval]'" in capsys.readouterr().err
