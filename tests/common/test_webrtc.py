@@ -28,6 +28,14 @@ async def _offer(port, token, timeout=5.0):
         await pc.close()
 
 
+async def _answer_next(server):
+    """Answer the next offer ``server`` accepts; the answering peer connection, for the caller to close."""
+    offer = await server.next_offer(5)
+    pc = webrtc.make_peer()
+    await offer.answer(pc, bind="127.0.0.1")
+    return pc
+
+
 async def test_a_wrong_token_is_refused_and_the_right_one_accepted():
     server = webrtc.SignalingServer("127.0.0.1", 0, token="right")
     await server.start()
@@ -38,13 +46,7 @@ async def test_a_wrong_token_is_refused_and_the_right_one_accepted():
             await _offer(server.port, None)
         assert server.refused == 2
 
-        async def answer():
-            offer = await server.next_offer(5)
-            pc = webrtc.make_peer()
-            await offer.answer(pc, bind="127.0.0.1")
-            return pc
-
-        answering = asyncio.create_task(answer())
+        answering = asyncio.create_task(_answer_next(server))
         await _offer(server.port, "right")
         await (await answering).close()
     finally:
@@ -57,13 +59,7 @@ async def test_a_sender_with_a_token_refuses_an_answer_from_a_receiver_without_i
     server = webrtc.SignalingServer("127.0.0.1", 0)
     await server.start()
     try:
-        async def answer():
-            offer = await server.next_offer(5)
-            pc = webrtc.make_peer()
-            await offer.answer(pc, bind="127.0.0.1")
-            return pc
-
-        answering = asyncio.create_task(answer())
+        answering = asyncio.create_task(_answer_next(server))
         with pytest.raises(webrtc.SignalingError, match="refused the receiver's answer: the answer is not "
                                                         "authenticated"):
             await _offer(server.port, "right")
