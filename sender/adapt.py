@@ -63,7 +63,8 @@ DB_PER_DOUBLING = 2.0
 between crf 32 and 24, 1.7 to 2.4 dB on the talking head and the office session; less at higher rates."""
 HORIZON = 10.0
 """Seconds an update's gain is counted over when it is weighed against the payload: the weights stay, so the gain
-lasts as long as the scene does (SRVC retrains every 5-10 s)."""
+lasts as long as the scene does (SRVC retrains every 5-10 s). A stream of known length counts only what is left
+of it: an update two seconds from the end buys two seconds."""
 MIN_TRAIN_FRAMES = 4
 GRADIENT_BATCHES = 8
 """Batches whose gradients choose the weights an update trains (`OnlineAdapter.choose`)."""
@@ -90,19 +91,21 @@ class Update:
     """Measured on the held-out frames: the receiver's PSNR after it, minus before."""
 
 
-def payload_gain(update_bytes: int, payload_bps: float) -> float:
-    """dB the payload would gain from ``update_bytes`` more bits spread over `HORIZON` seconds."""
+def payload_gain(update_bytes: int, payload_bps: float, seconds: float = HORIZON) -> float:
+    """dB the payload would gain from ``update_bytes`` more bits spread over ``seconds``."""
     if payload_bps <= 0:
         return 0.0
-    return DB_PER_DOUBLING * math.log2(1.0 + update_bytes * 8 / (HORIZON * payload_bps))
+    return DB_PER_DOUBLING * math.log2(1.0 + update_bytes * 8 / (max(seconds, 1e-3) * payload_bps))
 
 
 class OnlineAdapter:
     """Fine-tunes ``bundle`` (the model the receiver holds, as it decoded it) on the frames of one stream."""
 
     def __init__(self, bundle: Bundle, scale: int, codec: str, crf: int, fps: float,
-                 settings: AdaptSettings) -> None:
+                 settings: AdaptSettings, frame_count: int = 0) -> None:
+        """``frame_count``: the stream's length when it is known (a file), 0 for a camera or a loop."""
         self.settings = settings
+        self.frame_count = frame_count
         self.arch = registry.of_config(bundle.config)
         if not self.arch.adapts:
             raise ValueError(f"{bundle.kind} models cannot adapt online (only architectures that say they can, "
@@ -258,6 +261,12 @@ class OnlineAdapter:
         share = self.settings.share
         return int(share / (1 - share) * self.payload_bytes) - self.update_bytes
 
+    def horizon(self, pts: int) -> float:
+        """Seconds an update sent before frame ``pts`` is counted to serve (`HORIZON`, or what is left)."""
+        if self.frame_count <= 0:
+            return HORIZON
+        return min(HORIZON, max(0, self.frame_count - pts) / self.fps)
+
     def consider(self, pts: int) -> Update | None:
         """Train, then send an update if one earns its bits (None: nothing worth sending yet, or stopped)."""
         try:
@@ -290,8 +299,9 @@ class OnlineAdapter:
             return None
         delta, state, changed = draft
         gain = self._score(state, held) - before
-        worth = payload_gain(len(delta), payload_bps)
-        entry.update(gain_db=round(gain, 3), payload_db=round(worth, 3), bytes=len(delta), changed=changed)
+        worth = payload_gain(len(delta), payload_bps, self.horizon(pts))
+        entry.update(gain_db=round(gain, 3), payload_db=round(worth, 3), bytes=len(delta), changed=changed,
+                     horizon_s=round(self.horizon(pts), 2))
         if gain <= worth:
             self.history.append(entry)
             return None

@@ -63,14 +63,16 @@ class _Setup:
     crf: int
     fps: float
     settings: AdaptSettings
+    frame_count: int
 
 
 class TrainerProcess:
     """An `OnlineAdapter` in a child process: `observe` frames, `next_update` to collect its updates, `close`."""
 
     def __init__(self, wire: bytes, blobs: dict[bytes, bytes], scale: int, codec: str, crf: int, fps: float,
-                 settings: AdaptSettings) -> None:
-        """``wire``: the model the receiver holds (as sent); ``blobs``: the bases it may name, by sha256."""
+                 settings: AdaptSettings, frame_count: int = 0) -> None:
+        """``wire``: the model the receiver holds (as sent); ``blobs``: the bases it may name, by sha256;
+        ``frame_count``: the stream's length, 0 if unknown (`OnlineAdapter`)."""
         self.settings = settings
         # spawn, not fork: the parent runs threads (capture, coding, aiortc's) that a fork would copy mid-flight.
         context = mp.get_context("spawn")
@@ -82,7 +84,7 @@ class TrainerProcess:
         self._process.start()
         # The model goes first on the frame queue, whose feeder thread writes it: as an argument it would be
         # written to the child's pipe by `start`, which then waits until the child has started Python.
-        self._frames.put(_Setup(wire, blobs, scale, codec, crf, fps, settings))
+        self._frames.put(_Setup(wire, blobs, scale, codec, crf, fps, settings, frame_count))
         self.dropped = 0
         """Frames the trainer could not take in time (the queue was full)."""
         self._unsent_bytes = 0
@@ -174,7 +176,8 @@ def _child(frames: "mp.Queue", updates: "mp.Queue", stop) -> None:
         torch.set_num_threads(max(1, setup.settings.threads))
         lookup = lambda sha: setup.blobs.get(sha) or bases.builtin_wire(sha)  # noqa: E731
         received = bundle_mod.from_wire(setup.wire, bundle_mod.sha256(setup.wire), lookup)
-        adapter = OnlineAdapter(received, setup.scale, setup.codec, setup.crf, setup.fps, setup.settings)
+        adapter = OnlineAdapter(received, setup.scale, setup.codec, setup.crf, setup.fps, setup.settings,
+                                setup.frame_count)
         adapter.stop = stop  # a multiprocessing Event: the same set/is_set/wait as the threading one
         updates.put(("ready", None))
 

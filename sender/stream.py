@@ -132,12 +132,13 @@ class StreamEncoder:
                 # The adapter starts from the weights the receiver decodes, not the sender's float ones.
                 lookup = lambda sha: self.shipment.blob(sha) or bases.builtin_wire(sha)  # noqa: E731
                 received = bundle_mod.from_wire(self.model_wire, self.shipment.model_sha256, lookup)
-                self.adapter = OnlineAdapter(received, settings.scale, settings.codec, self.hello.crf, fps, adapt)
+                self.adapter = OnlineAdapter(received, settings.scale, settings.codec, self.hello.crf, fps, adapt,
+                                             frame_count)
             else:
                 base = self.shipment.base
                 blobs = {bundle_mod.sha256(base): base} if base is not None else {}
                 self.adapter = TrainerProcess(self.model_wire, blobs, settings.scale, settings.codec,
-                                              self.hello.crf, fps, adapt)
+                                              self.hello.crf, fps, adapt, frame_count)
             self._monitor = FrameDecoder(settings.codec, self.low_w, self.low_h)
 
     @property

@@ -70,9 +70,11 @@ ARCHS = ("ae", "sr")
 VSA_METHODS = {"ae": "vsa", "sr": "vsa-sr"}
 """The method name of each architecture's curve (the autoencoder's keeps the first release's name)."""
 ONLINE_METHOD = "vsa-sr-online"
-"""The curve of the base adapting online (mode ``online``); its BD-rate is also given against the frozen base."""
-BASE_MODES = ("cold", "online")
-"""Modes that train nothing before the stream: the base alone (the autoencoder, having none, sits them out)."""
+"""The curve of the sr model adapting online (mode ``online``); its BD-rate is also given against the same model
+frozen."""
+ONLINE_STARTS = ("base", "finetuned")
+"""What online mode adapts: the base alone (a camera's cold start), or the base fine-tuned on the first half (what
+live mode scores frozen)."""
 SPREAD_MINUTES = (1, 10, 60)
 DEFAULT_SIZE = (192, 256)
 DEFAULT_MINUTES = 4.0
@@ -104,6 +106,8 @@ class EvalOptions:
     """Train an INR-V model per clip and mode for this long and add its points (0: leave INR-V out)."""
     adapt: AdaptSettings = field(default_factory=AdaptSettings)
     """Online mode: how the sender adapts (a step budget: reproducible)."""
+    online_start: str = "base"
+    """Online mode: what it adapts (`ONLINE_STARTS`)."""
 
 
 def vsa_grid(quick: bool) -> list[StreamSettings]:
@@ -179,10 +183,13 @@ class Clip:
     fps: float
     frames: np.ndarray  # every frame, at the working size
     mode: str
+    from_base: bool = False
+    """Nothing is trained before the stream: the base alone (cold, and online from the base); the autoencoder,
+    which has no base, sits these out."""
 
     @property
     def train_frames(self) -> np.ndarray:
-        if self.mode in BASE_MODES:
+        if self.from_base:
             return self.frames[:0]
         return self.frames if self.mode == "seen" else self.frames[: len(self.frames) // 2]
 
@@ -226,7 +233,7 @@ def _model_for(arch: str, clip: Clip, options: EvalOptions, folder: str) -> bund
         from vsa.common.bases import load_base
 
         base_wire, base = load_base(options.base)
-        if clip.mode in BASE_MODES:
+        if clip.from_base:
             return Shipment(base_wire)
     if options.reuse_models and os.path.exists(path):
         bundle = bundle_mod.load(path)
@@ -344,8 +351,8 @@ def evaluate_clip(clip: Clip, options: EvalOptions, out_dir: str, progress: bool
     streams = os.path.join(out_dir, "streams")
     os.makedirs(folder, exist_ok=True)
     os.makedirs(streams, exist_ok=True)
-    # The autoencoder has no base: it cannot run cold (nor adapt from one).
-    archs = [a for a in options.archs if not (clip.mode in BASE_MODES and a == "ae")]
+    # The autoencoder has no base: it cannot run cold, and it does not adapt online.
+    archs = [a for a in options.archs if not ((clip.from_base or clip.mode == "online") and a == "ae")]
     online = clip.mode == "online" and "sr" in archs
     models = {arch: _model_for(arch, clip, options, folder) for arch in archs}
     # A fine-tuned model ships per stream scale: only what that scale's stream runs (`Shipment.of`).
@@ -406,19 +413,20 @@ def evaluate_clip(clip: Clip, options: EvalOptions, out_dir: str, progress: bool
             adapt = replace(options.adapt, seed=options.seed)
             ours, _, counted, enc_s, dec_s, history = _vsa_point(clip, shipments["sr", settings.scale], settings,
                                                                  options, adapt)
-            add(ONLINE_METHOD, params, ours, counted, enc_s, dec_s, model_bytes=0)["updates"] = history
+            add(ONLINE_METHOD, params, ours, counted, enc_s, dec_s,
+                model_bytes=_model_cost(shipments["sr", settings.scale]))["updates"] = history
     for name in options.baselines:
         for target in baseline_rates(vsa_rates, options.quick):
             coded = run_baseline(name, reference, clip.fps, target)
             add(name, {"target_kbps": round(target, 1)}, coded.frames, b"".join(coded.packets),
                 coded.encode_s, coded.decode_s)
-    if options.inrv_minutes and clip.mode != "cold":
+    if options.inrv_minutes and not clip.from_base:
         for fmt, decoded, counted, enc_s, dec_s in _inrv_points(clip, options, folder):
             add("inrv", {"code": fmt}, decoded, counted, enc_s, dec_s)
     bar.close()
     costs = {VSA_METHODS[a]: max(_model_cost(shipments[a, s]) for s in scales) for a in archs}
     if online:
-        costs[ONLINE_METHOD] = 0  # the base ships with vsa; every update is in the rate
+        costs[ONLINE_METHOD] = costs[VSA_METHODS["sr"]]  # what the frozen model costs; every update is in the rate
     result.summary = summarise(clip, result.points, costs)
     if "ae" in models:
         result.summary["latents"] = _latent_plot(models["ae"], clip, folder, options)
@@ -533,7 +541,8 @@ def load_clips(paths: list[str], options: EvalOptions) -> Iterator[Clip]:
         if len(frames) < 4:
             raise ValueError(f"{path}: {len(frames)} frames; vsa eval needs at least 4")
         for mode in options.modes:
-            yield Clip(clip_name(path), path, info.fps, frames, mode)
+            from_base = mode == "cold" or (mode == "online" and options.online_start == "base")
+            yield Clip(clip_name(path), path, info.fps, frames, mode, from_base)
 
 
 def run(paths: list[str], out_dir: str, options: EvalOptions, progress: bool = True) -> dict:
@@ -555,7 +564,7 @@ def run(paths: list[str], out_dir: str, options: EvalOptions, progress: bool = T
         "version": 1,
         "options": {"size": list(options.size), "modes": list(options.modes), "minutes": options.minutes,
                     "quick": options.quick, "iterations": options.iterations, "model": options.model,
-                    "archs": list(options.archs), "base": options.base},
+                    "archs": list(options.archs), "base": options.base, "online_start": options.online_start},
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
                     "device": options.device},
         "elapsed_s": time.perf_counter() - start,
@@ -667,9 +676,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="working size, multiples of 64 (default: 192x256)")
     p.add_argument("--mode", default="both",
                    help="comma-separated: seen (train and score on the whole clip), live (train on the first half, "
-                   "score the second), cold (the base alone, no training, on the second half), online (the base "
-                   "adapting as it codes, update bytes counted, beside the frozen base, on the second half); "
-                   "both = seen,live (default: both)")
+                   "score the second), cold (the base alone, no training, on the second half), online (sr adapting "
+                   "as it codes the second half, update bytes counted, beside the same model frozen; see "
+                   "--online-start); both = seen,live (default: both)")
+    p.add_argument("--online-start", choices=ONLINE_STARTS, default="base",
+                   help="online mode: adapt the base alone (a camera's cold start) or the base fine-tuned on the "
+                   "first half for --minutes (what live mode scores frozen) (default: base)")
     p.add_argument("--arch", default=",".join(ARCHS),
                    help="curves: ae (the paper's autoencoder, trained from scratch) and/or sr (the shipped base, "
                    f"fine-tuned on the training frames; alone in cold mode) (default: {','.join(ARCHS)})")
@@ -720,7 +732,7 @@ def main(argv: list[str] | None = None) -> int:
         size=args.size, modes=modes, minutes=args.minutes, archs=archs, base=args.base,
         model=args.model, quick=args.quick, iterations=args.iterations, seed=args.seed, limit=args.limit,
         reuse_models=args.reuse_models, device=str(pick_device(args.device)), baselines=baselines,
-        inrv_minutes=args.inrv_minutes or 0.0, adapt=settings_from(args),
+        inrv_minutes=args.inrv_minutes or 0.0, adapt=settings_from(args), online_start=args.online_start,
     )
     torch.manual_seed(args.seed)
     results = run(args.videos, args.output, options)

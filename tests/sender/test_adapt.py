@@ -3,7 +3,8 @@
 import pytest
 
 from vsa.common import bases
-from vsa.sender.adapt import payload_gain
+from vsa.common import bundle as bundle_mod
+from vsa.sender.adapt import HORIZON, OnlineAdapter, payload_gain
 from vsa.sender.adapt_options import AdaptSettings
 from vsa.sender.stream import StreamSettings
 from vsa.tools.filemode import decode_file, encode_file
@@ -34,11 +35,13 @@ def test_adapting_beats_the_frozen_model_it_started_from(clip_path, sr_bundles, 
     tail = (adapted.frames // 2, adapted.frames)
     a = decode_file(str(tmp_path / "adapt.vsa"), None, reference=clip_path, frame_range=tail)
     f = decode_file(str(tmp_path / "frozen.vsa"), None, reference=clip_path, frame_range=tail)
-    assert a.updates["applied"] == adapted.updates >= 2 and a.updates["refused"] == 0
+    assert a.updates["applied"] == adapted.updates >= 1 and a.updates["refused"] == 0
     assert a.updates["frames_off_version"] == 0 and f.updates["applied"] == 0
     # Every update byte is in the file, and within the share asked for.
     assert adapted.update_bytes <= 0.3 * (adapted.update_bytes + adapted.payload_bytes)
-    assert a.metrics["all"]["vsa_psnr"] > f.metrics["all"]["vsa_psnr"] + 0.15  # measured: +0.28 dB
+    # Measured +0.13 dB with one update: the gate counts only what is left of a 3.6 s clip, and the second
+    # update of the clip's end (+0.28 dB in all) no longer pays for its bits.
+    assert a.metrics["all"]["vsa_psnr"] > f.metrics["all"]["vsa_psnr"] + 0.08
 
 
 def test_an_update_must_beat_what_its_bits_would_buy_the_payload():
@@ -46,6 +49,18 @@ def test_an_update_must_beat_what_its_bits_would_buy_the_payload():
     assert 0.05 < payload_gain(1000, 20_000) < 0.2
     assert payload_gain(1000, 200_000) < payload_gain(1000, 20_000)
     assert payload_gain(1000, 0) == 0.0
+
+
+def test_a_stream_of_known_length_counts_an_update_over_what_is_left(sr_bundles):
+    bundle = bundle_mod.load(sr_bundles[0])
+    adapter = OnlineAdapter(bundle, 4, "vp9", 30, 30.0, AdaptSettings(), frame_count=300)
+    assert adapter.horizon(0) == HORIZON
+    assert adapter.horizon(270) == pytest.approx(1.0)
+    assert adapter.horizon(300) == 0
+    camera = OnlineAdapter(bundle, 4, "vp9", 30, 30.0, AdaptSettings())
+    assert camera.horizon(10**6) == HORIZON
+    # The same bytes spread over one second would buy the payload far more than over the horizon.
+    assert payload_gain(1000, 20_000, adapter.horizon(270)) > 5 * payload_gain(1000, 20_000)
 
 
 def test_codes_models_cannot_adapt(clip_path, inrv_bundle, tmp_path):

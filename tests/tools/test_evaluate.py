@@ -165,3 +165,25 @@ def test_online_mode_counts_every_update_byte_and_compares_with_the_frozen_base(
     assert "vsa-sr" in summary["bd_rate"] and "x264-zerolatency" in summary["bd_rate"]
     plot = out / "person_signing_webcam" / "online" / "online_psnr.png"
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 5000
+
+
+def test_online_mode_can_adapt_the_model_fine_tuned_on_the_first_half(tmp_path, clip_path):
+    out = tmp_path / "online"
+    code = vsa_main(["eval", clip_path, "-o", str(out), "--quick", "--size", "128x192", "--limit", "24", "--mode", "online",
+                     "--online-start", "finetuned", "--minutes", "0.05", "--arch", "sr,ae",
+                     "--baselines", "x264-zerolatency", "--device", "cpu",
+                     "--adapt-every", "0.1", "--adapt-steps", "10", "--adapt-share", "0.5"])
+    assert code == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["options"]["online_start"] == "finetuned"
+    assert (out / "person_signing_webcam" / "online" / "model-sr.pt").exists()  # trained on the first half
+    online = {json.dumps(p["params"]): p for p in results["points"] if p["method"] == evaluate.ONLINE_METHOD}
+    frozen = {json.dumps(p["params"]): p for p in results["points"] if p["method"] == "vsa-sr"}
+    assert online.keys() == frozen.keys() and not any(p["method"] == "vsa" for p in results["points"])
+    # Both curves ship the fine-tuned model's delta; the adapting one adds its updates to the rate.
+    for key, p in online.items():
+        assert p["model_bytes"] == frozen[key]["model_bytes"] > 0
+        assert p["frames"] == frozen[key]["frames"] == 12
+    summary = results["summaries"][0]["vsa"]
+    assert summary[evaluate.ONLINE_METHOD]["model_bytes"] == summary["vsa-sr"]["model_bytes"] > 0
+    assert "vsa-sr" in summary[evaluate.ONLINE_METHOD]["bd_rate"]
