@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from .framecodec import DEFAULT_CODEC, FrameDecoder, FrameEncoder, default_crf, model_crf
+from .framecodec import DEFAULT_CODEC, default_crf, model_crf, round_trip
 from .resample import downscale, to_tensor, to_uint8, upscale
 
 CROP = 96
@@ -53,14 +53,7 @@ def code_lowres(frames: np.ndarray, scale: int, crf: int | None = None, fps: flo
                 keyint: int = 60, codec: str = DEFAULT_CODEC) -> np.ndarray:
     """(N, h, w, 3) uint8: ``frames`` downscaled by ``scale``, through ``codec`` and back, as a stream sends them."""
     low = to_uint8(downscale(to_tensor(frames), scale))
-    h, w = low.shape[1:3]
-    encoder = FrameEncoder(codec, w, h, fps=fps, crf=crf, keyint=keyint)
-    decoder = FrameDecoder(codec, w, h)
-    packets = [p for frame in low for p in encoder.encode(frame)] + encoder.flush()
-    out = [decoder.decode(p.payload, p.keyframe) for p in packets]
-    if len(out) != len(low) or any(frame is None for frame in out):
-        raise RuntimeError(f"{codec} round trip returned {len(out)} frames for {len(low)}")
-    return np.stack(out)
+    return round_trip(codec, low, fps, crf=crf, keyint=keyint).frames
 
 
 @dataclass

@@ -231,3 +231,32 @@ class FrameDecoder:
             self.lost()
             raise FrameCodecError(f"payload decoded to {rgb.shape[1]}x{rgb.shape[0]}, expected {self.width}x{self.height}")
         return rgb
+
+
+@dataclass
+class RoundTrip:
+    """Frames through a codec and back, as a stream sends them (`round_trip`)."""
+
+    frames: np.ndarray
+    """(N, h, w, 3) uint8: what the receiver decodes."""
+    packets: list[EncodedFrame]
+    encode_s: float
+    decode_s: float
+
+
+def round_trip(codec: str, low: np.ndarray, fps: float = 30.0, **options) -> RoundTrip:
+    """Encode the (N, h, w, 3) uint8 frames ``low`` with ``codec`` (``options``: crf, quality, keyint, chroma)
+    and decode every packet; one frame in, one packet and one frame out, or RuntimeError."""
+    import time
+
+    h, w = low.shape[1:3]
+    encoder, decoder = FrameEncoder(codec, w, h, fps=fps, **options), FrameDecoder(codec, w, h)
+    start = time.perf_counter()
+    packets = [p for frame in low for p in encoder.encode(frame)] + encoder.flush()
+    encode_s = time.perf_counter() - start
+    start = time.perf_counter()
+    out = [decoder.decode(p.payload, p.keyframe) for p in packets]
+    decode_s = time.perf_counter() - start
+    if len(out) != len(low) or any(frame is None for frame in out):
+        raise RuntimeError(f"{codec} round trip returned {len(out)} frames for {len(low)}")
+    return RoundTrip(np.stack(out), packets, encode_s, decode_s)
