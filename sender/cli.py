@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     inrv.add_argument("--invert-seconds", type=positive_float, metavar="S",
                       help="time budget per clip's inversion (default: 3/4 of a clip's duration, to keep up)")
     p.add_argument("--loop", action="store_true", help="play a file again and again")
+    p.add_argument("--record", metavar="OUT.vsa", help="also write the stream as sent to a .vsa file, model "
+                   "included, which `vsa decode` plays (to check a receiver, or to keep a call)")
     p.add_argument("--limit", type=positive_int, help="stop after N source frames")
     p.add_argument("--timeout", type=positive_float, default=30.0,
                    help="seconds to wait for the receiver (connecting, loading the model) (default: 30)")
@@ -102,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         options = SenderOptions(connect=args.connect, token=token_from_env(args.token), bind=args.bind,
                                 settings=settings, codes=codes, size=args.size, loop=args.loop, limit=args.limit,
                                 timeout=args.timeout, fec=args.fec, drop_media=args.simulate_loss, seed=args.seed,
-                                adapt=adapt)
+                                adapt=adapt, record=args.record)
         sender = LiveSender(args.model, args.source, options)
         install_uvloop()
         print(asyncio.run(sender.run()).summary())

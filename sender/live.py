@@ -50,6 +50,7 @@ from vsa.protocol.session import KeyframeWanted, ModelWanted, PeerClosed, PeerRe
 from .adapt_options import AdaptSettings
 from .adapt_process import TrainerProcess
 from .inrv_stream import CodeEncoder, CodeSettings
+from .record import Recorder
 from .shipment import load_model
 from .stream import MODEL_CHUNK, StreamEncoder, StreamSettings
 
@@ -94,6 +95,8 @@ class SenderOptions:
     adapt: AdaptSettings | None = None
     """Online adaptation (`vsa.sender.adapt`), for a model whose architecture can and a receiver that applies
     updates; None: off (`vsend --adapt` turns it on)."""
+    record: str | None = None
+    """Also write the stream as sent to this `.vsa` file (`vsa.sender.record`)."""
 
     def __post_init__(self) -> None:
         if self.fec not in FEC_MODES:
@@ -237,6 +240,7 @@ class LiveSender:
         """Why the session ended early, when it did: the receiver said why in its `Bye`, or a task failed."""
         self._relay: threading.Thread | None = None
         self._relay_stop = threading.Event()
+        self.recorder: Recorder | None = None
 
     def _size(self, capture: _Capture) -> tuple[int, int]:
         if self.options.size:
@@ -365,6 +369,8 @@ class LiveSender:
             # receiver will ask for a keyframe at the hole.
             self.report.skipped_busy += 1
             return
+        if self.recorder is not None:
+            self.recorder.write(msg)
         parts = fragment(encode_message(msg), msg.seq, MAX_DATAGRAM)
         await self._send_datagrams(parts)
         self.report.frames_sent += 1
@@ -439,7 +445,10 @@ class LiveSender:
             await webrtc.wait_open([self.control, self.media], o.timeout)
             log.info("connected to %s:%d; streaming %s at %g fps: %s", *o.connect, info.name, info.fps, what)
             stats = background(self._stats_loop(), "the stats loop", on_error=self._task_failed)
-            self._send_control(self.encoder.session.start())
+            hello = self.encoder.session.start()
+            if o.record:
+                self.recorder = Recorder(o.record, hello, self.encoder.shipment)
+            self._send_control(hello)
             warming = loop.run_in_executor(self._coder, self.encoder.warm_up)
             await self._wait(self._ready, o.timeout + len(self.wire) / 50_000, "the receiver to load the model")
             await warming
@@ -456,6 +465,8 @@ class LiveSender:
                 self.report.inversion_steps = [len(losses) for losses in self.encoder.inversion_losses]
             if stats is not None:
                 stats.cancel()
+            if self.recorder is not None:
+                self.recorder.close()
             self.report.seconds = time.monotonic() - started
             await pc.close()
         return self.report
@@ -530,4 +541,6 @@ class LiveSender:
                 else:
                     if isinstance(msg, Bye) and self._repeats:
                         await asyncio.wait(self._repeats, timeout=1.0)  # the last frames' repeats first
+                    if self.recorder is not None:
+                        self.recorder.write(msg)
                     self._send_control(msg)

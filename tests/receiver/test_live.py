@@ -131,8 +131,11 @@ async def test_a_sender_that_adapts_streams_updates_the_receiver_applies(sr_bund
     # priority than both peers, and then needs time for a few updates. Frames sent before it is ready are
     # dropped from its queue, not waited for.
     adapt = AdaptSettings(every=0.5, steps=40, share=0.5)
+    recording, live = tmp_path / "sent.vsa", tmp_path / "live.mkv"
     senders, (report,) = await _session(sr_bundles[0], clip_path, tmp_path,
-                                        sender_options={"adapt": adapt, "limit": 360, "loop": True})
+                                        sender_options={"adapt": adapt, "limit": 360, "loop": True,
+                                                        "record": str(recording)},
+                                        receiver_options={"output": str(live)})
     sender = senders[0].report
     # 359: a looping source has no known last frame to send, so the one after the last sent is not interpolated.
     assert report.error is None and report.frames == 359 and report.hello.adapt
@@ -140,6 +143,13 @@ async def test_a_sender_that_adapts_streams_updates_the_receiver_applies(sr_bund
     assert sender.updates >= 1, sender.summary()
     assert report.updates_applied == report.model_version == sender.updates and report.updates_refused == 0
     assert report.update_bytes > sender.update_bytes  # the deltas, in their messages
+    # The recording (`vsend --record`) plays offline with the same updates, to the picture the receiver showed.
+    offline = decode_file(str(recording), str(tmp_path / "offline.mkv"), device="cpu")
+    assert offline.frames == report.frames and offline.updates["applied"] == sender.updates
+    shown, _, _ = read_video(str(live))
+    replayed, _, _ = read_video(str(tmp_path / "offline.mkv"))
+    assert shown.shape == replayed.shape
+    assert float(mean_psnr(psnr(to_tensor(shown), to_tensor(replayed)))) > 40
     # A receiver that does not apply updates says so, and the sender then adapts nothing: the stream plays.
     senders, (report,) = await _session(sr_bundles[0], clip_path, tmp_path,
                                         sender_options={"adapt": adapt, "limit": 109},
