@@ -47,6 +47,7 @@ from vsa.protocol.messages import encode as encode_message
 from .cache import ModelCache
 from .jitter import JitterBuffer, Lost
 from .decoder import make_decoder
+from .passes import PassController
 from .playout import Playout
 from .stream import Kind, OutputFrame, SessionDecoder, StreamDecoder
 
@@ -159,8 +160,7 @@ class LiveSession:
         self._backlog = 0  # work items submitted and not finished
         self._recovering = False  # the worker is still catching up after a loss (see `_work`)
         self._frames_queued = 0  # of which frames: what the worker is behind by
-        self._good_streak = 0
-        self._average: float | None = None  # moving average of a sent frame's processing time
+        self._passes: PassController | None = None  # built with the first sent frame's time
         self._control_q: asyncio.Queue[bytes] = asyncio.Queue(maxsize=4096)
         self._to_show: list[tuple[float, OutputFrame]] = []
         self._new_frames = asyncio.Event()
@@ -414,40 +414,25 @@ class LiveSession:
         return frames
 
     def _adapt(self, elapsed: float) -> None:
-        """Fewer passes when sent frames take longer than the time until the next one.
+        """Let the `PassController` judge a sent frame's processing time; apply the passes it decides.
 
-        The judge is a moving average of the per-frame time (or a backlog of
-        frames), not one frame: a single slow frame (a collection, the sender
-        busy on the same machine) costs a few ms of delay, while dropping a
-        pass costs quality for at least 30 frames. A pass is added back only
-        when 30 frames in a row show that one more (its cost measured by the
-        reconstructor, not guessed from the total, which also holds decoding
-        and the mp4 writer) would still fit in 80% of the budget. The model is
-        warmed up before `ready` (`_model_ready`): a cold first frame used to
-        make every session drop a pass for good.
+        The model is warmed up before `ready` (`_model_ready`): a cold first
+        frame used to make every session drop a pass for good.
         """
         hello = self.decoder.hello
         if not self.options.adaptive or hello is None or not isinstance(self.decoder, StreamDecoder):
             return  # only reprojection has passes to drop
-        budget = hello.stride / hello.fps
-        self._average = elapsed if self._average is None else 0.7 * self._average + 0.3 * elapsed
         n = self.decoder.iterations
         reconstructor = self.decoder.reconstructor
-        one_more = self._average + (reconstructor.pass_seconds if reconstructor is not None else elapsed / n)
-        most = reconstructor.iterations if reconstructor is not None else n  # the passes it started with
-        if (self._average > 0.9 * budget or self._frames_queued > 2) and n > 1:
-            log.info("falling behind (%.0f ms on average for %.0f ms): %d reprojection passes",
-                     self._average * 1e3, budget * 1e3, n - 1)
-            self.decoder.iterations = n - 1
-            self._average = None  # the next frames, at one pass fewer, start a new average
-            self._good_streak = 0
-        elif n < most and one_more < 0.8 * budget and self._frames_queued <= 1:
-            self._good_streak += 1
-            if self._good_streak >= 30:
-                self.decoder.iterations = n + 1
-                self._good_streak = 0
-        else:
-            self._good_streak = 0
+        if self._passes is None:
+            self._passes = PassController(most=reconstructor.iterations if reconstructor is not None else n)
+        budget = hello.stride / hello.fps
+        one_pass = reconstructor.pass_seconds if reconstructor is not None else elapsed / n
+        decided = self._passes.judge(elapsed, budget, n, self._frames_queued, one_pass)
+        if decided < n:
+            log.info("falling behind (%.0f ms for the last sent frame, %.0f ms between two, %d waiting): "
+                     "%d reprojection passes", elapsed * 1e3, budget * 1e3, self._frames_queued, decided)
+        self.decoder.iterations = decided
 
     def _worked(self, was_frame: bool, future) -> None:
         self._backlog -= 1
