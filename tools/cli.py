@@ -204,6 +204,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return bench.main_codecs(args.rest) if args.which == "codecs" else bench.main(args.rest)
 
 
+def cmd_fuzz(args: argparse.Namespace) -> int:
+    from vsa.tools import fuzz
+
+    return fuzz.main(args.rest)
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     if not {"-h", "--help"} & set(args.rest):
         require_extra(EVAL_MODULES, "eval", "vsa eval")
@@ -391,6 +397,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_eval)
 
+    p = sub.add_parser("fuzz", help="feed every decoder of peer or file bytes generated inputs; `vsa fuzz --help`",
+                       description="Fuzz the decoders.", add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_fuzz)
+
     p = sub.add_parser("bench", help="benchmarks: `vsa bench model|codecs|stream --help`",
                        description="Benchmarks that print figures and write JSON.")
     p.add_argument("which", choices=["model", "codecs", "stream"],
@@ -408,10 +419,10 @@ def main(argv: list[str] | None = None) -> int:
     from vsa.protocol.errors import ProtocolError
 
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] in (["eval"], ["pretrain"]):
+    own_parsers = {"eval": cmd_eval, "pretrain": cmd_pretrain, "fuzz": cmd_fuzz}
+    if argv[:1] and argv[0] in own_parsers:
         # These have their own parsers (many flags); argparse's REMAINDER would refuse a leading --flag.
-        args = argparse.Namespace(command=argv[0], rest=argv[1:],
-                                  func=cmd_eval if argv[0] == "eval" else cmd_pretrain)
+        args = argparse.Namespace(command=argv[0], rest=argv[1:], func=own_parsers[argv[0]])
     else:
         args = build_parser().parse_args(argv)
     errors = (VideoError, BundleError, ProtocolError, FrameCodecError, FileNotFoundError, ValueError)
