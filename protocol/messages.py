@@ -388,7 +388,8 @@ def decode(data: bytes) -> Message:
     missing = required - values.keys()
     if missing:
         raise ProtocolError(f"{_TYPE_NAMES[cls]} message lacks {', '.join(sorted(missing))}")
-    if cls is Hello and values.get("payload") in LEGACY_PAYLOADS:
+    # Before the fields are checked: only a string can name a legacy payload (a map here is not hashable).
+    if cls is Hello and isinstance(values.get("payload"), str) and values["payload"] in LEGACY_PAYLOADS:
         values["payload"] = LEGACY_PAYLOADS[values["payload"]]
     for key, value in values.items():
         values[key] = _check_field(cls, key, value)

@@ -74,6 +74,8 @@ def _raw(**fields):
               model_sha256=SHA, model_size=10), "hello.codec"),
         (_raw(t="hello", width=448, height=256, fps=30, scale=4, stride=1, codec="h264",
               model_sha256=SHA, model_size=10**12), "hello.model_size"),
+        # Found by `vsa fuzz`: a map where the payload's name goes escaped as a TypeError (unhashable).
+        (msgpack.packb([2, 1, 320, 256, 30.0, 4, 2, "vp9", SHA, 90_000, {}], use_bin_type=True), "hello.payload"),
     ],
 )
 def test_bad_messages_raise_protocol_error_naming_the_problem(raw, needle):
