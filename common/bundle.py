@@ -410,8 +410,7 @@ def from_wire(wire: bytes, expected_sha256: bytes | None = None, base_lookup: Ba
         config = arch.config_from_dict(header.get("config"))
     except ValueError as exc:
         raise BundleError(f"model wire form: {exc}") from None
-    with torch.device("meta"):  # shapes only: nothing is allocated for a config not yet trusted
-        reference = arch.build(config).state_dict()
+    reference = arch.reference_state(config)  # shapes only: nothing is allocated for a config not yet trusted
     entries = header.get("tensors")
     if not isinstance(entries, list):
         raise BundleError("model wire form has no tensor directory")
