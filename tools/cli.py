@@ -199,6 +199,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from vsa.tools import bench_stream
 
         return bench_stream.main(args.rest)
+    if args.which == "soak":
+        from vsa.tools import soak
+
+        return soak.main(args.rest)
     if args.which == "codecs" and "--curves" in args.rest:
         require_extra(("bjontegaard",), "eval", "vsa bench codecs --curves")
     return bench.main_codecs(args.rest) if args.which == "codecs" else bench.main(args.rest)
@@ -402,11 +406,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_fuzz)
 
-    p = sub.add_parser("bench", help="benchmarks: `vsa bench model|codecs|stream --help`",
+    p = sub.add_parser("bench", help="benchmarks: `vsa bench model|codecs|stream|soak --help`",
                        description="Benchmarks that print figures and write JSON.")
-    p.add_argument("which", choices=["model", "codecs", "stream"],
+    p.add_argument("which", choices=["model", "codecs", "stream", "soak"],
                    help="model: size and receiver speed of each preset; codecs: bytes per low-res frame; "
-                   "stream: live receiver fps and loopback latency")
+                   "stream: live receiver fps and loopback latency; soak: a long looped stream, its memory, "
+                   "descriptors and threads over time")
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_bench)
     return parser
