@@ -546,16 +546,27 @@ def load_clips(paths: list[str], options: EvalOptions) -> Iterator[Clip]:
 
 
 def run(paths: list[str], out_dir: str, options: EvalOptions, progress: bool = True) -> dict:
-    """Evaluate every clip in every mode; write the results folder and return results.json's content."""
+    """Evaluate every clip in every mode; write the results folder and return results.json's content.
+
+    results.json and frames.csv are rewritten after each clip, so a long run that is stopped keeps the clips
+    it finished.
+    """
     os.makedirs(out_dir, exist_ok=True)
     start = time.perf_counter()
     points, summaries, rows = [], [], []
+    results: dict = {}
     for clip in load_clips(paths, options):
         print(f"{clip.name}: mode {clip.mode}", file=sys.stderr)
         result = evaluate_clip(clip, options, out_dir, progress)
         points += result.points
         summaries.append(result.summary)
         rows += result.per_frame
+        results = _write_results(out_dir, options, time.perf_counter() - start, points, summaries, rows)
+    return results
+
+
+def _write_results(out_dir: str, options: EvalOptions, elapsed: float, points: list[dict], summaries: list[dict],
+                   rows: list[tuple]) -> dict:
     with open(os.path.join(out_dir, "frames.csv"), "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["clip", "mode", "method", "point", "frame", "psnr", "psnr_y", "ssim", "ms_ssim"])
@@ -567,12 +578,14 @@ def run(paths: list[str], out_dir: str, options: EvalOptions, progress: bool = T
                     "archs": list(options.archs), "base": options.base, "online_start": options.online_start},
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
                     "device": options.device},
-        "elapsed_s": time.perf_counter() - start,
+        "elapsed_s": elapsed,
         "points": points,
         "summaries": summaries,
     }
-    with open(os.path.join(out_dir, "results.json"), "w") as f:
+    tmp = os.path.join(out_dir, "results.json.tmp")
+    with open(tmp, "w") as f:
         json.dump(_finite(results), f, indent=1)
+    os.replace(tmp, os.path.join(out_dir, "results.json"))
     return results
 
 
