@@ -65,6 +65,9 @@ FEC_HOLD = 10.0
 FEC_SPACING = 0.015
 """Seconds between a frame's two copies: apart enough to outlast a short burst of loss, close enough
 that a frame recovered from its repeat is barely late (the playout delay grows by that much)."""
+RECEIVER_SILENCE = 10.0
+"""Seconds without a word from a ready receiver (it sends stats every second) after which it is taken for gone:
+a receiver killed outright sends no goodbye, and ICE consent checks took 36 s to notice."""
 INVERT_SHARE = 0.75
 """Live INR-V: a clip's inversion may take this share of the clip's duration, so coding keeps up."""
 
@@ -241,6 +244,7 @@ class LiveSender:
         self._relay: threading.Thread | None = None
         self._relay_stop = threading.Event()
         self.recorder: Recorder | None = None
+        self._last_heard = time.monotonic()
 
     def _size(self, capture: _Capture) -> tuple[int, int]:
         if self.options.size:
@@ -259,6 +263,7 @@ class LiveSender:
         self._window_control += len(data)
 
     def _on_control(self, data) -> None:
+        self._last_heard = time.monotonic()
         try:
             if not isinstance(data, bytes):
                 raise ProtocolError("control message is not binary")
@@ -408,6 +413,10 @@ class LiveSender:
                      self._window_media * 8 / 1000 / interval, self._window_control * 8 / 1000 / interval,
                      self._window_frames / interval, self.report.frames_sent, self.report.keyframe_requests)
             self._window_media = self._window_control = self._window_frames = 0
+            silent = time.monotonic() - self._last_heard
+            if self._ready.is_set() and silent > RECEIVER_SILENCE:
+                self._end(f"the receiver has sent nothing for {silent:.0f} s (it reports every second): "
+                          f"it is gone")
 
     async def run(self) -> SenderReport:
         loop = asyncio.get_running_loop()

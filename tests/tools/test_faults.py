@@ -1,0 +1,87 @@
+"""Faults injected into `vrecv` and `vsend` as two processes on loopback: a peer killed with SIGKILL mid-stream.
+
+Every wait is bounded and keyed to what the processes log, not to fixed sleeps.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from vsa.common.video import read_video
+
+pytestmark = pytest.mark.slow
+BIN = os.path.dirname(sys.executable)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for(log, pattern: str, timeout: float) -> re.Match:
+    """Poll ``log`` (a path) until ``pattern`` appears; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = re.search(pattern, log.read_text())
+        if found:
+            return found
+        time.sleep(0.2)
+    pytest.fail(f"{pattern!r} did not appear in {log.name} within {timeout:g} s:\n{log.read_text()[-2000:]}")
+
+
+def _pair(clip, tmp_path, recv_args=()):
+    """vrecv and vsend (the bundled clip looped) streaming; returns (vrecv, vsend, their logs)."""
+    port = _free_port()
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    recv_log, send_log = tmp_path / "vrecv.log", tmp_path / "vsend.log"
+    recv = subprocess.Popen([f"{BIN}/vrecv", "--listen", f"127.0.0.1:{port}", "--sessions", "1", *recv_args],
+                            env=env, stdout=recv_log.open("w"), stderr=subprocess.STDOUT)
+    send = subprocess.Popen([f"{BIN}/vsend", clip, "--connect", f"127.0.0.1:{port}", "--bind", "127.0.0.1",
+                             "--loop", "--timeout", "60"], env=env, stdout=send_log.open("w"), stderr=subprocess.STDOUT)
+    # Streaming for real: the receiver's stats line counts sent frames received.
+    _wait_for(recv_log, r"received [1-9]\d{1,}", 120)
+    return recv, send, recv_log, send_log
+
+
+def test_a_sender_killed_mid_stream_leaves_a_playable_video_and_the_receiver_exits(clip_path, tmp_path):
+    out = tmp_path / "out.mp4"
+    recv, send, recv_log, _ = _pair(clip_path, tmp_path, ["--output", str(out), "--idle-timeout", "3"])
+    try:
+        send.kill()
+        killed = time.monotonic()
+        send.wait(10)
+        code = recv.wait(60)  # its idle timeout is 3 s; the bound is for a loaded machine
+        print(f"vrecv exited {time.monotonic() - killed:.1f} s after vsend was killed")
+    finally:
+        for p in (send, recv):
+            p.kill()
+    text = recv_log.read_text()
+    # It exits 1 (a session ended with an error), saying which.
+    assert code == 1 and "nothing received for 3 s" in text and "Traceback" not in text, text[-2000:]
+    frames, _, _ = read_video(str(out))  # the mp4 was closed properly: it plays
+    assert len(frames) >= 10
+
+
+def test_a_receiver_killed_mid_stream_ends_the_sender_with_one_line(clip_path, tmp_path):
+    recv, send, _, send_log = _pair(clip_path, tmp_path)
+    try:
+        recv.kill()
+        killed = time.monotonic()
+        recv.wait(10)
+        code = send.wait(120)  # ICE consent checks notice a dead peer within about 30 s
+        print(f"vsend exited {time.monotonic() - killed:.1f} s after vrecv was killed")
+    finally:
+        for p in (send, recv):
+            p.kill()
+    text = send_log.read_text()
+    assert code != 0 and "Traceback" not in text, text[-2000:]
+    last = text.strip().splitlines()[-1]
+    assert last.startswith("vsend: ") and "receiver" in last, last
