@@ -30,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: the --listen host when it is loopback, else every interface)")
     p.add_argument("--token", help=f"shared secret a sender must present (default: ${TOKEN_ENV})")
     p.add_argument("--display", action="store_true", help="show the video in a window (needs a screen)")
+    p.add_argument("--window-scale", type=positive_float, default=1.0, metavar="F",
+                   help="--display: the window's size over the video's (default: 1; 2 doubles a small stream)")
     p.add_argument("--output", metavar="OUT.mp4", help="also write the reconstructed video: .mp4 for players, .mkv "
                    "for a lossless copy (FFV1) to score")
     p.add_argument("--fps", type=positive_float, help="output frame rate (default: the source's)")
@@ -63,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     from vsa.common.video import VideoError
     from vsa.common.webrtc import SignalingError, install_uvloop, token_from_env
     from vsa.receiver.cache import ModelCache
-    from vsa.receiver.display import Display, DisplayError
+    from vsa.receiver.display import DisplayError, open_display
     from vsa.receiver.live import ReceiverOptions, serve
 
     args = build_parser().parse_args(argv)
@@ -82,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             jitter_frames=args.jitter, cache=None if args.no_cache else ModelCache(args.cache_dir),
             adaptive=not args.fixed_iterations, idle_timeout=args.idle_timeout,
         )
-        display = Display() if args.display else None
+        display = open_display(scale=args.window_scale) if args.display else None
         try:
             on_display = (lambda out, overlay: display.show(out.frame, overlay)) if display else None
             install_uvloop()

@@ -3,12 +3,20 @@
 A small overlay in the corner gives media kbps, fps, latency and frames
 lost. pygame is imported only when a window is asked for, so the rest of
 vsa never needs it.
+
+The window draws on a thread of its own (`DisplayThread`), fed the newest
+frame through a one-slot mailbox: drawing and `flip` take milliseconds that
+on the event loop delayed every message and every frame behind them, and a
+window that falls behind skips to the newest frame rather than queueing.
+(On macOS SDL must draw on the main thread: there it draws inline.)
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+import threading
 
 import numpy as np
 import torch
@@ -29,8 +37,11 @@ def check_display_available() -> None:
         raise DisplayError("--display needs pygame: pip install 'vsa[display]'") from None
 
 
+log = logging.getLogger("vsa.display")
+
+
 class Display:
-    def __init__(self, title: str = "vrecv") -> None:
+    def __init__(self, title: str = "vrecv", scale: float = 1.0) -> None:
         check_display_available()
         os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
         import pygame
@@ -42,6 +53,8 @@ class Display:
         except pygame.error as exc:
             raise DisplayError(f"cannot open a window: {exc}") from None
         self.title = title
+        self.scale = scale
+        """Window size over frame size (`vrecv --window-scale`)."""
         self.window = None
         self.font = pygame.font.Font(None, 18)
         self.closed = False
@@ -55,13 +68,16 @@ class Display:
                 self.closed = True
         rgb = frame.mul(255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
         h, w = rgb.shape[:2]
-        if self.window is None or self.window.get_size() != (w, h):
+        size = (max(1, round(w * self.scale)), max(1, round(h * self.scale)))
+        if self.window is None or self.window.get_size() != size:
             try:
-                self.window = pg.display.set_mode((w, h))
+                self.window = pg.display.set_mode(size)
             except pg.error as exc:
                 raise DisplayError(f"cannot open a window: {exc}") from None
             pg.display.set_caption(self.title)
         surface = pg.image.frombuffer(np.ascontiguousarray(rgb).tobytes(), (w, h), "RGB")
+        if size != (w, h):
+            surface = pg.transform.smoothscale(surface, size)
         self.window.blit(surface, (0, 0))
         if overlay:
             text = (f"{overlay.get('media_kbps', 0):.1f} kbps  {overlay.get('fps', 0):.0f} fps  "
@@ -79,3 +95,76 @@ class Display:
 
     def close(self) -> None:
         self._pg.display.quit()
+
+
+class DisplayThread:
+    """A `Display` drawing on a thread of its own: `show` hands it the newest frame and returns at once.
+
+    One slot, not a queue: a frame not yet drawn when the next arrives is
+    replaced (and counted in ``skipped``), so a slow window never delays
+    what it shows.
+    """
+
+    def __init__(self, title: str = "vrecv", scale: float = 1.0) -> None:
+        check_display_available()
+        self._title, self._scale = title, scale
+        self._slot: tuple[torch.Tensor, dict] | None = None
+        self._lock = threading.Condition()
+        self._stop = False
+        self.skipped = 0
+        self.error: BaseException | None = None
+        self.closed = False
+        """The viewer closed the window (or it failed: see ``error``)."""
+        self._opened = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="vsa-display", daemon=True)
+        self._thread.start()
+        self._opened.wait(30)
+        if self.error is not None:
+            raise self.error
+
+    def _run(self) -> None:
+        try:
+            display = Display(self._title, self._scale)  # SDL's calls all come from this thread
+        except BaseException as exc:  # noqa: BLE001 - handed to the constructor, which raises it
+            self.error = exc
+            self._opened.set()
+            return
+        self._opened.set()
+        try:
+            while True:
+                with self._lock:
+                    while self._slot is None and not self._stop:
+                        self._lock.wait(0.1)
+                    if self._stop:
+                        return
+                    frame, overlay = self._slot
+                    self._slot = None
+                display.show(frame, overlay)
+                if display.closed:
+                    self.closed = True
+        except Exception as exc:  # noqa: BLE001 - a broken window ends the display, not the stream
+            self.error, self.closed = exc, True
+            log.error("the window failed: %s", exc)
+        finally:
+            display.close()
+
+    def show(self, frame: torch.Tensor, overlay: dict) -> None:
+        """Hand the window the newest frame (never waits for it to be drawn)."""
+        with self._lock:
+            if self._slot is not None:
+                self.skipped += 1
+            self._slot = (frame, overlay)
+            self._lock.notify()
+
+    def close(self) -> None:
+        with self._lock:
+            self._stop = True
+            self._lock.notify()
+        self._thread.join(5)
+
+
+def open_display(title: str = "vrecv", scale: float = 1.0) -> Display | DisplayThread:
+    """The window `vrecv --display` draws in: on a thread of its own, except on macOS (SDL wants the main one)."""
+    if sys.platform == "darwin":
+        return Display(title, scale)
+    return DisplayThread(title, scale)
