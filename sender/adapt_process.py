@@ -120,6 +120,7 @@ class TrainerProcess:
             return value
         if kind == "ready":
             self.ready = True
+            log.info("trainer ready (process %d): adapting online", self._process.pid)
         elif kind == "round":
             self.stats = value
         else:  # "failed"
@@ -160,6 +161,12 @@ def _child(frames: "mp.Queue", updates: "mp.Queue", stop) -> None:
     """The trainer process: a reader thread observes frames; this thread trains and hands over updates."""
     import traceback
 
+    parent = os.getppid()
+
+    def orphaned() -> bool:
+        # A sender killed outright (SIGKILL) never sets `stop`: without this the trainer would live on.
+        return os.getppid() != parent
+
     try:
         os.nice(NICENESS)
     except (AttributeError, OSError):  # not on this platform, or not allowed: run at the same priority
@@ -182,16 +189,18 @@ def _child(frames: "mp.Queue", updates: "mp.Queue", stop) -> None:
         updates.put(("ready", None))
 
         def read() -> None:
-            while not stop.is_set():
+            while not stop.is_set() and not orphaned():
                 try:
                     pts, source, low, payload_bytes = frames.get(timeout=0.1)
                 except queue.Empty:
                     continue
+                except (EOFError, OSError):  # the sender's end of the queue is gone
+                    return
                 adapter.observe(pts, source, low, payload_bytes)
 
         reader = threading.Thread(target=read, name="vsa-adapt-frames", daemon=True)
         reader.start()
-        while not stop.is_set():
+        while not stop.is_set() and not orphaned():
             pts = adapter.last_pts
             if not adapter.due(pts):
                 stop.wait(0.05)

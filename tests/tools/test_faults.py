@@ -37,7 +37,23 @@ def _wait_for(log, pattern: str, timeout: float) -> re.Match:
     pytest.fail(f"{pattern!r} did not appear in {log.name} within {timeout:g} s:\n{log.read_text()[-2000:]}")
 
 
-def _pair(clip, tmp_path, recv_args=()):
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(c) for c in f.read().split()]
+    except FileNotFoundError:
+        return []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _pair(clip, tmp_path, recv_args=(), send_args=()):
     """vrecv and vsend (the bundled clip looped) streaming; returns (vrecv, vsend, their logs)."""
     port = _free_port()
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
@@ -45,7 +61,7 @@ def _pair(clip, tmp_path, recv_args=()):
     recv = subprocess.Popen([f"{BIN}/vrecv", "--listen", f"127.0.0.1:{port}", "--sessions", "1", *recv_args],
                             env=env, stdout=recv_log.open("w"), stderr=subprocess.STDOUT)
     send = subprocess.Popen([f"{BIN}/vsend", clip, "--connect", f"127.0.0.1:{port}", "--bind", "127.0.0.1",
-                             "--loop", "--timeout", "60"], env=env, stdout=send_log.open("w"), stderr=subprocess.STDOUT)
+                             "--loop", "--timeout", "60", *send_args], env=env, stdout=send_log.open("w"), stderr=subprocess.STDOUT)
     # Streaming for real: the receiver's stats line counts sent frames received.
     _wait_for(recv_log, r"received [1-9]\d{1,}", 120)
     return recv, send, recv_log, send_log
@@ -53,7 +69,11 @@ def _pair(clip, tmp_path, recv_args=()):
 
 def test_a_sender_killed_mid_stream_leaves_a_playable_video_and_the_receiver_exits(clip_path, tmp_path):
     out = tmp_path / "out.mp4"
-    recv, send, recv_log, _ = _pair(clip_path, tmp_path, ["--output", str(out), "--idle-timeout", "3"])
+    recv, send, recv_log, send_log = _pair(clip_path, tmp_path, ["--output", str(out), "--idle-timeout", "3"],
+                                           ["--adapt"])
+    _wait_for(send_log, r"trainer ready", 120)
+    trainers = _children(send.pid)
+    assert trainers, "vsend --adapt runs its trainer in a child process"
     try:
         send.kill()
         killed = time.monotonic()
@@ -68,6 +88,11 @@ def test_a_sender_killed_mid_stream_leaves_a_playable_video_and_the_receiver_exi
     assert code == 1 and "nothing received for 3 s" in text and "Traceback" not in text, text[-2000:]
     frames, _, _ = read_video(str(out))  # the mp4 was closed properly: it plays
     assert len(frames) >= 10
+    # The trainer notices its sender is gone and exits too, rather than living on as an orphan.
+    deadline = time.monotonic() + 60
+    while any(_alive(pid) for pid in trainers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(pid) for pid in trainers)
 
 
 def test_a_receiver_killed_mid_stream_ends_the_sender_with_one_line(clip_path, tmp_path):
