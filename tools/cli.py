@@ -214,6 +214,12 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     return fuzz.main(args.rest)
 
 
+def cmd_hostile(args: argparse.Namespace) -> int:
+    from vsa.tools import hostile
+
+    return hostile.main(args.rest)
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     if not {"-h", "--help"} & set(args.rest):
         require_extra(EVAL_MODULES, "eval", "vsa eval")
@@ -406,6 +412,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_fuzz)
 
+    p = sub.add_parser("hostile", help="hostile peers against a vrecv server, then an honest stream; "
+                       "`vsa hostile --help`", description="Hostile peers.", add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_hostile)
+
     p = sub.add_parser("bench", help="benchmarks: `vsa bench model|codecs|stream|soak --help`",
                        description="Benchmarks that print figures and write JSON.")
     p.add_argument("which", choices=["model", "codecs", "stream", "soak"],
@@ -424,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
     from vsa.protocol.errors import ProtocolError
 
     argv = sys.argv[1:] if argv is None else argv
-    own_parsers = {"eval": cmd_eval, "pretrain": cmd_pretrain, "fuzz": cmd_fuzz}
+    own_parsers = {"eval": cmd_eval, "pretrain": cmd_pretrain, "fuzz": cmd_fuzz, "hostile": cmd_hostile}
     if argv[:1] and argv[0] in own_parsers:
         # These have their own parsers (many flags); argparse's REMAINDER would refuse a leading --flag.
         args = argparse.Namespace(command=argv[0], rest=argv[1:], func=own_parsers[argv[0]])
