@@ -51,7 +51,7 @@ class AdaptSettings:
 
 
 def add_arguments(parser, live: bool, switch: bool = True) -> None:
-    """The ``--adapt`` options of `vsa encode` and `vsend` (off by default in both).
+    """The ``--adapt`` options of `vsend` (on by default) and `vsa encode` (off: a file adapting takes minutes).
 
     ``switch=False`` leaves out ``--adapt`` itself (`vsa eval`, whose online mode always adapts).
     """
@@ -59,10 +59,12 @@ def add_arguments(parser, live: bool, switch: bool = True) -> None:
     if not switch:
         parser.add_argument("--adapt-seed", type=int, default=defaults.seed, help="default: %(default)s")
     elif live:
-        parser.add_argument("--adapt", action=argparse.BooleanOptionalAction, default=False,
-                            help="keep fine-tuning the model (sr) on the frames just sent and stream weight updates, "
-                            "in a process of its own at a lower priority. Off by default: in `vsa eval` it does "
-                            "not yet pay for its bits on short streams (README, Online adaptation)")
+        parser.add_argument("--adapt", action=argparse.BooleanOptionalAction, default=True,
+                            help="keep fine-tuning the model on the frames just sent and stream weight updates that "
+                            "earn their bits, in a process of its own at a lower priority. On by default for models "
+                            "that can adapt (the shipped base and models fine-tuned from it; an autoencoder or INR-V "
+                            "stream does not); it costs about 15 ms of latency on a 2-core CPU (README, Online "
+                            "adaptation). --no-adapt turns it off")
         parser.add_argument("--adapt-threads", type=int, default=defaults.threads,
                             help=f"CPU threads the trainer may use (default: {defaults.threads})")
         parser.add_argument("--adapt-duty", type=float, default=LIVE_DUTY, metavar="F",
