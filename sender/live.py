@@ -36,7 +36,6 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from vsa.common import bundle as bundle_mod
 from vsa.common import webrtc
 from vsa.common.tasks import background
 from vsa.common.video import VideoSource, default_working_size, fit_frame
