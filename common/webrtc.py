@@ -20,6 +20,7 @@ import asyncio
 import ipaddress
 import logging
 import os
+import socket
 import time
 from dataclasses import dataclass
 
@@ -108,6 +109,13 @@ async def _read_signal(reader: asyncio.StreamReader, timeout: float) -> Signal:
         return decode_signal(line)
     except ProtocolError as exc:
         raise SignalingError(f"bad signal from peer: {exc}") from None
+
+
+def free_port(host: str = DEFAULT_HOST) -> int:
+    """A TCP port nothing listens on now (for tools and tests that start a receiver on loopback)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
 
 
 async def connect_and_offer(

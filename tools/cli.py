@@ -254,6 +254,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # --- parser ----------------------------------------------------------------------------------
 
 
+OWN_PARSERS = {
+    "pretrain": ("train a generic base model on many clips (also under torchrun)", cmd_pretrain),
+    "eval": ("bitrate against quality: vsa vs x264, VP8, VP9, AV1", cmd_eval),
+    "fuzz": ("feed every decoder of peer or file bytes generated inputs", cmd_fuzz),
+    "hostile": ("hostile peers against a vrecv server, then an honest stream", cmd_hostile),
+}
+"""Commands with parsers of their own: (help, handler)."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     from vsa.common.device import DEVICE_CHOICES
     from vsa.common.framecodec import CODECS, DEFAULT_CODEC, DEFAULT_CRFS, DEFAULT_WEBP_QUALITY, INTER_CODECS
@@ -397,25 +406,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     p.set_defaults(func=cmd_compare)
 
-    p = sub.add_parser("pretrain", help="train a generic base model on many clips (also under torchrun); "
-                       "`vsa pretrain --help`", description="Train a base model on many clips.", add_help=False)
-    p.add_argument("rest", nargs=argparse.REMAINDER)
-    p.set_defaults(func=cmd_pretrain)
-
-    p = sub.add_parser("eval", help="bitrate against quality: vsa vs x264, VP8, VP9, AV1; `vsa eval --help`",
-                       description="Rate-distortion evaluation with BD-rate and plots.", add_help=False)
-    p.add_argument("rest", nargs=argparse.REMAINDER)
-    p.set_defaults(func=cmd_eval)
-
-    p = sub.add_parser("fuzz", help="feed every decoder of peer or file bytes generated inputs; `vsa fuzz --help`",
-                       description="Fuzz the decoders.", add_help=False)
-    p.add_argument("rest", nargs=argparse.REMAINDER)
-    p.set_defaults(func=cmd_fuzz)
-
-    p = sub.add_parser("hostile", help="hostile peers against a vrecv server, then an honest stream; "
-                       "`vsa hostile --help`", description="Hostile peers.", add_help=False)
-    p.add_argument("rest", nargs=argparse.REMAINDER)
-    p.set_defaults(func=cmd_hostile)
+    # Commands with parsers of their own (many flags): their arguments are passed on untouched.
+    for name, (help_text, func) in OWN_PARSERS.items():
+        p = sub.add_parser(name, help=f"{help_text}; `vsa {name} --help`", add_help=False)
+        p.add_argument("rest", nargs=argparse.REMAINDER)
+        p.set_defaults(func=func)
 
     p = sub.add_parser("bench", help="benchmarks: `vsa bench model|codecs|stream|soak --help`",
                        description="Benchmarks that print figures and write JSON.")
@@ -435,10 +430,9 @@ def main(argv: list[str] | None = None) -> int:
     from vsa.protocol.errors import ProtocolError
 
     argv = sys.argv[1:] if argv is None else argv
-    own_parsers = {"eval": cmd_eval, "pretrain": cmd_pretrain, "fuzz": cmd_fuzz, "hostile": cmd_hostile}
-    if argv[:1] and argv[0] in own_parsers:
-        # These have their own parsers (many flags); argparse's REMAINDER would refuse a leading --flag.
-        args = argparse.Namespace(command=argv[0], rest=argv[1:], func=own_parsers[argv[0]])
+    if argv[:1] and argv[0] in OWN_PARSERS:
+        # argparse's REMAINDER would refuse a leading --flag: hand these their arguments directly.
+        args = argparse.Namespace(command=argv[0], rest=argv[1:], func=OWN_PARSERS[argv[0]][1])
     else:
         args = build_parser().parse_args(argv)
     errors = (VideoError, BundleError, ProtocolError, FrameCodecError, FileNotFoundError, ValueError)

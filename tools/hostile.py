@@ -15,13 +15,14 @@ import asyncio
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Awaitable, Callable
+
+from vsa.common.webrtc import free_port
 
 TOKEN = "hostile-test-token"
 SIZE = (128, 192)
@@ -34,12 +35,6 @@ class Outcome:
     receiver_said: str
     rss_mb: float
     server_alive: bool
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _rss_mb(pid: int) -> float:
@@ -250,7 +245,7 @@ def _said(log: Path, offset: int) -> str:
 
 
 def run(work: Path, honest_frames: int = 60) -> dict:
-    port = _free_port()
+    port = free_port()
     log = work / "hostile_vrecv.log"
     env = {**os.environ, "XDG_CACHE_HOME": str(work / "cache")}
     receiver = subprocess.Popen([sys.executable, "-m", "vsa.receiver.cli", "--listen", f"127.0.0.1:{port}",

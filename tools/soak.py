@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vsa.common.assets import DEFAULT_CLIP
+from vsa.common.webrtc import free_port
 
 SAMPLE_EVERY = 5.0
 WARM_UP = 0.1
@@ -61,12 +61,6 @@ def sample(pid: int, since: float) -> Sample | None:
     return Sample(round(time.monotonic() - since, 1), round(rss_kb / 1024, 1), fds, int(fields["Threads"]))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def soak(video: str, minutes: float, size: str, stride: int, adapt: bool, log_dir: Path) -> dict:
     """Run the stream for ``minutes`` and return the figures (see the module docstring)."""
     from vsa.common.video import VideoSource
@@ -74,7 +68,7 @@ def soak(video: str, minutes: float, size: str, stride: int, adapt: bool, log_di
     with VideoSource(video) as source:
         fps = source.info.fps
     frames = max(2, round(minutes * 60 * fps))
-    port = _free_port()
+    port = free_port()
     python = [sys.executable, "-m"]
     recv_log, send_log = log_dir / "soak_vrecv.log", log_dir / "soak_vsend.log"
     started = time.monotonic()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -15,15 +14,10 @@ import time
 import pytest
 
 from vsa.common.video import read_video
+from vsa.common.webrtc import free_port
 
 pytestmark = pytest.mark.slow
 BIN = os.path.dirname(sys.executable)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_for(log, pattern: str, timeout: float) -> re.Match:
@@ -55,7 +49,7 @@ def _alive(pid: int) -> bool:
 
 def _pair(clip, tmp_path, recv_args=(), send_args=()):
     """vrecv and vsend (the bundled clip looped) streaming; returns (vrecv, vsend, their logs)."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     recv_log, send_log = tmp_path / "vrecv.log", tmp_path / "vsend.log"
     recv = subprocess.Popen([f"{BIN}/vrecv", "--listen", f"127.0.0.1:{port}", "--sessions", "1", *recv_args],

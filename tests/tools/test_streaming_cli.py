@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -16,20 +15,15 @@ import pytest
 from vsa.common.metrics import mean_psnr, psnr
 from vsa.common.resample import to_tensor
 from vsa.common.video import read_video
+from vsa.common.webrtc import free_port
 from vsa.tools.cli import main as vsa_main
 
 pytestmark = pytest.mark.slow
 BIN = os.path.dirname(sys.executable)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _run_pair(model, clip, tmp_path, recv_args, send_args, env=None, timeout=120):
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), **(env or {})}
     recv = subprocess.Popen([f"{BIN}/vrecv", "--listen", f"127.0.0.1:{port}", *recv_args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -64,7 +58,7 @@ def test_two_processes_on_loopback_match_vsa_decode(trained_bundle, clip_path, t
 
 def test_vsend_without_a_receiver_fails_clearly(trained_bundle, clip_path):
     model, _ = trained_bundle
-    result = subprocess.run([f"{BIN}/vsend", "--model", model, clip_path, "--connect", f"127.0.0.1:{_free_port()}",
+    result = subprocess.run([f"{BIN}/vsend", "--model", model, clip_path, "--connect", f"127.0.0.1:{free_port()}",
                              "--timeout", "1"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "no receiver at" in result.stderr and "Traceback" not in result.stderr
 
@@ -86,14 +80,14 @@ def _screenshot(display: str, size: tuple[int, int]) -> np.ndarray:
 @pytest.mark.skipif(shutil.which("Xvfb") is None, reason="Xvfb is not installed (apt install xvfb; .ci/run does)")
 def test_display_window_shows_the_video(trained_bundle, clip_path, tmp_path):
     model, _ = trained_bundle
-    display = f":{_free_port() % 500 + 100}"
+    display = f":{free_port() % 500 + 100}"
     xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "320x240x24", "-nolisten", "tcp"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 10
         while not os.path.exists(f"/tmp/.X11-unix/X{display[1:]}") and time.monotonic() < deadline:
             time.sleep(0.05)
-        port = _free_port()
+        port = free_port()
         env = {**os.environ, "DISPLAY": display, "XDG_CACHE_HOME": str(tmp_path / "cache")}
         recv = subprocess.Popen([f"{BIN}/vrecv", "--listen", f"127.0.0.1:{port}", "--display"], env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -143,7 +137,7 @@ def test_interrupting_vsend_ends_both_cleanly_and_keeps_what_was_recorded(traine
     import signal
 
     model, _ = trained_bundle
-    port = _free_port()
+    port = free_port()
     out = tmp_path / "out.mp4"
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
 
