@@ -88,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             on_display = (lambda out, overlay: display.show(out.frame, overlay)) if display else None
             install_uvloop()
-            reports = asyncio.run(serve(options, sessions=args.sessions, on_display=on_display))
+            on_stream = getattr(display, "prepare", None) if display else None  # the threaded window opens early
+            reports = asyncio.run(serve(options, sessions=args.sessions, on_display=on_display, on_stream=on_stream))
         finally:
             if display is not None:
                 display.close()

@@ -60,6 +60,19 @@ class Display:
         self.closed = False
         self.shown = 0
 
+    def open(self, height: int, width: int) -> None:
+        """Open (or resize) the window for frames of ``height`` x ``width``, before the first one comes."""
+        pg = self._pg
+        size = (max(1, round(width * self.scale)), max(1, round(height * self.scale)))
+        if self.window is None or self.window.get_size() != size:
+            try:
+                self.window = pg.display.set_mode(size)
+            except pg.error as exc:
+                raise DisplayError(f"cannot open a window: {exc}") from None
+            pg.display.set_caption(self.title)
+            self.window.fill((0, 0, 0))
+            pg.display.flip()
+
     def show(self, frame: torch.Tensor, overlay: dict) -> None:
         """Draw one (3, H, W) float frame in [0, 1] with the overlay; keeps the window responsive."""
         pg = self._pg
@@ -68,13 +81,8 @@ class Display:
                 self.closed = True
         rgb = frame.mul(255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
         h, w = rgb.shape[:2]
-        size = (max(1, round(w * self.scale)), max(1, round(h * self.scale)))
-        if self.window is None or self.window.get_size() != size:
-            try:
-                self.window = pg.display.set_mode(size)
-            except pg.error as exc:
-                raise DisplayError(f"cannot open a window: {exc}") from None
-            pg.display.set_caption(self.title)
+        self.open(h, w)
+        size = self.window.get_size()
         surface = pg.image.frombuffer(np.ascontiguousarray(rgb).tobytes(), (w, h), "RGB")
         if size != (w, h):
             surface = pg.transform.smoothscale(surface, size)
@@ -109,6 +117,8 @@ class DisplayThread:
         check_display_available()
         self._title, self._scale = title, scale
         self._slot: tuple[torch.Tensor, dict] | None = None
+        self._open_size: tuple[int, int] | None = None
+        self._opened_size = threading.Event()
         self._lock = threading.Condition()
         self._stop = False
         self.skipped = 0
@@ -133,13 +143,18 @@ class DisplayThread:
         try:
             while True:
                 with self._lock:
-                    while self._slot is None and not self._stop:
+                    while self._slot is None and self._open_size is None and not self._stop:
                         self._lock.wait(0.1)
                     if self._stop:
                         return
-                    frame, overlay = self._slot
-                    self._slot = None
-                display.show(frame, overlay)
+                    size, self._open_size = self._open_size, None
+                    item, self._slot = self._slot, None
+                if size is not None:
+                    display.open(*size)
+                    self._opened_size.set()
+                if item is None:
+                    continue
+                display.show(*item)
                 if display.closed:
                     self.closed = True
         except Exception as exc:  # noqa: BLE001 - a broken window ends the display, not the stream
@@ -147,6 +162,14 @@ class DisplayThread:
             log.error("the window failed: %s", exc)
         finally:
             display.close()
+
+    def prepare(self, height: int, width: int, timeout: float = 10.0) -> None:
+        """Open the window for frames of this size and wait until it is (a stream's start, before its frames)."""
+        with self._lock:
+            self._opened_size.clear()
+            self._open_size = (height, width)
+            self._lock.notify()
+        self._opened_size.wait(timeout)
 
     def show(self, frame: torch.Tensor, overlay: dict) -> None:
         """Hand the window the newest frame (never waits for it to be drawn)."""

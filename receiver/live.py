@@ -144,10 +144,13 @@ class _Window:
 class LiveSession:
     """One stream from one sender, over an answered peer connection."""
 
-    def __init__(self, options: ReceiverOptions, on_display: Callable[[OutputFrame, dict], None] | None = None
-                 ) -> None:
+    def __init__(self, options: ReceiverOptions, on_display: Callable[[OutputFrame, dict], None] | None = None,
+                 on_stream: Callable[[int, int], None] | None = None) -> None:
+        """``on_display(frame, overlay)`` shows a frame; ``on_stream(height, width)`` is told the output size
+        once the model is in, before `ready` (a window opens then, not on the first frame)."""
         self.options = options
         self.on_display = on_display
+        self.on_stream = on_stream
         # Replaced by the hello's own kind of decoder (`_decoder_for`); until then, nothing is ready.
         self.decoder: SessionDecoder = self._decoder_for(None)
         self.report = SessionReport()
@@ -301,6 +304,10 @@ class LiveSession:
             h = self.decoder.hello
             await loop.run_in_executor(self._worker, self.decoder.reconstructor.warm_up,
                                        (h.height // h.scale, h.width // h.scale))
+        if self.on_stream is not None:
+            # Opening a window took 100 ms or more, and on the first frame that stall went into the playout
+            # delay for seconds: open it now, while the sender waits for ready.
+            await loop.run_in_executor(None, self.on_stream, *self.decoder.output_size)
         log.info("model loaded; ready for frames")
         self._send(Ready(adapt=isinstance(self.decoder, StreamDecoder) and self.decoder.adapt))
 
@@ -613,6 +620,7 @@ class LiveSession:
 
 async def serve(options: ReceiverOptions, sessions: int = 1, server: webrtc.SignalingServer | None = None,
                 on_display: Callable[[OutputFrame, dict], None] | None = None,
+                on_stream: Callable[[int, int], None] | None = None,
                 on_listening: Callable[[int], None] | None = None) -> list[SessionReport]:
     """Accept ``sessions`` streams one after another (0: forever); return their reports."""
     own = server is None
@@ -630,7 +638,7 @@ async def serve(options: ReceiverOptions, sessions: int = 1, server: webrtc.Sign
             offer = await server.next_offer()
             log.info("offer from %s", offer.peer)
             pc = webrtc.make_peer()
-            session = LiveSession(options, on_display)
+            session = LiveSession(options, on_display, on_stream)
             try:
                 session.attach(pc)
                 await offer.answer(pc, bind=bind)
