@@ -165,3 +165,40 @@ def test_interrupting_vsend_ends_both_cleanly_and_keeps_what_was_recorded(traine
     assert recv.returncode == 1 and "sender went away" in recv_out, recv_out
     frames, _, _ = read_video(str(out))
     assert len(frames) >= 30
+
+
+@pytest.mark.skipif(shutil.which("Xvfb") is None, reason="Xvfb is not installed (apt install xvfb; .ci/run does)")
+def test_a_window_prepared_before_the_stream_shows_frames_at_its_scaled_size(tmp_path, monkeypatch):
+    import torch
+
+    from vsa.receiver.display import DisplayThread
+
+    display = f":{free_port() % 500 + 600}"
+    xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "320x240x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not os.path.exists(f"/tmp/.X11-unix/X{display[1:]}") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        monkeypatch.setenv("DISPLAY", display)
+        window = DisplayThread(scale=2.0)
+        try:
+            window.prepare(32, 48)  # what vrecv does once the model is in, before any frame
+            # Opened black at twice the frame's size (no window manager: centred on the screen); a white
+            # frame then shows as the screen's only bright pixels.
+            window.show(torch.ones(3, 32, 48), {})
+            deadline = time.monotonic() + 10
+            while True:
+                shot = _screenshot(display, (240, 320))
+                rows = np.flatnonzero(shot.max(axis=(1, 2)) > 200)
+                cols = np.flatnonzero(shot.max(axis=(0, 2)) > 200)
+                if (rows.size and cols.size) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+        finally:
+            window.close()
+    finally:
+        xvfb.kill()
+    assert rows.size and cols.size, "the frame never showed"
+    assert (rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1) == (64, 96)
+    assert window.error is None
