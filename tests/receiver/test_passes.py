@@ -41,3 +41,12 @@ def test_a_pass_comes_back_only_after_a_streak_of_frames_with_room_for_it():
     control = PassController(most=2)
     times = [0.01] * (STREAK - 1) + [0.15] + [0.01] * (STREAK - 1)
     assert _judge(control, times, passes=1) == [1] * len(times)
+
+
+def test_the_module_example_runs():
+    import doctest
+
+    from vsa.receiver import passes
+
+    result = doctest.testmod(passes)
+    assert result.attempted >= 3 and result.failed == 0
