@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -77,9 +78,9 @@ def _screenshot(display: str, size: tuple[int, int]) -> np.ndarray:
         return frame.to_ndarray(format="rgb24")
 
 
-@pytest.mark.skipif(shutil.which("Xvfb") is None, reason="Xvfb is not installed (apt install xvfb; .ci/run does)")
-def test_display_window_shows_the_video(trained_bundle, clip_path, tmp_path):
-    model, _ = trained_bundle
+@contextlib.contextmanager
+def _virtual_screen():
+    """A 320x240 Xvfb screen for the test's windows; yields its DISPLAY name, and kills it afterwards."""
     display = f":{free_port() % 500 + 100}"
     xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "320x240x24", "-nolisten", "tcp"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -87,6 +88,15 @@ def test_display_window_shows_the_video(trained_bundle, clip_path, tmp_path):
         deadline = time.monotonic() + 10
         while not os.path.exists(f"/tmp/.X11-unix/X{display[1:]}") and time.monotonic() < deadline:
             time.sleep(0.05)
+        yield display
+    finally:
+        xvfb.kill()
+
+
+@pytest.mark.skipif(shutil.which("Xvfb") is None, reason="Xvfb is not installed (apt install xvfb; .ci/run does)")
+def test_display_window_shows_the_video(trained_bundle, clip_path, tmp_path):
+    model, _ = trained_bundle
+    with _virtual_screen() as display:
         port = free_port()
         env = {**os.environ, "DISPLAY": display, "XDG_CACHE_HOME": str(tmp_path / "cache")}
         recv = subprocess.Popen([f"{BIN}/vrecv", "--listen", f"127.0.0.1:{port}", "--display"], env=env,
@@ -114,8 +124,6 @@ def test_display_window_shows_the_video(trained_bundle, clip_path, tmp_path):
             send.kill()
             recv.kill()
             recv.communicate(timeout=10)
-    finally:
-        xvfb.kill()
     ref, _, _ = read_video(clip_path, size=(128, 192), limit=109)
     scores = []
     for shot in shots:
@@ -173,13 +181,7 @@ def test_a_window_prepared_before_the_stream_shows_frames_at_its_scaled_size(tmp
 
     from vsa.receiver.display import DisplayThread
 
-    display = f":{free_port() % 500 + 600}"
-    xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "320x240x24", "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 10
-        while not os.path.exists(f"/tmp/.X11-unix/X{display[1:]}") and time.monotonic() < deadline:
-            time.sleep(0.05)
+    with _virtual_screen() as display:
         monkeypatch.setenv("DISPLAY", display)
         window = DisplayThread(scale=2.0)
         try:
@@ -197,8 +199,6 @@ def test_a_window_prepared_before_the_stream_shows_frames_at_its_scaled_size(tmp
                 time.sleep(0.1)
         finally:
             window.close()
-    finally:
-        xvfb.kill()
     assert rows.size and cols.size, "the frame never showed"
     assert (rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1) == (64, 96)
     assert window.error is None
