@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Awaitable, Callable
 
 from vsa.common.webrtc import free_port
+from vsa.tools.soak import sample
 
 TOKEN = "hostile-test-token"
 SIZE = (128, 192)
@@ -38,8 +39,9 @@ class Outcome:
 
 
 def _rss_mb(pid: int) -> float:
-    status = Path(f"/proc/{pid}/status").read_text()
-    return int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024
+    """The receiver's resident memory (MB), as `vsa bench soak` samples it; NaN once it has exited."""
+    figures = sample(pid, 0.0)
+    return figures.rss_mb if figures is not None else float("nan")
 
 
 def _payloads(count: int) -> list[tuple[bytes, bool]]:
@@ -273,7 +275,7 @@ def run(work: Path, honest_frames: int = 60) -> dict:
             except Exception as exc:  # noqa: BLE001 - the receiver refusing us is often how an attack ends
                 print(f"  ({name}: the hostile peer stopped: {type(exc).__name__}: {exc})", file=sys.stderr)
             time.sleep(4.0)  # the receiver's idle timeout (3 s) ends a session the attacker left hanging
-            outcome = Outcome(name, _said(log, offset), round(_rss_mb(receiver.pid), 1), receiver.poll() is None)
+            outcome = Outcome(name, _said(log, offset), _rss_mb(receiver.pid), receiver.poll() is None)
             outcomes.append(outcome)
             print(f"{name}: {outcome.receiver_said} | vrecv RSS {outcome.rss_mb} MB", flush=True)
         offset = len(log.read_text())
@@ -281,7 +283,7 @@ def run(work: Path, honest_frames: int = 60) -> dict:
         time.sleep(2.0)
         ended = re.findall(r"session ended(.*)", log.read_text()[offset:])
         result = {
-            "receiver_rss_start_mb": round(start_rss, 1), "receiver_rss_end_mb": round(_rss_mb(receiver.pid), 1),
+            "receiver_rss_start_mb": start_rss, "receiver_rss_end_mb": _rss_mb(receiver.pid),
             "attacks": [o.__dict__ for o in outcomes],
             "honest": {"frames_sent": report.frames_sent, "frames_received": _received(report),
                        "ended": (ended[-1].strip() or "normally") if ended else "(not yet)",
