@@ -299,9 +299,10 @@ class OnlineAdapter:
             return None
         delta, state, changed = draft
         gain = self._score(state, held) - before
-        worth = payload_gain(len(delta), payload_bps, self.horizon(pts))
+        horizon = self.horizon(pts)
+        worth = payload_gain(len(delta), payload_bps, horizon)
         entry.update(gain_db=round(gain, 3), payload_db=round(worth, 3), bytes=len(delta), changed=changed,
-                     horizon_s=round(self.horizon(pts), 2))
+                     horizon_s=round(horizon, 2))
         if gain <= worth:
             self.history.append(entry)
             return None
