@@ -66,3 +66,15 @@ def test_a_stream_of_known_length_counts_an_update_over_what_is_left(sr_bundles)
 def test_codes_models_cannot_adapt(clip_path, inrv_bundle, tmp_path):
     with pytest.raises(ValueError, match="cannot adapt"):
         _encode(clip_path, inrv_bundle[0], tmp_path / "x.vsa")
+
+
+def test_the_gate_margin_follows_how_far_held_out_gains_missed(sr_bundles):
+    from vsa.sender.adapt import MIN_MARGIN_DB, NOISE_PRIOR_DB, NOISE_ROUNDS
+
+    adapter = OnlineAdapter(bundle_mod.load(sr_bundles[0]), 4, "vp9", 30, 30.0, AdaptSettings())
+    assert adapter.margin() == pytest.approx(NOISE_PRIOR_DB)
+    # Gains that turned out as measured shrink the margin to its floor; gains that were noise widen it.
+    adapter.misses.extend([0.001, -0.002])
+    assert adapter.margin() == pytest.approx(MIN_MARGIN_DB)
+    adapter.misses.extend([0.3, -0.3] * NOISE_ROUNDS)
+    assert adapter.margin() == pytest.approx(0.3)
