@@ -105,14 +105,26 @@ class FrameEncoder:
         if chroma not in ("444", "420"):
             raise ValueError(f"chroma must be 444 or 420, got {chroma!r}")
         self.codec, self.width, self.height = codec, width, height
-        crf = default_crf(codec) if crf is None else crf
+        self.fps, self.keyint, self.chroma, self.quality = fps, keyint, chroma, quality
+        self.crf = default_crf(codec) if crf is None else crf
+        self._next_crf: int | None = None
+        self._ctx = self._context()
+        self._pts = 0
+        # Requests come from any thread (the event loop, when a receiver asks) and `encode` takes them in the
+        # coding thread; test-and-clear under a lock, so a request landing mid-`encode` is kept for the next frame
+        # rather than cleared unseen.
+        self._force_key = False
+        self._key_lock = threading.Lock()
+
+    def _context(self) -> av.CodecContext:
+        codec, crf, keyint = self.codec, self.crf, self.keyint
         if codec == "png":
             ctx = av.CodecContext.create("png", "w")
             ctx.pix_fmt = "rgb24"
         elif codec == "webp":
             ctx = av.CodecContext.create("libwebp", "w")
             ctx.pix_fmt = "yuv420p"
-            ctx.options = {"quality": str(quality), "lossless": "0"}
+            ctx.options = {"quality": str(self.quality), "lossless": "0"}
         elif codec == "vp9":
             ctx = av.CodecContext.create("libvpx-vp9", "w")
             ctx.pix_fmt = "yuv444p"  # profile 1: as for h264, chroma matters at these sizes
@@ -130,7 +142,7 @@ class FrameEncoder:
             ctx = av.CodecContext.create("libx264", "w")
             # 4:4:4: at low-res sizes 4:2:0 chroma costs ~6 dB of PSNR for
             # only ~12% fewer bytes (measured, README "Payload codecs").
-            ctx.pix_fmt = f"yuv{chroma}p"  # 420 only for comparison (vsa bench codecs)
+            ctx.pix_fmt = f"yuv{self.chroma}p"  # 420 only for comparison (vsa bench codecs)
             ctx.options = {
                 "crf": str(crf),
                 "preset": "veryfast",
@@ -139,17 +151,24 @@ class FrameEncoder:
                 "keyint_min": str(keyint),
                 "sc_threshold": "0",
             }
-        ctx.width, ctx.height = width, height
-        rate = Fraction(fps).limit_denominator(1001)
+        ctx.width, ctx.height = self.width, self.height
+        rate = Fraction(self.fps).limit_denominator(1001)
         ctx.framerate = rate
         ctx.time_base = 1 / rate
-        self._ctx = ctx
-        self._pts = 0
-        # Requests come from any thread (the event loop, when a receiver asks) and `encode` takes them in the
-        # coding thread; test-and-clear under a lock, so a request landing mid-`encode` is kept for the next frame
-        # rather than cleared unseen.
-        self._force_key = False
-        self._key_lock = threading.Lock()
+        return ctx
+
+    @property
+    def at_group_start(self) -> bool:
+        """Whether the next frame starts a group of pictures (where `set_crf` takes effect)."""
+        return self._pts % self.keyint == 0
+
+    def set_crf(self, crf: int) -> None:
+        """Code at ``crf`` from the next group of pictures on (inter codecs). FFmpeg's x264 and libvpx wrappers
+        take no new quality mid-stream, so the codec is restarted at that keyframe, which needs nothing before
+        it anyway."""
+        if self.codec not in INTER_CODECS:
+            raise ValueError(f"{self.codec} has no crf")
+        self._next_crf = crf if crf != self.crf else None
 
     def request_keyframe(self) -> None:
         """Make the next frame a keyframe (for a receiver that lost its place); safe from any thread."""
@@ -162,6 +181,10 @@ class FrameEncoder:
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
         if self._ctx.pix_fmt != "rgb24":
             frame = frame.reformat(format=self._ctx.pix_fmt)
+        if self._next_crf is not None and self.at_group_start:
+            # One frame in gives one packet out, so the old context holds nothing to flush.
+            self.crf, self._next_crf = self._next_crf, None
+            self._ctx = self._context()
         frame.pts = self._pts
         self._pts += 1
         if self._take_keyframe_request():

@@ -39,13 +39,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bind", metavar="ADDR", help="gather ICE host candidates on this address only "
                    "(default: the --connect host when it is loopback, else every interface)")
     p.add_argument("--token", help=f"shared secret the receiver asks for (default: ${TOKEN_ENV})")
-    p.add_argument("--scale", type=positive_int, default=4, help="spatial downscale factor (default: 4)")
-    p.add_argument("--stride", type=positive_int, default=2,
-                   help="send every STRIDE-th frame; the receiver interpolates the rest (default: 2)")
+    p.add_argument("--scale", type=positive_int,
+                   help="spatial downscale factor (default: 4, or the ladder's choice for --kbps)")
+    p.add_argument("--stride", type=positive_int, help="send every STRIDE-th frame; the receiver interpolates the "
+                   "rest (default: 2, or the ladder's choice for --kbps)")
     p.add_argument("--codec", choices=CODECS, default=DEFAULT_CODEC, help=f"low-res payload codec (default: "
                    f"{DEFAULT_CODEC})")
     p.add_argument("--crf", type=int, help="vp9 (0-63) or h264 (0-51) quality, lower is better (default: "
                    + ", ".join(f"{c} {q}" for c, q in DEFAULT_CRFS.items()) + ")")
+    p.add_argument("--kbps", type=positive_float, metavar="N",
+                   help="a target for the whole stream (payload, headers, FEC, model updates, and the model spread "
+                   "over a minute) instead of a quality: each group of pictures gets the crf that keeps to it, and "
+                   "the scale and stride you do not give come from the ladder measured by vsa eval")
     p.add_argument("--keyint", type=positive_int, default=60,
                    help="vp9, h264: sent frames between keyframes (default: 60; lost frames also trigger one)")
     p.add_argument("--size", type=size_arg,
@@ -96,15 +101,17 @@ def main(argv: list[str] | None = None) -> int:
 
     def run() -> int:
         set_threads(args.threads)
-        settings = StreamSettings(scale=args.scale, stride=args.stride, codec=args.codec, crf=args.crf,
-                                  keyint=args.keyint)
+        kbps = args.kbps or 0.0
+        settings = StreamSettings(scale=args.scale or 4, stride=args.stride or 2, codec=args.codec, crf=args.crf,
+                                  keyint=args.keyint, kbps=kbps)
         codes = CodeSettings(codes=args.codes, code_format=args.code_format, invert_steps=args.invert_steps,
                              invert_seconds=args.invert_seconds)
         adapt = settings_from(args) if args.adapt else None
         options = SenderOptions(connect=args.connect, token=token_from_env(args.token), bind=args.bind,
                                 settings=settings, codes=codes, size=args.size, loop=args.loop, limit=args.limit,
                                 timeout=args.timeout, fec=args.fec, drop_media=args.simulate_loss, seed=args.seed,
-                                adapt=adapt, record=args.record)
+                                adapt=adapt, record=args.record,
+                                ladder=(bool(kbps) and args.scale is None, bool(kbps) and args.stride is None))
         sender = LiveSender(args.model, args.source, options)
         install_uvloop()
         print(asyncio.run(sender.run()).summary())

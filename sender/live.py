@@ -51,6 +51,7 @@ from .adapt_process import TrainerProcess
 from .inrv_stream import CodeEncoder, CodeSettings
 from .record import Recorder
 from .shipment import load_model
+from .ladder import settle
 from .stream import MODEL_CHUNK, StreamEncoder, StreamSettings
 
 log = logging.getLogger("vsa.send")
@@ -99,6 +100,8 @@ class SenderOptions:
     updates; None: off (`vsend --adapt` turns it on)."""
     record: str | None = None
     """Also write the stream as sent to this `.vsa` file (`vsa.sender.record`)."""
+    ladder: tuple[bool, bool] = (False, False)
+    """With ``settings.kbps``: whether the scale and the stride are the ladder's to choose (`vsa.sender.ladder`)."""
 
     def __post_init__(self) -> None:
         if self.fec not in FEC_MODES:
@@ -222,6 +225,7 @@ class LiveSender:
 
     def __init__(self, model_path: str | None, source: str, options: SenderOptions) -> None:
         self.options = options
+        self.model_path = model_path
         self.bundle, self.shipment = load_model(model_path, options.settings.scale)
         self.wire = self.shipment.model
         self.source = source
@@ -385,6 +389,9 @@ class LiveSender:
         await asyncio.sleep(FEC_SPACING)
         await self._send_datagrams(parts)
         self.report.datagrams_redundant += len(parts)
+        keeper = getattr(self.encoder, "keeper", None)
+        if keeper is not None:
+            keeper.sent(0, sum(len(p) for p in parts))  # a target covers FEC: the payload gets what is left
 
     async def _send_datagrams(self, parts: list[bytes]) -> None:
         rate = self.options.pace_kbps * 1000 / 8
@@ -435,10 +442,19 @@ class LiveSender:
             what = f"INR-V codes ({codes.codes}, {codes.code_format}) at {self.encoder.size[0]}x{self.encoder.size[1]}"
         else:
             adapt = o.adapt if o.adapt is not None and self.bundle.arch.adapts else None
-            self.encoder = StreamEncoder(self.shipment, size, info.fps, o.settings, frame_count=frame_count,
+            settings = o.settings
+            if settings.kbps and any(o.ladder):
+                scale, stride = settle(settings.kbps, size, info.fps, None if o.ladder[0] else settings.scale,
+                                       None if o.ladder[1] else settings.stride,
+                                       getattr(self.bundle.config, "scales", None))
+                if scale != settings.scale:
+                    self.bundle, self.shipment = load_model(self.model_path, scale)
+                    self.wire = self.shipment.model
+                settings = replace(settings, scale=scale, stride=stride)
+            self.encoder = StreamEncoder(self.shipment, size, info.fps, settings, frame_count=frame_count,
                                          source=info.name, adapt=adapt, synchronous=False)
-            what = (f"{size[0]}x{size[1]}, scale {o.settings.scale}, stride {o.settings.stride}, "
-                    f"{o.settings.codec}")
+            what = (f"{size[0]}x{size[1]}, scale {settings.scale}, stride {settings.stride}, {settings.codec}"
+                    + (f", target {settings.kbps:g} kbps" if settings.kbps else ""))
         pc = webrtc.make_peer()
         self.control = pc.createDataChannel(webrtc.CONTROL_LABEL)
         self.media = pc.createDataChannel(webrtc.MEDIA_LABEL, ordered=False, maxRetransmits=0)

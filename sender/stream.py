@@ -23,12 +23,13 @@ from vsa.common.framecodec import (
     DEFAULT_CODEC, DEFAULT_WEBP_QUALITY, FrameDecoder, FrameEncoder, check_lowres_size, default_crf,
 )
 from vsa.common.resample import downscale, to_tensor, to_uint8
-from vsa.protocol.messages import MAX_CRF, Bye, Frame, Hello, Message, ModelUpdate, fit_text
+from vsa.protocol.messages import MAX_CRF, Bye, Frame, Hello, Message, ModelUpdate, encode, fit_text
 from vsa.protocol.session import SenderSession
 
 from .adapt import OnlineAdapter, Update
 from .adapt_options import AdaptSettings
 from .adapt_process import TrainerProcess
+from .bitrate import BitrateKeeper, keyint_for
 from .shipment import Shipment
 
 MODEL_CHUNK = 64 * 1024
@@ -44,6 +45,9 @@ class StreamSettings:
     quality: int = DEFAULT_WEBP_QUALITY
     keyint: int = 60
     """Sent frames between keyframes of an inter codec: where a receiver can restart."""
+    kbps: float = 0.0
+    """A target for the whole stream (payload, headers, updates, model), held by `BitrateKeeper`; 0: hold the
+    payload's quality (``crf``) instead."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.scale <= 64:
@@ -61,6 +65,10 @@ class StreamSettings:
             raise ValueError(f"quality must be in [0, 100], got {self.quality}")
         if self.keyint < 1:
             raise ValueError(f"keyint must be at least 1, got {self.keyint}")
+        if self.kbps < 0 or self.kbps > 100_000:
+            raise ValueError(f"kbps must be in [0, 100000], got {self.kbps}")
+        if self.kbps and self.codec not in MAX_CRF:
+            raise ValueError(f"a target bitrate (--kbps) needs an inter codec (vp9 or h264), not {self.codec}")
 
 
 def lowres_size(size: tuple[int, int], scale: int) -> tuple[int, int]:
@@ -116,8 +124,14 @@ class StreamEncoder:
             **self.shipment.hello_fields(),
         )
         self.session = SenderSession(hello)
+        self.keeper: BitrateKeeper | None = None
+        keyint = settings.keyint
+        if settings.kbps:
+            keyint = keyint_for(fps, settings.stride, settings.keyint)
+            fixed = len(encode(hello)) + sum(len(blob) for blob in self.shipment.to_send())
+            self.keeper = BitrateKeeper(settings.kbps * 1000, fps, settings.codec, settings.crf, fixed, frame_count)
         self.encoder = FrameEncoder(settings.codec, self.low_w, self.low_h, fps=fps, crf=settings.crf,
-                                    quality=settings.quality, keyint=settings.keyint)
+                                    quality=settings.quality, keyint=keyint)
         self._pending: deque[tuple[int, int, np.ndarray | None]] = deque()  # (pts, capture_us, source) awaiting a packet
         self.payload_bytes = 0
         self.frames_sent = 0
@@ -177,6 +191,8 @@ class StreamEncoder:
             found = self.adapter.consider(pts)
             if found is not None:
                 messages.append(self.update(found))
+        if self.keeper is not None and self.encoder.at_group_start:
+            self.encoder.set_crf(self.keeper.next_crf(pts))
         self._pending.append((pts, capture_us, rgb if self.adapter is not None else None))
         return messages + self._frames(self.encoder.encode(self.lowres(rgb)))
 
@@ -188,7 +204,10 @@ class StreamEncoder:
     def update(self, update: Update) -> ModelUpdate:
         """The message for an update the adapter made; frames from now on are coded for its version."""
         self.update_bytes += len(update.delta)
-        return self.session.update(update.base_sha256, update.result_sha256, update.delta)
+        message = self.session.update(update.base_sha256, update.result_sha256, update.delta)
+        if self.keeper is not None:
+            self.keeper.sent(0, len(encode(message)))
+        return message
 
     def request_keyframe(self) -> None:
         self.encoder.request_keyframe()
@@ -204,6 +223,8 @@ class StreamEncoder:
             pts, capture_us, source = self._pending.popleft()
             out.append(self.session.frame(pts, packet.keyframe, packet.payload, capture_us))
             self.payload_bytes += len(packet.payload)
+            if self.keeper is not None:
+                self.keeper.sent(len(packet.payload), len(encode(out[-1])) - len(packet.payload))
             self.frames_sent += 1
             if self.adapter is not None and self._monitor is not None and source is not None:
                 low = self._monitor.decode(packet.payload, packet.keyframe)

@@ -153,8 +153,10 @@ def cmd_encode(args: argparse.Namespace) -> int:
     from vsa.sender.stream import StreamSettings
     from vsa.tools.filemode import encode_file
 
-    settings = StreamSettings(scale=args.scale, stride=args.stride, codec=args.codec, crf=args.crf,
-                              quality=args.quality, keyint=args.keyint)
+    if (args.scale is None or args.stride is None) and not args.kbps:
+        args.scale, args.stride = args.scale or 4, args.stride or 1
+    settings = StreamSettings(scale=args.scale or 4, stride=args.stride or 1, codec=args.codec, crf=args.crf,
+                              quality=args.quality, keyint=args.keyint, kbps=args.kbps or 0.0)
     codes = CodeSettings(codes=args.codes, code_format=args.code_format, invert_steps=args.invert_steps)
     payload = {"ae": "frames", "inrv": "codes"}.get(args.payload) if args.payload else None
     adapt = None
@@ -163,7 +165,8 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
         adapt = settings_from(args)
     report = encode_file(args.video, args.model, args.output, settings, size=args.size, limit=args.limit,
-                         progress=True, codes=codes, payload=payload, adapt=adapt)
+                         progress=True, codes=codes, payload=payload, adapt=adapt,
+                         ladder=(args.scale is None, args.stride is None))
     print(f"wrote {args.output}\n{report.summary()}")
     return 0
 
@@ -333,12 +336,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="model bundle from `vsa train` (default: the base shipped with vsa, which "
                    "works on any video and is never transferred)")
     p.add_argument("-o", "--output", required=True, help=".vsa file to write")
-    p.add_argument("--scale", type=_positive_int, default=4, help="spatial downscale factor (default: 4)")
-    p.add_argument("--stride", type=_positive_int, default=1, help="send every STRIDE-th frame (default: 1)")
+    p.add_argument("--scale", type=_positive_int,
+                   help="spatial downscale factor (default: 4, or the ladder's choice for --kbps)")
+    p.add_argument("--stride", type=_positive_int,
+                   help="send every STRIDE-th frame (default: 1, or the ladder's choice for --kbps)")
     p.add_argument("--codec", choices=CODECS, default=DEFAULT_CODEC,
                    help=f"low-res payload codec (default: {DEFAULT_CODEC}, the smallest by measurement)")
     p.add_argument("--crf", type=int, help="vp9 (0-63) or h264 (0-51) quality, lower is better (default: "
                    + ", ".join(f"{c} {q}" for c, q in DEFAULT_CRFS.items()) + ")")
+    p.add_argument("--kbps", type=_positive_float, metavar="N",
+                   help="a target for the whole file (payload, headers, model, updates) instead of a quality: "
+                   "the payload codec runs in CBR, re-aimed at each keyframe, and the scale and stride you do not "
+                   "give come from the ladder measured by vsa eval (README, Rate control)")
     p.add_argument("--quality", type=int, default=DEFAULT_WEBP_QUALITY,
                    help=f"webp quality 0-100 (default: {DEFAULT_WEBP_QUALITY})")
     p.add_argument("--keyint", type=_positive_int, default=60,

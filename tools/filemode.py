@@ -9,7 +9,7 @@ pieces.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -26,6 +26,7 @@ from vsa.receiver.decoder import make_decoder
 from vsa.receiver.stream import Kind, OutputFrame
 from vsa.sender.adapt_options import AdaptSettings
 from vsa.sender.inrv_stream import CodeEncoder, CodeSettings
+from vsa.sender.ladder import settle
 from vsa.sender.shipment import load_model
 from vsa.sender.stream import StreamEncoder, StreamSettings
 
@@ -50,6 +51,8 @@ class EncodeReport:
     update_bytes: int = 0
     updates: int = 0
     """Model updates interleaved by online adaptation (``--adapt``)."""
+    point: str = ""
+    """The operating point, as ``scale S, stride N`` (and the target, with ``--kbps``)."""
 
     @property
     def seconds(self) -> float:
@@ -57,7 +60,8 @@ class EncodeReport:
 
     def summary(self) -> str:
         return (
-            f"{self.frames} frames at {self.size[0]}x{self.size[1]}, {self.fps:g} fps, {self.frames_sent} sent\n"
+            f"{self.frames} frames at {self.size[0]}x{self.size[1]}, {self.fps:g} fps, {self.frames_sent} sent"
+            + (f" ({self.point})" if self.point else "") + "\n"
             f"payload: {self.payload_bytes} bytes = {kbps(self.payload_bytes, self.seconds):.1f} kbps (frames only)\n"
             + (f"model updates: {self.updates}, {self.update_bytes} bytes = "
                f"{kbps(self.update_bytes, self.seconds):.1f} kbps\n" if self.updates else "") +
@@ -77,6 +81,7 @@ def encode_file(
     codes: CodeSettings | None = None,
     payload: str | None = None,
     adapt: AdaptSettings | None = None,
+    ladder: tuple[bool, bool] = (False, False),
 ) -> EncodeReport:
     """Encode ``video`` with the model at ``model_path`` (None: the base shipped with vsa) into a `.vsa` file.
 
@@ -84,6 +89,8 @@ def encode_file(
     are found); a frames model writes low-res frames as ``settings`` says.
     ``payload``, when given, is the one the caller expects (else BundleError).
     ``adapt`` fine-tunes the model while coding and interleaves its updates (`vsa.sender.adapt`).
+    ``ladder`` (with ``settings.kbps``): whether the scale and the stride are the ladder's to choose
+    (`vsa.sender.ladder`) rather than the ones in ``settings``.
     """
     bundle, shipment = load_model(model_path, settings.scale)
     if payload is not None and payload != bundle.arch.payload:
@@ -100,13 +107,21 @@ def encode_file(
         info = source.info
         if size is None:
             size = default_working_size(info.width, info.height)
+        if settings.kbps and any(ladder):
+            scale, stride = settle(settings.kbps, size, info.fps, None if ladder[0] else settings.scale,
+                                   None if ladder[1] else settings.stride, getattr(bundle.config, "scales", None))
+            if scale != settings.scale:
+                bundle, shipment = load_model(model_path, scale)
+            settings = replace(settings, scale=scale, stride=stride)
         encoder = StreamEncoder(shipment, size, info.fps, settings,
                                 frame_count=min(info.frame_count, limit or 1 << 62), source=info.name, adapt=adapt)
         count = _write_stream(source, encoder, output, limit, progress,
                               "encoding" + (" and adapting" if adapt else ""), lambda rgb: fit_frame(rgb, *size))
     return EncodeReport(count, encoder.frames_sent, info.fps, size, encoder.payload_bytes, len(shipment.model),
                         os.path.getsize(output), shipment.describe(), encoder.update_bytes,
-                        encoder.session.model_version)
+                        encoder.session.model_version,
+                        f"scale {settings.scale}, stride {settings.stride}"
+                        + (f", target {settings.kbps:g} kbps" if settings.kbps else ""))
 
 
 def _encode_codes(video: str, bundle: bundle_mod.Bundle, output: str, settings: CodeSettings,

@@ -1,0 +1,85 @@
+"""Holding a target bitrate: the keeper as a function of byte counts, the ladder, and a real file."""
+
+import pytest
+
+from vsa.sender.bitrate import CRF_RANGE, BitrateKeeper, keyint_for
+from vsa.sender.ladder import DEFAULT_LADDER, choose, rung_kbps, settle
+from vsa.sender.stream import StreamSettings
+from vsa.tools.filemode import encode_file
+
+FPS = 30.0
+
+
+def _group(keeper: BitrateKeeper, pts: int, kbps: float, seconds: float = 2.0) -> int:
+    """Send ``seconds`` of payload at ``kbps`` (plus 20-byte headers at 30 fps), then ask for the next crf."""
+    keeper.sent(int(kbps * 1000 / 8 * seconds), int(20 * FPS * seconds))
+    return keeper.next_crf(pts)
+
+
+def test_the_keeper_lowers_the_quality_of_a_stream_over_its_target_and_raises_an_under_one():
+    over = BitrateKeeper(20_000, FPS, "vp9", 30)
+    assert over.next_crf(0) == 30
+    assert _group(over, 60, 40.0) > 30
+    under = BitrateKeeper(20_000, FPS, "vp9", 30)
+    under.next_crf(0)
+    assert _group(under, 60, 8.0) < 30
+    on_target = BitrateKeeper(20_000, FPS, "vp9", 30)
+    on_target.next_crf(0)
+    assert abs(_group(on_target, 60, 20.0 - 20 * 8 * FPS / 1000) - 30) <= 1
+
+
+def test_the_keeper_counts_the_model_and_stays_within_the_codec_crf_range():
+    # A 30 KiB model over a 10 s file takes 24.6 kbps of a 40 kbps target: the frames get the rest.
+    keeper = BitrateKeeper(40_000, FPS, "h264", 20, fixed_bytes=30 * 1024, frame_count=300)
+    assert keeper.stream_bps == pytest.approx(40_000 - 30 * 1024 * 8 / 10)
+    keeper.next_crf(0)
+    crf = 20
+    for pts in range(60, 300, 60):
+        crf = _group(keeper, pts, 500.0)
+    assert crf == CRF_RANGE["h264"][1]
+    with pytest.raises(ValueError, match="raise --kbps"):
+        BitrateKeeper(20_000, FPS, "vp9", 30, fixed_bytes=30 * 1024, frame_count=300)
+    with pytest.raises(ValueError, match="inter codec"):
+        BitrateKeeper(20_000, FPS, "webp", 0)
+
+
+def test_keyframes_come_often_enough_to_follow_a_target():
+    assert keyint_for(30.0, 1, 60) == 60
+    assert keyint_for(30.0, 4, 60) == 15
+    assert keyint_for(30.0, 16, 60) == 8
+
+
+def test_the_ladder_climbs_with_the_rate_and_keeps_to_the_model_scales():
+    size = (192, 256)
+    points = [choose(k, size, FPS) for k in (1, 10, 20, 30, 100)]
+    assert points[0] == DEFAULT_LADDER[0] and points[-1] == DEFAULT_LADDER[-1]
+    assert [rung_kbps(p, size, FPS) for p in points] == sorted(rung_kbps(p, size, FPS) for p in points)
+    # Twice the pixels cost about twice the rate: the same target buys a lower rung.
+    assert rung_kbps(choose(30, (384, 512), FPS), (384, 512), FPS) <= 30 * 1.25
+    assert choose(100, size, FPS, scales=(4, 8)).scale == 4
+    assert settle(30, size, FPS, 4, None)[0] == 4
+    assert settle(30, size, FPS, 4, 3) == (4, 3)
+    with pytest.raises(ValueError, match="--scale"):
+        choose(30, size, FPS, scales=(3,))
+
+
+def test_a_file_with_a_target_lands_near_it(clip_path, tmp_path):
+    """The bundled clip (3.6 s: two groups of pictures to steer with), with the shipped base."""
+    out = tmp_path / "k.vsa"
+    report = encode_file(clip_path, None, str(out), StreamSettings(scale=4, stride=1, kbps=30.0),
+                         size=(128, 192))
+    total_kbps = out.stat().st_size * 8 / 1000 / report.seconds
+    assert 0.8 * 30 <= total_kbps <= 1.2 * 30, report.summary()
+    assert "target 30 kbps" in report.summary()
+
+
+def test_vsa_encode_with_only_a_target_takes_its_scale_and_stride_from_the_ladder(clip_path, tmp_path, capsys):
+    from vsa.tools.cli import main
+
+    assert main(["encode", clip_path, "-o", str(tmp_path / "l.vsa"), "--kbps", "12", "--size", "128x192"]) == 0
+    rung = choose(12, (128, 192), 30.0)
+    assert f"(scale {rung.scale}, stride {rung.stride}, target 12 kbps)" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["encode", clip_path, "-o", str(tmp_path / "w.vsa"), "--kbps", "-3"])
+    assert main(["encode", clip_path, "-o", str(tmp_path / "w.vsa"), "--kbps", "30", "--codec", "webp"]) == 2
+    assert "needs an inter codec" in capsys.readouterr().err
