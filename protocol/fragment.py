@@ -7,9 +7,13 @@ most `MAX_DATAGRAM` bytes, each with a 9-byte header::
 
     magic 0xF7 | frame seq (u32) | fragment index (u16) | fragment count (u16)
 
-and the receiver's `Reassembler` joins them. A frame whose fragments do not
-all arrive before its deadline is dropped (`expire`). Time is passed in by
-the caller, so this stays sans-I/O.
+and the receiver's `Reassembler` joins them. A frame whose fragments stop
+coming is dropped (`expire`): once a newer frame's datagram has arrived
+and the wait has passed (datagrams leave in order, so the missing ones are
+lost), or once none of its own has come for `STALL_SECONDS`. Counting from
+its first fragment instead dropped every multi-datagram frame on a slow
+link, where a 6 KB keyframe takes 0.8 s to cross at 60 kbps. Time is passed
+in by the caller, so this stays sans-I/O.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ MAX_DATAGRAM = 1200
 """Bytes per media message, header included: one IP packet on any path."""
 MAX_FRAGMENTS = -(-(MAX_FRAME_PAYLOAD_BYTES + 1024) // (MAX_DATAGRAM - HEADER.size))
 SEQ_MODULO = 2**32
+STALL_SECONDS = 0.5
+"""An incomplete frame none of whose datagrams has arrived for this long is given up, newer frames or not."""
 
 
 def fragment(message: bytes, seq: int, size: int = MAX_DATAGRAM) -> list[bytes]:
@@ -46,9 +52,17 @@ def fragment(message: bytes, seq: int, size: int = MAX_DATAGRAM) -> list[bytes]:
 @dataclass
 class _Partial:
     count: int
-    first_seen: float
+    last_seen: float
+    """When its newest datagram arrived."""
+    overtaken: float | None = None
+    """When a datagram of a newer frame first arrived."""
     parts: dict[int, bytes] = field(default_factory=dict)
     size: int = 0
+
+
+def _newer(a: int, b: int) -> bool:
+    """Whether seq ``a`` comes after ``b`` (seqs wrap at `SEQ_MODULO`)."""
+    return 0 < (a - b) % SEQ_MODULO < SEQ_MODULO // 2
 
 
 class Reassembler:
@@ -87,6 +101,9 @@ class Reassembler:
     def feed(self, datagram: bytes, now: float) -> bytes | None:
         """Take one datagram; return the whole message once its last fragment is in."""
         seq, index, count, body = self.parse(datagram)
+        for other, waiting in self._partial.items():
+            if waiting.overtaken is None and _newer(seq, other):
+                waiting.overtaken = now
         if seq in self._done_set:
             self.duplicates += 1
             return None
@@ -100,6 +117,7 @@ class Reassembler:
                 self._drop(next(iter(self._partial)))
         elif partial.count != count:
             raise ProtocolError(f"media frame {seq} claims {count} fragments, earlier {partial.count}")
+        partial.last_seen = now
         if index in partial.parts:
             self.duplicates += 1
             return None
@@ -119,8 +137,11 @@ class Reassembler:
         return b"".join(partial.parts[i] for i in range(count))
 
     def expire(self, now: float, max_age: float) -> list[int]:
-        """Drop incomplete frames first seen more than ``max_age`` seconds ago; return their seqs."""
-        old = [seq for seq, p in self._partial.items() if now - p.first_seen > max_age]
+        """Drop incomplete frames overtaken by a newer one more than ``max_age`` seconds ago, or with no
+        datagram for `STALL_SECONDS` (or ``max_age``, if longer); return their seqs."""
+        stall = max(STALL_SECONDS, max_age)
+        old = [seq for seq, p in self._partial.items()
+               if (p.overtaken is not None and now - p.overtaken > max_age) or now - p.last_seen > stall]
         for seq in old:
             self._drop(seq)
         return old

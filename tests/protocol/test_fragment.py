@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vsa.protocol.errors import ProtocolError
-from vsa.protocol.fragment import HEADER, MAX_DATAGRAM, MAX_FRAGMENTS, Reassembler, fragment
+from vsa.protocol.fragment import HEADER, MAX_DATAGRAM, MAX_FRAGMENTS, STALL_SECONDS, Reassembler, fragment
 
 
 def test_every_datagram_fits_and_the_message_comes_back_in_any_order():
@@ -18,14 +18,31 @@ def test_every_datagram_fits_and_the_message_comes_back_in_any_order():
     assert results[:-1] == [None] * 8 and results[-1] == message
 
 
-def test_a_frame_missing_a_fragment_is_dropped_at_its_deadline_and_later_fragments_are_ignored():
+def test_a_frame_missing_a_fragment_is_dropped_once_a_newer_one_arrived_and_later_fragments_are_ignored():
     parts = fragment(b"x" * 3000, seq=1)
+    (newer,) = fragment(b"y", seq=2)
     reassembler = Reassembler()
     assert reassembler.feed(parts[0], now=0.0) is None
-    assert reassembler.expire(now=0.05, max_age=0.1) == []
-    assert reassembler.expire(now=0.2, max_age=0.1) == [1]
+    assert reassembler.expire(now=0.2, max_age=0.1) == []  # nothing newer yet: still coming, on a slow link
+    assert reassembler.feed(newer, now=0.25) == b"y"
+    assert reassembler.expire(now=0.3, max_age=0.1) == []
+    assert reassembler.expire(now=0.4, max_age=0.1) == [1]
     assert reassembler.dropped == 1 and reassembler.pending == 0
-    assert reassembler.feed(parts[1], now=0.3) is None and reassembler.pending == 0
+    assert reassembler.feed(parts[1], now=0.5) is None and reassembler.pending == 0
+
+
+def test_a_frame_trickling_in_on_a_slow_link_is_kept_and_a_stalled_one_is_dropped():
+    # A 6 KB keyframe at 60 kbps: one datagram every 160 ms, far past the 66 ms a receiver waits for a hole.
+    parts = fragment(b"k" * 6000, seq=7)
+    reassembler = Reassembler()
+    for i, part in enumerate(parts[:-1]):
+        assert reassembler.feed(part, now=0.16 * i) is None
+        assert reassembler.expire(now=0.16 * i + 0.15, max_age=0.066) == []
+    assert reassembler.feed(parts[-1], now=0.16 * len(parts)) == b"k" * 6000
+    stalled = fragment(b"s" * 3000, seq=8)
+    assert reassembler.feed(stalled[0], now=10.0) is None
+    assert reassembler.expire(now=10.0 + STALL_SECONDS - 0.01, max_age=0.066) == []
+    assert reassembler.expire(now=10.0 + STALL_SECONDS + 0.01, max_age=0.066) == [8]
 
 
 def test_duplicates_are_counted_not_delivered_twice():
