@@ -6,7 +6,7 @@ the last few seconds plus a margin, so the output runs smoothly at the
 source's frame rate: a frame interpolated between two sent frames can only
 be ready once the second one arrives, which is (stride - 1) frames after its
 own capture. The delay grows at once when lags grow and shrinks slowly when
-all are early. A percentile, as WebRTC's jitter buffers use, rather than the
+all are early (in proportion to the excess once it is large). A percentile, as WebRTC's jitter buffers use, rather than the
 worst lag: one frame in twenty may be shown a few ms late (as soon as it is
 ready), instead of every frame waiting for the slowest one. Frames late
 because data was lost do not count (``adapt=False``).
@@ -20,6 +20,12 @@ times are passed in (seconds).
 from __future__ import annotations
 
 from collections import deque
+
+
+CATCH_UP_PER_S = 1.0
+"""Share of the delay beyond what the lags need that is given back per second (the frames meanwhile come faster
+than real time, or as soon as they are ready): once the lags that raised it leave the window, 2 s of excess
+fall to 0.1 s in 3 s."""
 
 
 class Playout:
@@ -68,7 +74,10 @@ class Playout:
         if want >= self.delay:
             self.delay = want
         elif self._last_update is not None:
-            self.delay = max(want, self.delay - self.shrink_per_s * (ready - self._last_update))
+            # Slowly while the excess is small (a jitter spike may come back); in proportion once it is large,
+            # as after a congested link drained: at 10 ms a second, 2 s of delay took minutes to give back.
+            rate = max(self.shrink_per_s, CATCH_UP_PER_S * (self.delay - want))
+            self.delay = max(want, self.delay - rate * (ready - self._last_update))
         self._last_update = ready
         due = max(self.local(capture) + self.delay, self._last_due)
         self._last_due = due

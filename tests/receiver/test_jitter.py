@@ -94,3 +94,29 @@ def test_playout_delay_follows_the_95th_percentile_lag_not_one_outlier():
         assert abs(play.delay - expected) < 1e-9
     with pytest.raises(ValueError, match="quantile"):
         Playout(fps, quantile=0.0)
+
+
+def test_playout_gives_back_a_large_excess_delay_within_seconds_and_a_small_one_slowly():
+    fps = 30.0
+    play = Playout(fps, margin=0.0)
+    play.arrived(0.0, 0.0)
+    t = 0.0
+    for i in range(60):  # two seconds through a congested link: the lag grows to 2 s
+        t = i / fps
+        play.due(t, t + 2.0 * i / 60)
+    assert play.delay > 1.8
+    start = t
+    for i in range(60, 60 + 8 * 30):  # the link drained: every frame ready 50 ms after capture
+        t = i / fps
+        play.due(t, t + 0.050)
+    # Within 8 s: the 2-s lags leave the 3-s window, then the excess falls by e every second (10 ms a second
+    # would have left 1.8 s).
+    assert play.delay < 0.2
+    assert t - start < 8.1
+    # Just above what the lags need, it shrinks at the slow rate: a jitter spike may come back.
+    small = Playout(fps, margin=0.0)
+    small.arrived(0.0, 0.0)
+    small.due(0.0, 0.060)
+    for i in range(1, 31):
+        small.due(i / fps, i / fps + 0.040)
+    assert 0.045 < small.delay < 0.060
