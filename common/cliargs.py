@@ -75,6 +75,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+def link_spec(text: str):
+    """``--link``: an emulated link (`vsa.common.link.LinkSpec`)."""
+    from vsa.common.link import LinkSpec
+
+    try:
+        return LinkSpec.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def passes(text: str) -> int:
     """``--iterations``: reprojection passes, 1 to `vsa.common.registry.MAX_ITERATIONS`."""
     from vsa.common.registry import MAX_ITERATIONS  # here, so that parsing --help needs no torch

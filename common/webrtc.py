@@ -32,6 +32,8 @@ from vsa.protocol.signaling import (
     make_offer,
 )
 
+from .link import Link, LinkSpec, shape_peer
+
 log = logging.getLogger("vsa.webrtc")
 
 DEFAULT_HOST = "127.0.0.1"
@@ -120,12 +122,17 @@ def free_port(host: str = DEFAULT_HOST) -> int:
 
 async def connect_and_offer(
     pc: RTCPeerConnection, host: str, port: int, token: str | None = None, timeout: float = 30.0,
-    bind: str | None = None,
-) -> None:
-    """Offer to the receiver at host:port and apply its answer, retrying the connection until ``timeout``."""
+    bind: str | None = None, link: LinkSpec | None = None,
+) -> list[Link]:
+    """Offer to the receiver at host:port and apply its answer, retrying the connection until ``timeout``.
+
+    ``link``: send and receive every datagram of the connection through an emulated link (`vsa.common.link`);
+    returns its `Link`s (outgoing, incoming for each socket), to read or to change their rate.
+    """
     if bind:
         bind_candidates(pc, bind)
     await pc.setLocalDescription(await pc.createOffer())
+    links = shape_peer(pc, link) if link is not None else []
     deadline = time.monotonic() + timeout
     delay = 0.1
     while True:
@@ -153,6 +160,7 @@ async def connect_and_offer(
     except ProtocolError as exc:
         raise SignalingError(f"refused the receiver's answer: {exc}") from None
     await pc.setRemoteDescription(RTCSessionDescription(sdp=answer.sdp, type="answer"))
+    return links
 
 
 @dataclass

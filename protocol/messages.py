@@ -189,6 +189,11 @@ class Stats:
     """The model version the receiver is playing with."""
     updates_refused: int = 0
     """Model updates refused (a hash that does not match, a version out of turn): the old model kept playing."""
+    delay_trend: float = 0.0
+    """How fast the frames' one-way delay grew over the last second, in ms per second (a filling queue on the
+    path; the sender's congestion control backs off on it)."""
+    loss: float = 0.0
+    """Share of the last second's frames that never arrived, in [0, 1]."""
 
 
 Message = Union[Hello, ModelChunk, Frame, ModelUpdate, Bye, ModelRequest, Ready, KeyframeRequest, Stats]
@@ -262,6 +267,8 @@ _SCHEMA: dict[type, dict[str, tuple[str, float, float]]] = {
         "iterations": (_INT, 0, 64),
         "model_version": (_INT, 0, MAX_MODEL_VERSION),
         "updates_refused": (_INT, 0, MAX_SEQ),
+        "delay_trend": (_FLOAT, -1e5, 1e5),
+        "loss": (_FLOAT, 0.0, 1.0),
     },
 }
 

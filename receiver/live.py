@@ -32,6 +32,7 @@ import torch
 
 from vsa.common import webrtc
 from vsa.common.bundle import BundleError
+from vsa.common.congestion import DelayTrend
 from vsa.common.framecodec import INTER_CODECS, FrameCodecError
 from vsa.common.resample import to_uint8
 from vsa.common.tasks import background
@@ -173,6 +174,9 @@ class LiveSession:
         self._last_rx = time.monotonic()
         self._last_keyframe_request = 0.0
         self._window = _Window()
+        self._delay = DelayTrend()
+        """How fast one-way delay grows: the sender's congestion control reads it in `Stats`."""
+        self._lost_reported = self._received_reported = 0
         self._last_shown_at: float | None = None
         self._started = time.monotonic()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -336,7 +340,9 @@ class LiveSession:
             return
         assert self.playout is not None
         if msg.capture_us:
-            self.playout.arrived(msg.capture_us / 1e6, time.time())
+            wall = time.time()
+            self.playout.arrived(msg.capture_us / 1e6, wall)
+            self._delay.arrived(msg.capture_us / 1e6, wall)
         log.debug("frame seq %d pts %d%s arrived", msg.seq, msg.pts, " (key)" if msg.keyframe else "")
         if self.jitter.push(msg, now):
             log.debug("hole before seq %d", msg.seq)
@@ -542,13 +548,20 @@ class LiveSession:
                 counts[Kind.INTERPOLATED], counts[Kind.CONCEALED], o["lost"], lat, o["iterations"],
                 o["model_version"], o["update_kbps"],
             )
+            lost = self.decoder.frames_lost - self._lost_reported
+            received = self.decoder.session.frames_received - self._received_reported
+            self._lost_reported += lost
+            self._received_reported += received
             if self.decoder.ready:
+                trend = self._delay.slope_ms_per_s()
                 self._send(Stats(
                     received=self.decoder.session.frames_received, interpolated=counts[Kind.INTERPOLATED],
                     concealed=counts[Kind.CONCEALED], lost=self.decoder.frames_lost, fps=min(o["fps"], 1000.0),
                     media_kbps=min(o["media_kbps"], 1e7), latency_ms=min(lat, 1e7),
                     iterations=min(self.decoder.iterations, 64),  # the stats schema caps it
                     model_version=o["model_version"], updates_refused=getattr(self.decoder, "updates_refused", 0),
+                    delay_trend=max(-1e5, min(1e5, trend)),
+                    loss=lost / (lost + received) if lost + received else 0.0,
                 ))
             w.reset()
 

@@ -9,9 +9,10 @@ crf of the group of pictures that starts there:
   the stream (over its length when known, else over `FIXED_SPREAD_S`), less
   what frame headers and updates took over the last group, plus or minus
   what the stream is behind or ahead of its budget so far, repaid over
-  `PAYBACK_S`;
+  two groups (at least `PAYBACK_S`);
 * the crf moves from the last group's by the codec's crf steps per halving
-  of the rate (`CRF_PER_HALVING`) times log2(delivered / wanted).
+  of the rate (`CRF_PER_HALVING`) times log2(delivered / wanted), by at
+  most `MAX_CRF_STEP`.
 
 Why not the codecs' own rate control: FFmpeg's x264 and libvpx wrappers take
 no new rate mid-stream, and libvpx's CBR at these sizes and frame rates
@@ -35,18 +36,27 @@ PAYBACK_S = 2.0
 CRF_PER_HALVING = {"h264": 6.0, "vp9": 12.0}
 """crf steps that halve a payload's rate: x264's rule of thumb; for vp9 at scale 4 the eval points gave 15 to
 20, and a smaller step overshoots less."""
+MAX_CRF_STEP = 12
+"""The most one group's crf may differ from the last: one group's rate is a noisy guide (a scene cut, a still
+scene), and a jump of 20 overshot the other way."""
 CRF_RANGE = {"h264": (10, 51), "vp9": (10, 63)}
 """The crfs the keeper may choose (below 10 the low-res frames are near-lossless: bits better spent on a finer
 rung of the ladder)."""
-KEYFRAME_SECONDS = 2.0
+DEBT_CAP_S = 1.0
+"""Live: the most debt, in seconds of the target, a stream carries; older overspending is forgiven."""
+SKIP_DEBT_S = 0.5
+"""Seconds of the target a stream may run over its budget before frames are skipped."""
+KEYFRAME_SECONDS = {"file": 2.0, "live": 4.0}
 """Keyframe spacing under a target: the quality can change only there, so it must come often enough to follow
-(60 sent frames at stride 4 would be 8 s)."""
+(60 sent frames at stride 4 would be 8 s), and a file of 10 s needs several groups to steer by. Live, where
+skipping frames (`BitrateKeeper.behind`) acts at once, keyframes come half as often: at 40 kbps one keyframe of
+128x160 costs over a second of the budget and crosses a 60 kbps link in 0.8 s."""
 
 
-def keyint_for(fps: float, stride: int, keyint: int) -> int:
+def keyint_for(fps: float, stride: int, keyint: int, live: bool = False) -> int:
     """Sent frames between keyframes under a target: ``keyint``, or fewer so that one comes every
     `KEYFRAME_SECONDS` (at least 8 frames: every keyframe costs several inter frames' bits)."""
-    per_group = max(8, round(KEYFRAME_SECONDS * fps / stride))
+    per_group = max(8, round(KEYFRAME_SECONDS["live" if live else "file"] * fps / stride))
     return min(keyint, per_group)
 
 
@@ -77,6 +87,9 @@ class BitrateKeeper:
                 f"({self.fixed_bytes / 1024:.1f} KiB over {self.spread_s:.0f} s) is paid for; raise --kbps")
         self.payload_bytes = 0
         self.other_bytes = 0
+        self._budget_bits = 0.0
+        self._budget_at = 0.0
+        """The stream's budget (bits it may have sent) as of ``_budget_at`` seconds: targets change live."""
         """Frame headers, model updates, and anything else sent after the start."""
         self._group: tuple[float, int, int] | None = None
         """(start in seconds, payload bytes, other bytes) when the current group began."""
@@ -91,6 +104,33 @@ class BitrateKeeper:
     def stream_bps(self) -> float:
         """What the target leaves for everything but the model: frames, headers, updates."""
         return max(0.0, self.target_bps - self.fixed_bytes * 8 / self.spread_s)
+
+    def budget_bits(self, now: float) -> float:
+        """Bits the stream (all but the model) may have sent by ``now`` seconds."""
+        return self._budget_bits + self.stream_bps * max(0.0, now - self._budget_at)
+
+    def debt_bits(self, now: float) -> float:
+        """Bits sent beyond the budget by ``now`` (negative: credit). A stream of unknown length keeps at most
+        `PAYBACK_S` of credit (what a camera saved on a still scene must not come out as a burst later) and
+        `DEBT_CAP_S` of debt (after the network's rate fell, the frames sent before at the old rate are not
+        to be paid for by a long freeze now)."""
+        debt = (self.payload_bytes + self.other_bytes) * 8 - self.budget_bits(now)
+        if self.frame_count <= 0:
+            bounded = min(DEBT_CAP_S * self.stream_bps, max(-PAYBACK_S * self.stream_bps, debt))
+            self._budget_bits += debt - bounded
+            debt = bounded
+        return debt
+
+    def retarget(self, target_bps: float, now: float) -> None:
+        """A new target from ``now`` seconds on (the congestion controller's, live)."""
+        self._budget_bits, self._budget_at = self.budget_bits(now), now
+        self.target_bps = max(1.0, target_bps)
+
+    def behind(self, now: float) -> bool:
+        """Over budget by more than `SKIP_DEBT_S` of the target: the next frame should not be sent. Skipping a
+        frame (the receiver interpolates across it) is the one lever that acts at once; the crf waits for the
+        next keyframe."""
+        return self.debt_bits(now) > SKIP_DEBT_S * self.stream_bps
 
     def sent(self, payload_bytes: int, other_bytes: int = 0) -> None:
         """Bytes that went out: a frame's payload, and the headers or updates around it."""
@@ -108,13 +148,15 @@ class BitrateKeeper:
         delivered = (self.payload_bytes - payload0) * 8 / span
         other_bps = (self.other_bytes - other0) * 8 / span
         self.history.append((start, self.crf, delivered / 1000))
-        debt = (self.payload_bytes + self.other_bytes) * 8 - self.stream_bps * now
-        payback = PAYBACK_S
+        debt = self.debt_bits(now)
+        # Repaid over two groups: over one, each group's correction (decided a group late) overshot the other way.
+        payback = max(PAYBACK_S, 2 * span)
         if self.frame_count > 0:
-            payback = max(min(PAYBACK_S, self.spread_s - now), 1 / self.fps)
+            payback = max(min(payback, self.spread_s - now), 1 / self.fps)
         want = max(self.stream_bps - other_bps - debt / payback, 0.05 * self.stream_bps)
         if delivered > 0:
             step = CRF_PER_HALVING[self.codec] * math.log2(delivered / want)
+            step = max(-MAX_CRF_STEP, min(MAX_CRF_STEP, step))
             low, high = CRF_RANGE[self.codec]
             self.crf = int(min(high, max(low, round(self.crf + step))))
         self._group = (now, self.payload_bytes, self.other_bytes)

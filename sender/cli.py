@@ -7,7 +7,7 @@ import asyncio
 import sys
 
 from vsa.common.cliargs import (
-    address, fraction, positive_float, positive_int, report_errors, setup_logging, size_arg,
+    address, fraction, link_spec, positive_float, positive_int, report_errors, setup_logging, size_arg,
 )
 from vsa.sender.adapt_options import add_arguments as add_adapt_arguments
 
@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="forward error correction: send each frame's datagrams twice, 15 ms apart, so a frame "
                    "lost once costs nothing visible, at twice the media rate. auto (default): for 10 s after the "
                    "receiver reports a loss")
+    p.add_argument("--link", type=link_spec, metavar="SPEC",
+                   help='send and receive through an emulated link, e.g. "rate=100k,delay=40ms,jitter=5ms,loss=2%%,'
+                   'queue=32k" (both directions; every datagram of the connection, so SCTP sees it too)')
     p.add_argument("--simulate-loss", type=fraction, default=0.0, metavar="P",
                    help="testing: drop a fraction P of media datagrams before they are sent")
     p.add_argument("--seed", type=int, default=0, help="seed for --simulate-loss (default: 0)")
@@ -110,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         options = SenderOptions(connect=args.connect, token=token_from_env(args.token), bind=args.bind,
                                 settings=settings, codes=codes, size=args.size, loop=args.loop, limit=args.limit,
                                 timeout=args.timeout, fec=args.fec, drop_media=args.simulate_loss, seed=args.seed,
-                                adapt=adapt, record=args.record,
+                                adapt=adapt, record=args.record, link=args.link,
                                 ladder=(bool(kbps) and args.scale is None, bool(kbps) and args.stride is None))
         sender = LiveSender(args.model, args.source, options)
         install_uvloop()

@@ -37,6 +37,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from vsa.common import webrtc
+from vsa.common.congestion import QUEUE_SECONDS, RateController, Report
+from vsa.common.link import LinkSpec
 from vsa.common.tasks import background
 from vsa.common.video import VideoSource, default_working_size, fit_frame
 from vsa.protocol.errors import ProtocolError
@@ -62,6 +64,12 @@ MEDIA_HIGH_WATER = 256 * 1024
 FEC_MODES = ("auto", "on", "off")
 FEC_HOLD = 10.0
 """``fec="auto"``: after a reported loss, send every frame twice for this long."""
+FLOOR_SHARE = 0.1
+"""Under ``--kbps N``, the congestion controller may go down to this share of N ..."""
+TARGET_KEYFRAME_GAP_S = 1.0
+"""Under a target, keyframe requests are answered at most this often (the receiver asks at every hole)."""
+MIN_TARGET_BPS = 5000.0
+"""... but never below this: under it not even the coarsest rung's frames fit."""
 FEC_SPACING = 0.015
 """Seconds between a frame's two copies: apart enough to outlast a short burst of loss, close enough
 that a frame recovered from its repeat is barely late (the playout delay grows by that much)."""
@@ -100,6 +108,8 @@ class SenderOptions:
     updates; None: off (`vsend --adapt` turns it on)."""
     record: str | None = None
     """Also write the stream as sent to this `.vsa` file (`vsa.sender.record`)."""
+    link: LinkSpec | None = None
+    """Send and receive through an emulated link (`vsa.common.link`; ``vsend --link``), for trying things."""
     ladder: tuple[bool, bool] = (False, False)
     """With ``settings.kbps``: whether the scale and the stride are the ladder's to choose (`vsa.sender.ladder`)."""
 
@@ -130,6 +140,14 @@ class SenderReport:
     """Rounds the trainer ran, its training steps, and sent frames it could not take in time."""
     seconds: float = 0.0
     receiver_stats: list[dict] = field(default_factory=list)
+    targets: list[tuple[float, float]] = field(default_factory=list)
+    """Under ``--kbps``: (seconds since start, target kbps) after each receiver report."""
+    sent_kbps: list[tuple[float, float]] = field(default_factory=list)
+    """(seconds since start, media kbps sent over the last second), once a second."""
+    skipped_budget: int = 0
+    """Under ``--kbps``: frames skipped while the stream was over its budget."""
+    keyframe_requests_deferred: int = 0
+    """Under ``--kbps``: keyframe requests left unanswered, coming within `TARGET_KEYFRAME_GAP_S` of another."""
     codes_learned: int = 0
     inversion_steps: list[int] = field(default_factory=list)
     """INR-V: Adam steps each inverted clip got within its time budget."""
@@ -147,7 +165,9 @@ class SenderReport:
                 f"model {'sent' if self.model_sent else 'cached at the receiver'}; "
                 f"{self.keyframe_requests} keyframe requests"
                 + (f"; {self.updates} model updates ({self.update_bytes} bytes) from {self.adapt_considered} "
-                   f"rounds, {self.adapt_steps} steps" if self.adapt_considered else ""))
+                   f"rounds, {self.adapt_steps} steps" if self.adapt_considered else "")
+                + (f"; target {min(t for _, t in self.targets):g}-{max(t for _, t in self.targets):g} kbps, "
+                   f"{self.skipped_budget} frames skipped to keep to it" if self.targets else ""))
 
 
 class _Capture:
@@ -240,6 +260,13 @@ class LiveSender:
         self._control_tasks: set[asyncio.Task] = set()
         self._window_media = self._window_control = self._window_frames = 0
         self.encoder: StreamEncoder | CodeEncoder | None = None
+        self.controller: RateController | None = None
+        """Under a target: moves it with the network (`vsa.common.congestion`)."""
+        self._started = time.monotonic()
+        self._last_pts, self._fps = 0, 0.0
+        self._last_forced_key = float("-inf")
+        self.links: list = []
+        """With ``options.link``: the emulated links (`vsa.common.link.Link`), e.g. for a bandwidth trace."""
         self.control = self.media = None
         self._coder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vsa-code")
         self._ended: str | None = None
@@ -287,10 +314,18 @@ class LiveSender:
             elif isinstance(event, KeyframeWanted):
                 self._loss_reported()
                 self.report.keyframe_requests += 1
+                now = time.monotonic()
+                if self.controller is not None and now - self._last_forced_key < TARGET_KEYFRAME_GAP_S:
+                    # Under a target on a lossy or congested path, answering every request sent a keyframe
+                    # several times a second, each worth a second of the link: a storm that kept it congested.
+                    self.report.keyframe_requests_deferred += 1
+                    continue
+                self._last_forced_key = now
                 self.encoder.request_keyframe()
                 self._force_key = True
             elif isinstance(event, PeerStats):
                 s = event.stats
+                self._follow_network(s)
                 if s.lost > self._last_lost:
                     self._loss_reported()
                 self._last_lost = s.lost
@@ -309,7 +344,29 @@ class LiveSender:
     def _task_failed(self, name: str, exc: BaseException) -> None:
         self._end(f"{name} failed: {exc}")
 
+    def _follow_network(self, stats) -> None:
+        """Under a target (``--kbps``): move it with what the receiver reports (`vsa.common.congestion`)."""
+        keeper = getattr(self.encoder, "keeper", None)
+        if self.controller is None or keeper is None or self.media is None:
+            return
+        now = time.monotonic()
+        before = self.controller.target_bps
+        target = self.controller.update(Report(now, stats.media_kbps * 1000, stats.loss, stats.delay_trend,
+                                               self.media.bufferedAmount))
+        keeper.retarget(target, self._stream_seconds())
+        self.report.targets.append((round(now - self._started, 2), round(target / 1000, 1)))
+        if abs(target - before) > 0.05 * before:
+            log.info("network: %s, target %.1f kbps (received %.1f kbps, loss %.0f%%, delay %+.0f ms/s)",
+                     self.controller.state, target / 1000, stats.media_kbps, 100 * stats.loss, stats.delay_trend)
+
+    def _stream_seconds(self) -> float:
+        """The stream's own clock: the newest captured frame's pts, in seconds (what the keeper counts in)."""
+        return self._last_pts / self._fps if self._fps else 0.0
+
     def _loss_reported(self) -> None:
+        if self.controller is not None and not self.controller.fec_useful:
+            # Loss with a filling queue is congestion: FEC's second copy of every frame would add to it.
+            return
         if self.options.fec == "auto":
             if self._fec_until < time.monotonic():
                 log.info("loss reported: sending every frame twice for %g s (forward error correction)", FEC_HOLD)
@@ -371,7 +428,17 @@ class LiveSender:
 
     # -- media -------------------------------------------------------------------------------
 
+    def _backlog_limit(self) -> int:
+        """Under a target: bytes waiting in the media channel beyond which the next frames are not even coded
+        (`StreamEncoder.backlogged`): `QUEUE_SECONDS` of the target. The 256 KiB at which a coded frame is
+        dropped would be a minute at 30 kbps, frames waiting in SCTP for seconds; and a coded frame dropped is a
+        hole the receiver must ask a keyframe for, where a frame never coded is only one to interpolate."""
+        assert self.controller is not None
+        return max(4 * MAX_DATAGRAM, int(QUEUE_SECONDS * self.controller.target_bps / 8))
+
     async def _send_frame(self, msg) -> None:
+        if self.controller is not None and isinstance(self.encoder, StreamEncoder):
+            self.encoder.backlogged = self.media.bufferedAmount > self._backlog_limit()
         if self.media.bufferedAmount > MEDIA_HIGH_WATER:
             # The path is congested: skipping is better than queueing (latency), and the
             # receiver will ask for a keyframe at the hole.
@@ -418,6 +485,8 @@ class LiveSender:
             log.info("media %.1f kbps, control %.1f kbps | %.1f fps captured | %d sent, %d keyframe requests",
                      self._window_media * 8 / 1000 / interval, self._window_control * 8 / 1000 / interval,
                      self._window_frames / interval, self.report.frames_sent, self.report.keyframe_requests)
+            self.report.sent_kbps.append((round(time.monotonic() - self._started, 2),
+                                          round(self._window_media * 8 / 1000 / interval, 1)))
             self._window_media = self._window_control = self._window_frames = 0
             silent = time.monotonic() - self._last_heard
             if self._ready.is_set() and silent > RECEIVER_SILENCE:
@@ -453,6 +522,10 @@ class LiveSender:
                 settings = replace(settings, scale=scale, stride=stride)
             self.encoder = StreamEncoder(self.shipment, size, info.fps, settings, frame_count=frame_count,
                                          source=info.name, adapt=adapt, synchronous=False)
+            if settings.kbps:
+                ceiling = settings.kbps * 1000
+                self.controller = RateController(ceiling, max(MIN_TARGET_BPS, FLOOR_SHARE * ceiling), ceiling)
+            self._fps = info.fps
             what = (f"{size[0]}x{size[1]}, scale {settings.scale}, stride {settings.stride}, {settings.codec}"
                     + (f", target {settings.kbps:g} kbps" if settings.kbps else ""))
         pc = webrtc.make_peer()
@@ -465,7 +538,8 @@ class LiveSender:
         stats = None
         started = time.monotonic()
         try:
-            await webrtc.connect_and_offer(pc, *o.connect, token=o.token, timeout=o.timeout, bind=bind)
+            self.links = await webrtc.connect_and_offer(pc, *o.connect, token=o.token, timeout=o.timeout, bind=bind,
+                                                        link=o.link)
             await webrtc.wait_open([self.control, self.media], o.timeout)
             log.info("connected to %s:%d; streaming %s at %g fps: %s", *o.connect, info.name, info.fps, what)
             stats = background(self._stats_loop(), "the stats loop", on_error=self._task_failed)
@@ -492,6 +566,7 @@ class LiveSender:
             if self.recorder is not None:
                 self.recorder.close()
             self.report.seconds = time.monotonic() - started
+            self.report.skipped_budget = getattr(self.encoder, "frames_skipped", 0)
             await pc.close()
         return self.report
 
@@ -542,6 +617,7 @@ class LiveSender:
                 if self._closed.is_set():
                     raise ConnectionError("the receiver closed the connection")
                 pts, rgb, capture_us = item
+                self._last_pts = pts
                 self.report.frames += 1
                 self._window_frames += 1
                 flagged_last = frame_count > 0 and pts == frame_count - 1

@@ -127,7 +127,7 @@ class StreamEncoder:
         self.keeper: BitrateKeeper | None = None
         keyint = settings.keyint
         if settings.kbps:
-            keyint = keyint_for(fps, settings.stride, settings.keyint)
+            keyint = keyint_for(fps, settings.stride, settings.keyint, live=frame_count <= 0 or not synchronous)
             fixed = len(encode(hello)) + sum(len(blob) for blob in self.shipment.to_send())
             self.keeper = BitrateKeeper(settings.kbps * 1000, fps, settings.codec, settings.crf, fixed, frame_count)
         self.encoder = FrameEncoder(settings.codec, self.low_w, self.low_h, fps=fps, crf=settings.crf,
@@ -135,6 +135,11 @@ class StreamEncoder:
         self._pending: deque[tuple[int, int, np.ndarray | None]] = deque()  # (pts, capture_us, source) awaiting a packet
         self.payload_bytes = 0
         self.frames_sent = 0
+        self.frames_skipped = 0
+        """Frames a target made the sender skip (`wants`)."""
+        self.backlogged = False
+        """Live under a target: the media channel holds more than it should (set by the sender); skip frames."""
+        self.fps = fps
         self.update_bytes = 0
         self.adapter: OnlineAdapter | TrainerProcess | None = None
         self.synchronous = synchronous
@@ -167,8 +172,19 @@ class StreamEncoder:
         """Nothing to prepare: the payload encoder is cheap to start (INR-V's `CodeEncoder` is not)."""
 
     def wants(self, pts: int, last: bool = False) -> bool:
-        """Whether frame ``pts`` is sent: every stride-th, and the last one."""
-        return last or pts % self.settings.stride == 0
+        """Whether frame ``pts`` is sent: every stride-th, and the last one; live under a target, not while
+        the stream is behind its budget (`BitrateKeeper.behind`), as after the network's rate drops, nor while
+        the media channel is ``backlogged``. (A file has no clock to keep up with: its groups' crfs alone hold
+        the target.)"""
+        if last:
+            return True
+        if pts % self.settings.stride:
+            return False
+        if self.keeper is not None and not self.synchronous and (self.backlogged
+                                                                 or self.keeper.behind(pts / self.fps)):
+            self.frames_skipped += 1
+            return False
+        return True
 
     def lowres(self, rgb: np.ndarray) -> np.ndarray:
         """The (h, w, 3) uint8 low-res frame that would be sent for ``rgb``."""

@@ -34,6 +34,7 @@ import torch
 
 from vsa.common import bundle as bundle_mod
 from vsa.common.assets import DEFAULT_CLIP
+from vsa.common.cliargs import link_spec
 from vsa.common.framecodec import FrameDecoder
 from vsa.common.resample import to_tensor, upscale
 from vsa.protocol.messages import Frame, Hello
@@ -42,6 +43,7 @@ from vsa.receiver.stream import StreamDecoder
 from vsa.sender.adapt_options import AdaptSettings
 from vsa.sender.shipment import Shipment, load_model
 from vsa.sender.stream import StreamEncoder, StreamSettings
+from vsa.tools.bench_trace import DEFAULT_TRACE
 from vsa.tools.compare import compare
 
 RANDOM_FAST = "random-fast"
@@ -127,6 +129,40 @@ async def _live(model_path: str | None, clip: str, size, stride: int, loss: floa
     }
 
 
+def _trace_main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from vsa.common.link import LinkSpec
+    from vsa.tools.bench_trace import parse_trace, plot, psnr_per_frame, run_trace, summarise
+
+    try:
+        trace = parse_trace(args.trace or DEFAULT_TRACE)
+    except ValueError as exc:
+        parser.error(str(exc))
+    size = parse_size(args.size) if args.size != "256x512" else (256, 320)
+    fps = read_video(args.video, size=size, limit=1)[1].fps
+    with tempfile.TemporaryDirectory() as tmp:
+        out = str(Path(tmp) / "trace.mkv")
+        result = asyncio.run(run_trace(args.model, args.video, size, args.kbps, args.link or LinkSpec(), trace, out,
+                                       fps, args.stride))
+        figures = summarise(result, trace, psnr_per_frame(out, args.video, size), fps)
+    figures.update(trace=args.trace or DEFAULT_TRACE, link=str(args.link), kbps=args.kbps, size=list(size),
+                   video=Path(args.video).name)
+    for row in figures["seconds"]:
+        print(f"t {row['t']:5.1f} s  link {row['link_kbps']:6.1f}  sent {row['sent_kbps']:6.1f}  target "
+              f"{row['target_kbps'] if row['target_kbps'] is not None else '-':>6}  latency {row.get('latency_ms', '-')} ms")
+    print(f"events: {figures['events']}")
+    print(f"segments: {figures['segments']}")
+    print(f"frames {figures['frames']}, lost {figures['lost']}, skipped {figures['skipped_frames']}, latency median "
+          f"{figures['latency_median_ms']} ms, p95 {figures['latency_p95_ms']} ms, longest display gap "
+          f"{figures['longest_gap_ms']} ms")
+    Path(args.output).write_text(json.dumps(figures, indent=2))
+    try:
+        plot(figures, args.plot)
+        print(f"wrote {args.output} and {args.plot}")
+    except ImportError:
+        print(f"wrote {args.output} (no plot: pip install 'vsa[eval]' for matplotlib)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vsa bench stream", description=__doc__.split("\n\n")[0])
     parser.add_argument("video", nargs="?", default=str(DEFAULT_CLIP), help="default: the bundled clip")
@@ -141,8 +177,19 @@ def main(argv: list[str] | None = None) -> int:
                         "by about 30%% from run to run (default: 3)")
     parser.add_argument("--adapt", action="store_true",
                         help="also stream with the sender adapting online (lossless runs), beside the same run without")
+    trace = parser.add_argument_group("a bandwidth trace (instead of the runs above)")
+    trace.add_argument("--link", type=link_spec, metavar="SPEC",
+                       help='stream under --kbps through an emulated link, e.g. "delay=20ms,queue=32k", whose rate '
+                       f"follows --trace (README, Rate control)")
+    trace.add_argument("--trace", default=None, metavar="RATE:S,...",
+                       help=f"link rates and how long each lasts (default: {DEFAULT_TRACE})")
+    trace.add_argument("--kbps", type=float, default=300.0, help="the sender's target and ceiling (default: 300)")
+    trace.add_argument("--stride", type=int, help="fix the stride (default: the ladder's)")
+    trace.add_argument("--plot", default="bench_trace.png", help="the trace's plot (default: bench_trace.png)")
     parser.add_argument("-o", "--output", default="bench_stream.json")
     args = parser.parse_args(argv)
+    if args.link is not None or args.trace is not None:
+        return _trace_main(args, parser)
     size = parse_size(args.size)
     frames, info, _ = read_video(args.video, size=size, limit=args.limit)
     with tempfile.TemporaryDirectory() as tmp:

@@ -10,6 +10,7 @@ import pytest
 
 from vsa.common import webrtc
 from vsa.common.bundle import sha256 as bundle_sha
+from vsa.common.link import LinkSpec
 from vsa.common.metrics import mean_psnr, psnr
 from vsa.common.resample import to_tensor
 from vsa.common.video import read_video
@@ -108,6 +109,19 @@ async def test_with_no_model_the_shipped_base_streams_and_is_never_transferred(c
     offline = decode_file(str(tmp_path / "b.vsa"), None, device="cpu", reference=clip_path).metrics["all"]
     assert abs(live_psnr - offline["vsa_psnr"]) < 0.5, (live_psnr, offline)
     assert offline["vsa_psnr"] > offline["bicubic_psnr"] + 0.5, offline
+
+
+async def test_a_stream_with_a_target_through_a_slow_emulated_link_plays_to_the_end(clip_path, tmp_path):
+    """120 kbps with 30 ms of delay each way (every datagram of the connection, both directions), a 60 kbps
+    target: every frame is shown, nothing is lost, and the sender keeps to the target."""
+    link = LinkSpec.parse("rate=120k,delay=30ms,queue=64k")
+    senders, (report,) = await _session(None, clip_path, tmp_path, sender_options={
+        "size": (128, 192), "link": link, "adapt": None,
+        "settings": StreamSettings(scale=4, stride=2, kbps=60.0)})
+    sender = senders[0].report
+    assert report.error is None and report.frames == FRAMES and report.lost == 0, report.summary()
+    assert sender.targets and all(t <= 60.0 for _, t in sender.targets)
+    assert sender.media_bytes * 8 / 1000 / sender.seconds < 60.0 * 1.15, sender.summary()
 
 
 async def test_a_fine_tuned_model_travels_as_a_delta_with_its_base_once(sr_bundles, clip_path, tmp_path):

@@ -45,7 +45,7 @@ def test_the_keeper_counts_the_model_and_stays_within_the_codec_crf_range():
 
 def test_keyframes_come_often_enough_to_follow_a_target():
     assert keyint_for(30.0, 1, 60) == 60
-    assert keyint_for(30.0, 4, 60) == 15
+    assert keyint_for(30.0, 4, 60) == 15 and keyint_for(30.0, 4, 60, live=True) == 30
     assert keyint_for(30.0, 16, 60) == 8
 
 
@@ -64,13 +64,18 @@ def test_the_ladder_climbs_with_the_rate_and_keeps_to_the_model_scales():
 
 
 def test_a_file_with_a_target_lands_near_it(clip_path, tmp_path):
-    """The bundled clip (3.6 s: two groups of pictures to steer with), with the shipped base."""
-    out = tmp_path / "k.vsa"
-    report = encode_file(clip_path, None, str(out), StreamSettings(scale=4, stride=1, kbps=30.0),
-                         size=(128, 192))
-    total_kbps = out.stat().st_size * 8 / 1000 / report.seconds
-    assert 0.8 * 30 <= total_kbps <= 1.2 * 30, report.summary()
-    assert "target 30 kbps" in report.summary()
+    """The bundled clip (3.6 s) at 128x192, the shipped base: at its default crf it makes about 22 kbps; asked
+    for 50, with keyframes every half second to steer by, the keeper raises its quality to land near 50."""
+    def kbps(settings: StreamSettings) -> tuple[float, str]:
+        out = tmp_path / "k.vsa"
+        report = encode_file(clip_path, None, str(out), settings, size=(128, 192))
+        return out.stat().st_size * 8 / 1000 / report.seconds, report.summary()
+
+    free, _ = kbps(StreamSettings(scale=4, stride=1, keyint=15))
+    held, summary = kbps(StreamSettings(scale=4, stride=1, keyint=15, kbps=50.0))
+    assert free < 30
+    assert 0.9 * 50 <= held <= 1.1 * 50, summary
+    assert "target 50 kbps" in summary
 
 
 def test_vsa_encode_with_only_a_target_takes_its_scale_and_stride_from_the_ladder(clip_path, tmp_path, capsys):

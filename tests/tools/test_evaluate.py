@@ -138,7 +138,7 @@ def test_online_mode_counts_every_update_byte_and_compares_with_the_frozen_base(
     out = tmp_path / "online"
     code = vsa_main(["eval", clip_path, "-o", str(out), "--quick", "--size", "128x192", "--limit", "24", "--mode", "online",
                      "--arch", "sr", "--baselines", "x264-zerolatency", "--device", "cpu",
-                     "--adapt-every", "0.1", "--adapt-steps", "10", "--adapt-share", "0.5"])
+                     "--adapt-every", "0.1", "--adapt-steps", "60", "--adapt-share", "0.5"])
     assert code == 0
     results = json.loads((out / "results.json").read_text())
     online = [p for p in results["points"] if p["method"] == evaluate.ONLINE_METHOD]
@@ -172,7 +172,7 @@ def test_online_mode_can_adapt_the_model_fine_tuned_on_the_first_half(tmp_path, 
     code = vsa_main(["eval", clip_path, "-o", str(out), "--quick", "--size", "128x192", "--limit", "24", "--mode", "online",
                      "--online-start", "finetuned", "--minutes", "0.05", "--arch", "sr,ae",
                      "--baselines", "x264-zerolatency", "--device", "cpu",
-                     "--adapt-every", "0.1", "--adapt-steps", "10", "--adapt-share", "0.5"])
+                     "--adapt-every", "0.1", "--adapt-steps", "60", "--adapt-share", "0.5"])
     assert code == 0
     results = json.loads((out / "results.json").read_text())
     assert results["options"]["online_start"] == "finetuned"
