@@ -117,6 +117,9 @@ class Frame:
     model_version: int = 0
     """The model version the sender coded this frame for: 0 is the model of the hello, n the result of the
     n-th `ModelUpdate`. A receiver applies update n just before the first frame that asks for it."""
+    scale: int = 0
+    """The scale this frame was sent at when it is not the hello's (0: the hello's). A sender under a target
+    moves along its ladder mid-stream; it changes scale only at a keyframe, and the output size stays."""
 
 
 @dataclass(frozen=True)
@@ -242,6 +245,7 @@ _SCHEMA: dict[type, dict[str, tuple[str, float, float]]] = {
         "payload": (_BYTES, 1, MAX_FRAME_PAYLOAD_BYTES),
         "capture_us": (_INT, 0, 2**63 - 1),
         "model_version": (_INT, 0, MAX_MODEL_VERSION),
+        "scale": (_INT, 0, MAX_SCALE),
     },
     ModelUpdate: {
         "version": (_INT, 1, MAX_MODEL_VERSION),

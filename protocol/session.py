@@ -205,6 +205,9 @@ class ReceiverSession:
                 raise ProtocolError("frame before the model was complete")
             if self.ordered and msg.seq <= self._last_seq:
                 raise ProtocolError(f"frame seq {msg.seq} does not follow seq {self._last_seq}")
+            if msg.scale and (self.hello.width % msg.scale or self.hello.height % msg.scale):
+                raise ProtocolError(f"frame scale {msg.scale} does not divide the stream's size "
+                                    f"{self.hello.height}x{self.hello.width}")
             if msg.pts > self._max_pts + MAX_PTS_STEP:
                 raise ProtocolError(f"frame pts {msg.pts} jumps more than {MAX_PTS_STEP} frames past pts "
                                     f"{self._max_pts}: the frames in between would all have to be made")
@@ -343,10 +346,15 @@ class SenderSession:
             raise ProtocolError(f"cannot skip the model in {self.state.value}")
         self.state = State.STREAMING
 
-    def frame(self, pts: int, keyframe: bool, payload: bytes, capture_us: int = 0) -> Frame:
+    def frame(self, pts: int, keyframe: bool, payload: bytes, capture_us: int = 0, scale: int = 0) -> Frame:
+        """The next frame; ``scale`` when it is sent at another scale than the hello's (from a keyframe on)."""
         if self.state is not State.STREAMING:
             raise ProtocolError(f"frames can only be sent after the model, not in {self.state.value}")
-        msg = validate(Frame(self._next_seq, pts, keyframe, payload, capture_us, self.model_version))
+        if scale == self.hello.scale:
+            scale = 0
+        if scale and (self.hello.width % scale or self.hello.height % scale):
+            raise ProtocolError(f"scale {scale} does not divide the stream's size {self.hello.height}x{self.hello.width}")
+        msg = validate(Frame(self._next_seq, pts, keyframe, payload, capture_us, self.model_version, scale))
         self._next_seq += 1
         return msg
 

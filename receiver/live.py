@@ -107,6 +107,8 @@ class SessionReport:
     updates_refused: int = 0
     model_version: int = 0
     """The model version playing at the end (0: the model of the hello; n: after the n-th update)."""
+    scale_switches: int = 0
+    """Times the frames' scale changed mid-stream (a sender moving along its ladder)."""
     error: str | None = None
     hello: Hello | None = None
 
@@ -614,6 +616,7 @@ class LiveSession:
         r.updates_applied = getattr(self.decoder, "updates_applied", 0)
         r.updates_refused = getattr(self.decoder, "updates_refused", 0)
         r.model_version = getattr(self.decoder, "model_version", 0)
+        r.scale_switches = getattr(self.decoder, "scale_switches", 0)
         return r
 
     def _close_writer(self) -> None:

@@ -81,6 +81,9 @@ class _Anchor:
     latent: torch.Tensor
     baseline: torch.Tensor | None
     capture_us: int = 0
+    scale: int = 0
+    """The scale it was sent at: latents of two scales come from two branches, so frames between such anchors
+    are blended from the two rendered frames instead."""
 
 
 class SessionDecoder:
@@ -258,12 +261,17 @@ class StreamDecoder(SessionDecoder):
         self._queue: list[tuple[int, torch.Tensor, int]] = []  # (pts, low-res float frame, capture_us)
         self._anchor: _Anchor | None = None
         self.frames_skipped = 0
+        self.scale = 0
+        """The scale frames come at now (the hello's, until a frame says otherwise)."""
+        self.scale_switches = 0
+        self._reconstructors: dict[int, Reconstructor] = {}
 
     # -- messages -------------------------------------------------------------------------
 
     def _start(self, hello: Hello) -> None:
         if hello.payload == self.payload:
             self.decoder = FrameDecoder(hello.codec, hello.width // hello.scale, hello.height // hello.scale)
+            self.scale = hello.scale
         super()._start(hello)
 
     def _load(self, bundle: Bundle) -> None:
@@ -281,10 +289,37 @@ class StreamDecoder(SessionDecoder):
 
     def _build(self, model: torch.nn.Module) -> None:
         assert self.hello is not None
-        self.reconstructor = Reconstructor(model, (self.hello.height, self.hello.width), self.device,
-                                           self.requested_iterations, self.back_project, scale=self.hello.scale,
-                                           crf=model_crf(self.hello.codec, self.hello.crf))
+        self._reconstructors = {}
+        self.reconstructor = self._reconstructor(model, self.scale)
         self.iterations = self.reconstructor.iterations
+
+    def _reconstructor(self, model: torch.nn.Module, scale: int) -> Reconstructor:
+        """The reconstructor for frames sent at ``scale`` (built once per scale: a network keeps only the
+        branch of its scale when it is prepared for inference)."""
+        assert self.hello is not None
+        if scale not in self._reconstructors:
+            self._reconstructors[scale] = Reconstructor(
+                model, (self.hello.height, self.hello.width), self.device, self.requested_iterations,
+                self.back_project, scale=scale, crf=model_crf(self.hello.codec, self.hello.crf))
+        return self._reconstructors[scale]
+
+    def _switch_scale(self, scale: int) -> None:
+        """Frames from now on come at ``scale``: a payload decoder of their size, and the network's branch."""
+        assert self.hello is not None and self.bundle is not None
+        try:
+            if scale in self._reconstructors:
+                reconstructor = self._reconstructors[scale]
+            else:
+                weights = self.bundle if self._state is None else Bundle(self.bundle.config, self._state)
+                reconstructor = self._reconstructor(weights.build(), scale)
+        except (ValueError, KeyError) as exc:
+            raise ProtocolError(f"the model cannot reconstruct frames sent at scale {scale}: {exc}") from None
+        reconstructor.iterations = self.reconstructor.iterations if self.reconstructor is not None else \
+            reconstructor.iterations
+        self.reconstructor = reconstructor
+        self.decoder = FrameDecoder(self.hello.codec, self.hello.width // scale, self.hello.height // scale)
+        self.scale = scale
+        self.scale_switches += 1
 
     def _stage(self, update: ModelUpdate) -> None:
         if not self.adapt:
@@ -345,14 +380,20 @@ class StreamDecoder(SessionDecoder):
         if frame.model_version != self.model_version:
             self.version_misses += 1
         self.payload_bytes += len(frame.payload)
+        done: list[list[OutputFrame]] = []
+        scale = frame.scale or self.hello.scale
+        if scale != self.scale:
+            # Between two frames, as for updates: what is queued came at the old scale.
+            done = list(self._flush_queue())
+            self._switch_scale(scale)
         rgb = self.decoder.decode(frame.payload, frame.keyframe)
         if rgb is None:
             self.frames_skipped += 1  # waiting for a keyframe; the gap will be interpolated
-            return ()
+            return done
         self._queue.append((frame.pts, to_tensor(rgb)[0], frame.capture_us))
         if len(self._queue) >= self.batch:
-            return self._flush_queue()
-        return ()
+            return done + list(self._flush_queue())
+        return done
 
     # -- reconstruction -------------------------------------------------------------------
 
@@ -366,7 +407,7 @@ class StreamDecoder(SessionDecoder):
         projection = self.reconstructor.project(low, self.iterations)
         baseline = self.reconstructor.bicubic(low).cpu() if self.with_baseline else None
         anchors = [_Anchor(pts, None, projection.latents[i : i + 1], baseline[i] if baseline is not None else None,
-                           capture_us) for i, (pts, _, capture_us) in enumerate(queued)]
+                           capture_us, self.scale) for i, (pts, _, capture_us) in enumerate(queued)]
         # The frames between the last anchor and the first new one need only its code: hand them
         # out before its final decode and back-projection, which they would otherwise wait for.
         early = self._emit_between(anchors[0])
@@ -387,6 +428,8 @@ class StreamDecoder(SessionDecoder):
         previous = self._anchor
         if previous is None or anchor.pts <= previous.pts:
             return []  # before the first anchor frames are held, which needs its frame; or a late duplicate
+        if previous.scale != anchor.scale and anchor.frame is None:
+            return []  # across a change of scale frames are blended from both rendered frames: wait for it
         targets: list[tuple[int, float]] = []
         while self._position(self._next_index) < anchor.pts - 1e-9:
             targets.append((self._next_index, self._position(self._next_index)))
@@ -425,7 +468,10 @@ class StreamDecoder(SessionDecoder):
             for index, pos in held:
                 out.append(self._output(index, pos, a.frame, Kind.CONCEALED, a.baseline,
                                         self._capture_at(a.capture_us, a.pts, pos)))
-        frames = self.reconstructor.interpolate(a.latent, b.latent, alphas).cpu()
+        if a.scale != b.scale and a.frame is not None and b.frame is not None:
+            frames = torch.stack([(1 - alpha) * a.frame + alpha * b.frame for alpha in alphas])
+        else:
+            frames = self.reconstructor.interpolate(a.latent, b.latent, alphas).cpu()
         for (index, pos), alpha, frame in zip(targets, alphas, frames):
             base = None
             if a.baseline is not None and b.baseline is not None:

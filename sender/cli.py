@@ -76,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="forward error correction: send each frame's datagrams twice, 15 ms apart, so a frame "
                    "lost once costs nothing visible, at twice the media rate. auto (default): for 10 s after the "
                    "receiver reports a loss")
+    p.add_argument("--ladder", metavar="PATH", help="with --kbps: the ladder `vsa eval --ladder` wrote, instead "
+                   "of the one measured on vsa's dev clips")
     p.add_argument("--link", type=link_spec, metavar="SPEC",
                    help='send and receive through an emulated link, e.g. "rate=100k,delay=40ms,jitter=5ms,loss=2%%,'
                    'queue=32k" (both directions; every datagram of the connection, so SCTP sees it too)')
@@ -97,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     from vsa.sender.inrv_stream import CodeSettings
     from vsa.sender.adapt_options import settings_from
     from vsa.sender.live import LiveSender, SenderOptions
+    from vsa.sender import ladder as ladder_mod
     from vsa.sender.stream import StreamSettings
 
     args = build_parser().parse_args(argv)
@@ -114,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
                                 settings=settings, codes=codes, size=args.size, loop=args.loop, limit=args.limit,
                                 timeout=args.timeout, fec=args.fec, drop_media=args.simulate_loss, seed=args.seed,
                                 adapt=adapt, record=args.record, link=args.link,
-                                ladder=(bool(kbps) and args.scale is None, bool(kbps) and args.stride is None))
+                                ladder=(bool(kbps) and args.scale is None, bool(kbps) and args.stride is None),
+                                rungs=ladder_mod.load(args.ladder) if args.ladder else ladder_mod.DEFAULT_LADDER)
         sender = LiveSender(args.model, args.source, options)
         install_uvloop()
         print(asyncio.run(sender.run()).summary())

@@ -5,14 +5,15 @@ costs and what PSNR it reaches. The best point at each rate is the ladder a
 rate-limited sender climbs: below a rung's rate, a coarser rung at a higher
 payload quality looks better than this rung starved.
 
-`DEFAULT_LADDER` comes from `vsa eval --arch sr --mode cold,live` run on
-2026-11-29 (the shipped base, vp9 crf 30; 192x256 at 30 fps; the median over
+`DEFAULT_LADDER` is `from_points` of `vsa eval --arch sr --mode cold,live`
+run on 2026-11-29 (the shipped base, vp9 crf 30; 192x256; the median over
 person_signing_webcam, talking_head_indoor_woman, street_pedestrians_static
-and asl_office_session of each point's rate and PSNR), keeping only the
-points no other point beats at a lower median rate. Two things stand out:
-sending every fourth frame at scale 2 (23.5 kbps, live 32.9 dB) beats
-every frame at scale 4 (23.7 kbps, 30.7 dB), because latent interpolation
-fills the gaps well at 30 fps; and scale 16 is never worth it.
+and asl_office_session of each point's rate, scaled to 30 fps, and of its
+live PSNR), keeping only the points no other beats at a lower median rate.
+Sending every fourth frame at scale 2 (29.4 kbps, 32.9 dB) beats every frame
+at scale 4 (26.1 kbps, 30.7 dB) by 2.2 dB for 13% more rate: latent
+interpolation fills the gaps well at 30 fps. `vsa eval --ladder PATH` writes
+one for other clips or models, which `--ladder PATH` reads.
 
 Rates scale with the stream's pixels per second (the ladder was measured at
 192x256, 30 fps). Clips differ: the static street costs half the median at
@@ -21,14 +22,17 @@ each rung, so the ladder is a default, not a law.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import statistics
+from dataclasses import asdict, dataclass
 
+MAX_RUNGS = 64
 LADDER_PIXELS_PER_SECOND = 192 * 256 * 30.0
 """Where `DEFAULT_LADDER`'s rates were measured."""
 SQUEEZE = 1.25
-"""A rung is chosen for targets down to 1/SQUEEZE of its rate: the codec's rate control can take a rung down a
-little, but cannot raise a coarse one far. Asked for 20 kbps at scale 8, stride 4 (nominal 12.8 kbps at
-256x448), libvpx delivered 12.5 kbps whatever it was asked, its tiny frames already at their best quality."""
+"""A rung is chosen for targets down to 1/SQUEEZE of its rate: a higher crf can take a rung down a little, but
+a lower one cannot raise a coarse rung far. Asked for 20 kbps at scale 8, stride 4 (12.8 kbps at 256x448 by
+the first ladder), the talking head's 32x56 frames delivered 12.5 kbps at any quality."""
 
 
 @dataclass(frozen=True)
@@ -42,13 +46,16 @@ class Rung:
 
 
 DEFAULT_LADDER: tuple[Rung, ...] = (
-    Rung(5.5, 8, 4, 25.97),
-    Rung(8.8, 8, 2, 26.22),
-    Rung(11.1, 4, 4, 29.86),
-    Rung(16.7, 4, 2, 30.35),
-    Rung(23.5, 2, 4, 32.91),
-    Rung(34.2, 2, 2, 33.96),
-    Rung(46.3, 2, 1, 34.72),
+    Rung(3.37, 16, 4, 22.21),
+    Rung(5.46, 16, 2, 22.34),
+    Rung(5.83, 8, 4, 25.97),
+    Rung(9.04, 8, 2, 26.22),
+    Rung(12.88, 4, 4, 29.86),
+    Rung(17.95, 4, 2, 30.35),
+    Rung(26.05, 4, 1, 30.68),
+    Rung(29.37, 2, 4, 32.91),
+    Rung(39.57, 2, 2, 33.96),
+    Rung(55.59, 2, 1, 34.72),
 )
 
 
@@ -73,10 +80,65 @@ def choose(kbps: float, size: tuple[int, int], fps: float, scales: tuple[int, ..
 
 
 def settle(kbps: float, size: tuple[int, int], fps: float, scale: int | None, stride: int | None,
-           scales: tuple[int, ...] | None = None) -> tuple[int, int]:
+           scales: tuple[int, ...] | None = None, ladder: tuple[Rung, ...] = DEFAULT_LADDER) -> tuple[int, int]:
     """(scale, stride) for a stream with a target: what the caller fixed, the ladder's choice for the rest."""
     if scale is not None and stride is not None:
         return scale, stride
-    rungs = DEFAULT_LADDER if scale is None else tuple(r for r in DEFAULT_LADDER if r.scale == scale) or DEFAULT_LADDER
+    rungs = ladder if scale is None else tuple(r for r in ladder if r.scale == scale) or ladder
     rung = choose(kbps, size, fps, scales if scale is None else None, rungs)
     return (scale if scale is not None else rung.scale), (stride if stride is not None else rung.stride)
+
+
+def from_points(points: list[dict], size: tuple[int, int], mode: str = "live", method: str = "vsa-sr",
+                crf: int | None = None) -> tuple[Rung, ...]:
+    """A ladder from `vsa eval`'s points (results.json): for each (scale, stride) at ``crf`` (default: the
+    most common crf among the points), the median rate (scaled to `LADDER_PIXELS_PER_SECOND`) and PSNR over
+    the clips, keeping only the rungs no other beats at a lower rate."""
+    chosen = [p for p in points if p.get("mode") == mode and p.get("method") == method
+              and p.get("seconds") and p.get("kbps") is not None and p.get("psnr") is not None]
+    if crf is None and chosen:
+        crf = statistics.mode(p["params"].get("crf", 0) for p in chosen)
+    groups: dict[tuple[int, int], list[dict]] = {}
+    for p in chosen:
+        if p["params"].get("crf", 0) == crf:
+            groups.setdefault((p["params"]["scale"], p["params"]["stride"]), []).append(p)
+    if not groups:
+        raise ValueError(f"no {method} points in mode {mode} to build a ladder from (run vsa eval with --mode {mode})")
+    rungs = []
+    for (scale, stride), group in groups.items():
+        rates = [p["kbps"] * LADDER_PIXELS_PER_SECOND / (size[0] * size[1] * p["frames"] / p["seconds"])
+                 for p in group]
+        rungs.append(Rung(round(statistics.median(rates), 2), scale, stride,
+                          round(statistics.median(p["psnr"] for p in group), 2)))
+    rungs.sort(key=lambda r: (r.kbps, -r.psnr))
+    front: list[Rung] = []
+    for rung in rungs:
+        if not front or rung.psnr > front[-1].psnr:
+            front.append(rung)
+    return tuple(front)
+
+
+def save(path: str, ladder: tuple[Rung, ...], note: str = "") -> None:
+    """Write ``ladder`` as JSON (`vsa eval --ladder`), for `vsend --ladder` and `vsa encode --ladder`."""
+    with open(path, "w") as f:
+        json.dump({"version": 1, "note": note, "pixels_per_second": LADDER_PIXELS_PER_SECOND,
+                   "rungs": [asdict(r) for r in ladder]}, f, indent=1)
+
+
+def load(path: str) -> tuple[Rung, ...]:
+    """A ladder written by `save`; ValueError, in one line, for anything else."""
+    try:
+        with open(path, "rb") as f:
+            data = json.loads(f.read(1 << 20))
+        rungs = data["rungs"]
+        if data.get("version") != 1 or not isinstance(rungs, list) or not 1 <= len(rungs) <= MAX_RUNGS:
+            raise ValueError("not a version 1 ladder of 1 to 64 rungs")
+        ladder = []
+        for r in rungs:
+            rung = Rung(float(r["kbps"]), int(r["scale"]), int(r["stride"]), float(r["psnr"]))
+            if not (0 < rung.kbps < 1e6 and 1 <= rung.scale <= 64 and 1 <= rung.stride <= 64):
+                raise ValueError(f"rung {r} is out of range")
+            ladder.append(rung)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path} is not a ladder written by vsa eval --ladder: {exc}") from None
+    return tuple(sorted(ladder, key=lambda r: r.kbps))

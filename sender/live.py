@@ -53,7 +53,7 @@ from .adapt_process import TrainerProcess
 from .inrv_stream import CodeEncoder, CodeSettings
 from .record import Recorder
 from .shipment import load_model
-from .ladder import settle
+from .ladder import DEFAULT_LADDER, Rung, rung_kbps, settle
 from .stream import MODEL_CHUNK, StreamEncoder, StreamSettings
 
 log = logging.getLogger("vsa.send")
@@ -66,6 +66,8 @@ FEC_HOLD = 10.0
 """``fec="auto"``: after a reported loss, send every frame twice for this long."""
 FLOOR_SHARE = 0.1
 """Under ``--kbps N``, the congestion controller may go down to this share of N ..."""
+RUNG_HOLD_S = 2.0
+"""Least time between two moves along the ladder: each new scale starts with a keyframe."""
 TARGET_KEYFRAME_GAP_S = 1.0
 """Under a target, keyframe requests are answered at most this often (the receiver asks at every hole)."""
 MIN_TARGET_BPS = 5000.0
@@ -112,6 +114,8 @@ class SenderOptions:
     """Send and receive through an emulated link (`vsa.common.link`; ``vsend --link``), for trying things."""
     ladder: tuple[bool, bool] = (False, False)
     """With ``settings.kbps``: whether the scale and the stride are the ladder's to choose (`vsa.sender.ladder`)."""
+    rungs: tuple[Rung, ...] = DEFAULT_LADDER
+    """The ladder (`vsend --ladder PATH`: one `vsa eval --ladder` wrote)."""
 
     def __post_init__(self) -> None:
         if self.fec not in FEC_MODES:
@@ -146,6 +150,8 @@ class SenderReport:
     """(seconds since start, media kbps sent over the last second), once a second."""
     skipped_budget: int = 0
     """Under ``--kbps``: frames skipped while the stream was over its budget."""
+    rung_switches: list[tuple[float, int, int]] = field(default_factory=list)
+    """Under ``--kbps``: (seconds since start, scale, stride) at each move along the ladder."""
     keyframe_requests_deferred: int = 0
     """Under ``--kbps``: keyframe requests left unanswered, coming within `TARGET_KEYFRAME_GAP_S` of another."""
     codes_learned: int = 0
@@ -265,6 +271,9 @@ class LiveSender:
         self._started = time.monotonic()
         self._last_pts, self._fps = 0, 0.0
         self._last_forced_key = float("-inf")
+        self._last_rung = float("-inf")
+        self._rung_scales: tuple[int, ...] | None = None
+        """The scales the ladder may move to (None: any)."""
         self.links: list = []
         """With ``options.link``: the emulated links (`vsa.common.link.Link`), e.g. for a bandwidth trace."""
         self.control = self.media = None
@@ -358,6 +367,29 @@ class LiveSender:
         if abs(target - before) > 0.05 * before:
             log.info("network: %s, target %.1f kbps (received %.1f kbps, loss %.0f%%, delay %+.0f ms/s)",
                      self.controller.state, target / 1000, stats.media_kbps, 100 * stats.loss, stats.delay_trend)
+        self._climb_ladder(target / 1000, now)
+
+    def _climb_ladder(self, kbps: float, now: float) -> None:
+        """Move to the ladder's rung for ``kbps``: down at once, up only to a rung whose rate fits the target
+        itself (not squeezed), and not within `RUNG_HOLD_S` of the last move."""
+        encoder = self.encoder
+        if not isinstance(encoder, StreamEncoder) or not any(self.options.ladder):
+            return
+        if now - self._last_rung < RUNG_HOLD_S:
+            return
+        fixed_scale, fixed_stride = not self.options.ladder[0], not self.options.ladder[1]
+        scale, stride = settle(kbps, encoder.size, self._fps, encoder.scale if fixed_scale else None,
+                               encoder.stride if fixed_stride else None, self._rung_scales, self.options.rungs)
+        if (scale, stride) == (encoder.scale, encoder.stride):
+            return
+        rates = {(r.scale, r.stride): rung_kbps(r, encoder.size, self._fps) for r in self.options.rungs}
+        new, old = rates.get((scale, stride)), rates.get((encoder.scale, encoder.stride))
+        if new is not None and old is not None and new > old and new > kbps:
+            return  # a finer rung only once the target covers it whole
+        encoder.switch(scale, stride)
+        self._last_rung = now
+        self.report.rung_switches.append((round(now - self._started, 2), scale, stride))
+        log.info("ladder: scale %d, stride %d for %.1f kbps", scale, stride, kbps)
 
     def _stream_seconds(self) -> float:
         """The stream's own clock: the newest captured frame's pts, in seconds (what the keeper counts in)."""
@@ -437,8 +469,6 @@ class LiveSender:
         return max(4 * MAX_DATAGRAM, int(QUEUE_SECONDS * self.controller.target_bps / 8))
 
     async def _send_frame(self, msg) -> None:
-        if self.controller is not None and isinstance(self.encoder, StreamEncoder):
-            self.encoder.backlogged = self.media.bufferedAmount > self._backlog_limit()
         if self.media.bufferedAmount > MEDIA_HIGH_WATER:
             # The path is congested: skipping is better than queueing (latency), and the
             # receiver will ask for a keyframe at the hole.
@@ -515,7 +545,7 @@ class LiveSender:
             if settings.kbps and any(o.ladder):
                 scale, stride = settle(settings.kbps, size, info.fps, None if o.ladder[0] else settings.scale,
                                        None if o.ladder[1] else settings.stride,
-                                       getattr(self.bundle.config, "scales", None))
+                                       getattr(self.bundle.config, "scales", None), o.rungs)
                 if scale != settings.scale:
                     self.bundle, self.shipment = load_model(self.model_path, scale)
                     self.wire = self.shipment.model
@@ -523,8 +553,17 @@ class LiveSender:
             self.encoder = StreamEncoder(self.shipment, size, info.fps, settings, frame_count=frame_count,
                                          source=info.name, adapt=adapt, synchronous=False)
             if settings.kbps:
+                # Asked from the coding thread before each frame: reading a counter needs no lock.
+                self.encoder.backlogged = lambda: (self.media is not None
+                                                   and self.media.bufferedAmount > self._backlog_limit())
                 ceiling = settings.kbps * 1000
                 self.controller = RateController(ceiling, max(MIN_TARGET_BPS, FLOOR_SHARE * ceiling), ceiling)
+                # The scales the receiver's model can take mid-stream: a delta, and online updates, carry only
+                # the hello's branch; the shipped base and whole models carry every one.
+                if adapt is None and self.shipment.base is None:
+                    self._rung_scales = tuple(getattr(self.bundle.config, "scales", ())) or None  # None: any
+                else:
+                    self._rung_scales = (settings.scale,)
             self._fps = info.fps
             what = (f"{size[0]}x{size[1]}, scale {settings.scale}, stride {settings.stride}, {settings.codec}"
                     + (f", target {settings.kbps:g} kbps" if settings.kbps else ""))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -132,13 +133,19 @@ class StreamEncoder:
             self.keeper = BitrateKeeper(settings.kbps * 1000, fps, settings.codec, settings.crf, fixed, frame_count)
         self.encoder = FrameEncoder(settings.codec, self.low_w, self.low_h, fps=fps, crf=settings.crf,
                                     quality=settings.quality, keyint=keyint)
+        self.keyint = keyint
+        self.scale, self.stride = settings.scale, settings.stride
+        """The rung streaming now (`switch` moves it; the hello keeps the first)."""
+        self._rung: tuple[int, int] | None = None
+        self.rung_switches = 0
         self._pending: deque[tuple[int, int, np.ndarray | None]] = deque()  # (pts, capture_us, source) awaiting a packet
         self.payload_bytes = 0
         self.frames_sent = 0
         self.frames_skipped = 0
         """Frames a target made the sender skip (`wants`)."""
-        self.backlogged = False
-        """Live under a target: the media channel holds more than it should (set by the sender); skip frames."""
+        self.backlogged: Callable[[], bool] = lambda: False
+        """Live under a target: whether the media channel holds more than it should (the sender's check, asked
+        before each frame); then frames are skipped."""
         self.fps = fps
         self.update_bytes = 0
         self.adapter: OnlineAdapter | TrainerProcess | None = None
@@ -174,13 +181,13 @@ class StreamEncoder:
     def wants(self, pts: int, last: bool = False) -> bool:
         """Whether frame ``pts`` is sent: every stride-th, and the last one; live under a target, not while
         the stream is behind its budget (`BitrateKeeper.behind`), as after the network's rate drops, nor while
-        the media channel is ``backlogged``. (A file has no clock to keep up with: its groups' crfs alone hold
+        the media channel is ``backlogged()``. (A file has no clock to keep up with: its groups' crfs alone hold
         the target.)"""
         if last:
             return True
-        if pts % self.settings.stride:
+        if pts % self.stride:
             return False
-        if self.keeper is not None and not self.synchronous and (self.backlogged
+        if self.keeper is not None and not self.synchronous and (self.backlogged()
                                                                  or self.keeper.behind(pts / self.fps)):
             self.frames_skipped += 1
             return False
@@ -190,7 +197,7 @@ class StreamEncoder:
         """The (h, w, 3) uint8 low-res frame that would be sent for ``rgb``."""
         if rgb.shape[:2] != self.size:
             raise ValueError(f"frame is {rgb.shape[0]}x{rgb.shape[1]}, the stream is {self.size[0]}x{self.size[1]}")
-        return to_uint8(downscale(to_tensor(rgb), self.settings.scale))[0]
+        return to_uint8(downscale(to_tensor(rgb), self.scale))[0]
 
     def push(self, pts: int, rgb: np.ndarray, capture_us: int = 0, last: bool = False) -> list[Message]:
         """Offer source frame ``pts``; returns the messages ready to send: frames, after any model update.
@@ -198,6 +205,7 @@ class StreamEncoder:
         Pass ``last=True`` for the final frame of a file so the receiver can
         interpolate all the way to the end.
         """
+        self._take_rung()
         if not self.wants(pts, last):
             return []
         with self._offered_lock:
@@ -211,6 +219,31 @@ class StreamEncoder:
             self.encoder.set_crf(self.keeper.next_crf(pts))
         self._pending.append((pts, capture_us, rgb if self.adapter is not None else None))
         return messages + self._frames(self.encoder.encode(self.lowres(rgb)))
+
+    def switch(self, scale: int, stride: int) -> None:
+        """Move to another rung of the ladder from the next frame on (from any thread). A new scale starts a
+        new payload stream with a keyframe, and its frames say their scale; a new stride needs nothing: frames
+        carry their pts. The receiver's model must serve ``scale`` (the caller knows: a delta carries only the
+        hello's scale, and online updates too)."""
+        lowres_size(self.size, scale)
+        check_lowres_size(self.settings.codec, self.size[1] // scale, self.size[0] // scale)
+        if not 1 <= stride <= 64:
+            raise ValueError(f"stride must be in [1, 64], got {stride}")
+        self._rung = (scale, stride)
+
+    def _take_rung(self) -> None:
+        rung, self._rung = self._rung, None
+        if rung is None or rung == (self.scale, self.stride):
+            return
+        scale, self.stride = rung
+        self.rung_switches += 1
+        if scale != self.scale:
+            self.scale = scale
+            self.low_h, self.low_w = lowres_size(self.size, scale)
+            crf = self.keeper.crf if self.keeper is not None else self.settings.crf
+            # One frame in gives one packet out: the old codec holds nothing back.
+            self.encoder = FrameEncoder(self.settings.codec, self.low_w, self.low_h, fps=self.fps, crf=crf,
+                                        quality=self.settings.quality, keyint=self.keyint)
 
     def offer(self, update: Update) -> None:
         """From another thread: send ``update`` before the next frame coded (thread-safe)."""
@@ -237,7 +270,7 @@ class StreamEncoder:
         out = []
         for packet in packets:
             pts, capture_us, source = self._pending.popleft()
-            out.append(self.session.frame(pts, packet.keyframe, packet.payload, capture_us))
+            out.append(self.session.frame(pts, packet.keyframe, packet.payload, capture_us, self.scale))
             self.payload_bytes += len(packet.payload)
             if self.keeper is not None:
                 self.keeper.sent(len(packet.payload), len(encode(out[-1])) - len(packet.payload))

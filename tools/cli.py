@@ -148,6 +148,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 # --- encode / decode -----------------------------------------------------------------------
 
 
+def _rungs(path: str | None):
+    """The ladder at ``path`` (`vsa eval --ladder`), or the default one."""
+    from vsa.sender import ladder
+
+    return ladder.DEFAULT_LADDER if path is None else ladder.load(path)
+
+
 def cmd_encode(args: argparse.Namespace) -> int:
     from vsa.sender.inrv_stream import CodeSettings
     from vsa.sender.stream import StreamSettings
@@ -166,7 +173,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
         adapt = settings_from(args)
     report = encode_file(args.video, args.model, args.output, settings, size=args.size, limit=args.limit,
                          progress=True, codes=codes, payload=payload, adapt=adapt,
-                         ladder=(args.scale is None, args.stride is None))
+                         ladder=(args.scale is None, args.stride is None), rungs=_rungs(args.ladder))
     print(f"wrote {args.output}\n{report.summary()}")
     return 0
 
@@ -348,6 +355,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a target for the whole file (payload, headers, model, updates) instead of a quality: "
                    "the payload codec runs in CBR, re-aimed at each keyframe, and the scale and stride you do not "
                    "give come from the ladder measured by vsa eval (README, Rate control)")
+    p.add_argument("--ladder", metavar="PATH", help="with --kbps: the ladder `vsa eval --ladder` wrote, instead of "
+                   "the one measured on vsa's dev clips")
     p.add_argument("--quality", type=int, default=DEFAULT_WEBP_QUALITY,
                    help=f"webp quality 0-100 (default: {DEFAULT_WEBP_QUALITY})")
     p.add_argument("--keyint", type=_positive_int, default=60,

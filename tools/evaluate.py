@@ -718,6 +718,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="default: auto (cuda, mps, cpu)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--report", action="store_true", help="print markdown tables for the README at the end")
+    p.add_argument("--ladder", metavar="PATH", help="also write the operating-point ladder of the sr points (the "
+                   "live ones, else cold), for vsend --kbps --ladder PATH (README, Rate control)")
     adapt_arguments(p, live=False, switch=False)
     return p
 
@@ -752,4 +754,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {os.path.join(args.output, 'results.json')} ({len(results['points'])} points) "
           f"in {results['elapsed_s'] / 60:.1f} min")
     print(report(results) if args.report else bd_table(results))
+    if args.ladder:
+        from vsa.sender import ladder
+
+        mode = "live" if "live" in modes else "cold"
+        rungs = ladder.from_points(results["points"], options.size, mode=mode)
+        ladder.save(args.ladder, rungs, note=f"vsa eval --mode {mode} of {', '.join(map(clip_name, args.videos))}")
+        print(f"wrote {args.ladder}: " + ", ".join(f"scale {r.scale} stride {r.stride} from {r.kbps:g} kbps"
+                                                   for r in rungs))
     return 0

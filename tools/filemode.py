@@ -26,7 +26,7 @@ from vsa.receiver.decoder import make_decoder
 from vsa.receiver.stream import Kind, OutputFrame
 from vsa.sender.adapt_options import AdaptSettings
 from vsa.sender.inrv_stream import CodeEncoder, CodeSettings
-from vsa.sender.ladder import settle
+from vsa.sender.ladder import DEFAULT_LADDER, Rung, settle
 from vsa.sender.shipment import load_model
 from vsa.sender.stream import StreamEncoder, StreamSettings
 
@@ -82,6 +82,7 @@ def encode_file(
     payload: str | None = None,
     adapt: AdaptSettings | None = None,
     ladder: tuple[bool, bool] = (False, False),
+    rungs: tuple[Rung, ...] = DEFAULT_LADDER,
 ) -> EncodeReport:
     """Encode ``video`` with the model at ``model_path`` (None: the base shipped with vsa) into a `.vsa` file.
 
@@ -90,7 +91,7 @@ def encode_file(
     ``payload``, when given, is the one the caller expects (else BundleError).
     ``adapt`` fine-tunes the model while coding and interleaves its updates (`vsa.sender.adapt`).
     ``ladder`` (with ``settings.kbps``): whether the scale and the stride are the ladder's to choose
-    (`vsa.sender.ladder`) rather than the ones in ``settings``.
+    (`vsa.sender.ladder`, ``rungs``) rather than the ones in ``settings``.
     """
     bundle, shipment = load_model(model_path, settings.scale)
     if payload is not None and payload != bundle.arch.payload:
@@ -109,7 +110,8 @@ def encode_file(
             size = default_working_size(info.width, info.height)
         if settings.kbps and any(ladder):
             scale, stride = settle(settings.kbps, size, info.fps, None if ladder[0] else settings.scale,
-                                   None if ladder[1] else settings.stride, getattr(bundle.config, "scales", None))
+                                   None if ladder[1] else settings.stride, getattr(bundle.config, "scales", None),
+                                   rungs)
             if scale != settings.scale:
                 bundle, shipment = load_model(model_path, scale)
             settings = replace(settings, scale=scale, stride=stride)

@@ -159,7 +159,7 @@ def test_version_2_frames_cost_about_20_bytes_and_version_1_files_still_read():
                         use_bin_type=True)
     assert decode(old) == Frame(1000, 1000, False, b"x" * 100)
     # A newer peer's optional trailing fields are ignored.
-    assert decode(msgpack.packb([2, 3, 1, 2, True, b"p", 0, 0, "future"], use_bin_type=True)) == Frame(1, 2, True, b"p")
+    assert decode(msgpack.packb([2, 3, 1, 2, True, b"p", 0, 0, 0, "future"], use_bin_type=True)) == Frame(1, 2, True, b"p")
 
 
 @settings(max_examples=200, deadline=None)

@@ -281,3 +281,19 @@ def test_updates_need_a_hello_that_announces_them():
     sender2.start()
     sender2.receive(Ready())
     assert not sender2.peer_adapts
+
+
+def test_a_frame_at_another_scale_says_so_and_one_that_does_not_fit_the_stream_is_refused():
+    sender = SenderSession(HELLO)
+    sender.start()
+    sender.skip_model()
+    assert sender.frame(0, True, b"x", scale=4).scale == 0  # the hello's: nothing to say
+    assert sender.frame(1, True, b"x", scale=2).scale == 2
+    with pytest.raises(ProtocolError, match="does not divide"):
+        sender.frame(2, True, b"x", scale=5)
+    receiver = ReceiverSession()
+    receiver.receive(HELLO)
+    receiver.model_cached()
+    assert isinstance(receiver.receive(Frame(0, 0, True, b"p", scale=8))[0], FrameReceived)
+    with pytest.raises(ProtocolError, match="does not divide"):
+        receiver.receive(Frame(1, 1, True, b"p", scale=5))

@@ -124,6 +124,33 @@ async def test_a_stream_with_a_target_through_a_slow_emulated_link_plays_to_the_
     assert sender.media_bytes * 8 / 1000 / sender.seconds < 60.0 * 1.15, sender.summary()
 
 
+async def test_a_scale_switch_mid_stream_plays_live_without_a_gap(clip_path, tmp_path):
+    """The sender moves from scale 4 to scale 2 after 16 frames, as its ladder does when the network allows:
+    the receiver changes payload decoder and network branch between two frames, nothing is lost, the output
+    keeps its size and frame rate, and it matches the same stream decoded offline."""
+    out = tmp_path / "switch.mkv"
+
+    def switch_later(sender):
+        async def watch():
+            while sender.encoder is None or sender.report.frames < 16:
+                await asyncio.sleep(0.01)
+            sender.encoder.switch(2, 2)
+        asyncio.get_running_loop().create_task(watch())
+
+    senders, (report,) = await _session(None, clip_path, tmp_path, receiver_options={"output": str(out)},
+                                        sender_options={"size": (128, 192), "adapt": None,
+                                                        "record": str(tmp_path / "sent.vsa")},
+                                        before_stream=switch_later)
+    assert report.error is None and report.frames == FRAMES and report.lost == 0, report.summary()
+    assert report.scale_switches == 1 and senders[0].encoder.rung_switches == 1
+    assert max(report.display_gaps_ms) < 200, max(report.display_gaps_ms)
+    frames, live_psnr = _psnr_against(out, clip_path, (128, 192))
+    assert frames.shape[1:3] == (128, 192)
+    offline = decode_file(str(tmp_path / "sent.vsa"), None, device="cpu", reference=clip_path)
+    assert offline.metrics["all"]["frames"] == FRAMES
+    assert abs(live_psnr - offline.metrics["all"]["vsa_psnr"]) < 0.5, (live_psnr, offline.metrics["all"])
+
+
 async def test_a_fine_tuned_model_travels_as_a_delta_with_its_base_once(sr_bundles, clip_path, tmp_path):
     """A base the receiver lacks is sent in full, then the delta; a second stream finds both cached."""
     model_path, base_wire, tuned = sr_bundles

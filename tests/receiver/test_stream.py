@@ -80,3 +80,36 @@ def test_frames_between_sent_ones_come_out_before_the_next_sent_one_is_rendered(
     assert [o.index for o in flat] == [o.index for o in batched] == list(range(7))
     for a, b in zip(flat, batched):
         assert torch.allclose(a.frame, b.frame, atol=1e-4)
+
+
+def test_a_scale_switch_mid_stream_decodes_without_a_glitch(small_frames):
+    """The shipped base, vp9, scale 4 then 2 from frame 24 (stride 1 then 2): every frame comes out, at the
+    stream's size, and the frames around the switch are as good as their neighbours."""
+    from vsa.common import bases
+    from vsa.common.metrics import psnr
+    from vsa.common.resample import to_tensor
+
+    wire, _ = bases.load_base()
+    frames = small_frames[:48]
+
+    def stream(switch_at):
+        enc = StreamEncoder(wire, (128, 192), 30.0, StreamSettings(scale=4, stride=1), frame_count=len(frames))
+        msgs = enc.start()
+        for pts, frame in enumerate(frames):
+            if pts == switch_at:
+                enc.switch(2, 2)
+            msgs += enc.push(pts, frame, last=pts == len(frames) - 1)
+        return msgs + enc.finish()
+
+    msgs = stream(24)
+    sent = [m for m in msgs if isinstance(m, Frame)]
+    assert {m.scale for m in sent if m.pts < 24} == {0} and {m.scale for m in sent if m.pts >= 24} == {2}
+    assert next(m for m in sent if m.pts >= 24).keyframe
+    assert len([m for m in sent if m.pts >= 24]) == 13  # 24, 26, ..., 46, and the last (47)
+    dec, out = _decode(msgs)
+    assert [o.index for o in out] == list(range(48)) and dec.scale_switches == 1
+    assert all(tuple(o.frame.shape[-2:]) == (128, 192) for o in out)
+    scores = psnr(torch.stack([o.frame for o in out]), to_tensor(frames)).tolist()
+    before, around, after = scores[16:22], scores[22:28], scores[30:40]
+    assert min(around) > min(before + after) - 1.0, (before, around, after)
+    assert sum(after) / len(after) > sum(before) / len(before)  # scale 2 carries more than scale 4

@@ -88,3 +88,27 @@ def test_vsa_encode_with_only_a_target_takes_its_scale_and_stride_from_the_ladde
         main(["encode", clip_path, "-o", str(tmp_path / "w.vsa"), "--kbps", "-3"])
     assert main(["encode", clip_path, "-o", str(tmp_path / "w.vsa"), "--kbps", "30", "--codec", "webp"]) == 2
     assert "needs an inter codec" in capsys.readouterr().err
+
+
+def test_a_ladder_is_built_from_eval_points_and_read_back(tmp_path):
+    from vsa.sender import ladder
+
+    def point(scale, stride, kbps, psnr, clip="a", crf=30):
+        return {"mode": "live", "method": "vsa-sr", "clip": clip, "frames": 30, "seconds": 1.0, "kbps": kbps,
+                "psnr": psnr, "params": {"scale": scale, "stride": stride, "codec": "vp9", "crf": crf}}
+
+    points = [point(4, 1, 25, 30), point(4, 1, 27, 31, "b"), point(2, 4, 22, 33), point(2, 4, 26, 33, "b"),
+              point(8, 2, 9, 26), point(8, 1, 15, 25.9), point(4, 1, 90, 38, crf=10)]
+    rungs = ladder.from_points(points, (192, 256))
+    # Medians per (scale, stride) at the common crf; 8/1 and 4/1 cost more than a better rung: left out.
+    assert [(r.scale, r.stride, r.kbps, r.psnr) for r in rungs] == [(8, 2, 9.0, 26.0), (2, 4, 24.0, 33.0)]
+    # Rates scale with pixels: the same points measured at twice the area count half as much.
+    assert ladder.from_points(points, (384, 256))[0].kbps == 4.5
+    path = tmp_path / "ladder.json"
+    ladder.save(str(path), rungs)
+    assert ladder.load(str(path)) == rungs
+    path.write_text('{"version": 1, "rungs": [{"kbps": -1, "scale": 4, "stride": 1, "psnr": 30}]}')
+    with pytest.raises(ValueError, match="not a ladder"):
+        ladder.load(str(path))
+    with pytest.raises(ValueError, match="no vsa-sr points"):
+        ladder.from_points([], (192, 256))

@@ -11,6 +11,7 @@ import pytest
 from vsa.common import bundle as bundle_mod
 from vsa.protocol.container import ContainerReader, file_header
 from vsa.protocol.messages import Frame
+from vsa.sender import ladder
 from vsa.tools import evaluate
 from vsa.tools.cli import main as vsa_main
 
@@ -116,10 +117,14 @@ def test_the_sr_curves_fine_tune_the_shipped_base_and_count_only_its_delta(tmp_p
     """cold: the base alone, nothing to send; live: fine-tuned on the first half, its delta counted."""
     code = vsa_main(["eval", clip_path, "-o", str(tmp_path), "--quick", "--size", "128x192", "--limit", "16",
                      "--minutes", "0.05", "--mode", "cold,live", "--arch", "sr", "--baselines", "vp8",
-                     "--device", "cpu"])
+                     "--device", "cpu", "--ladder", str(tmp_path / "ladder.json")])
     assert code == 0
     results = json.loads((tmp_path / "results.json").read_text())
     assert {p["method"] for p in results["points"]} == {"vsa-sr", "bicubic", "vp8"}
+    # The ladder it wrote: the live points no other beats at a lower rate, which vsend --ladder reads.
+    rungs = ladder.load(str(tmp_path / "ladder.json"))
+    assert len(rungs) >= 2 and [r.kbps for r in rungs] == sorted(r.kbps for r in rungs)
+    assert [r.psnr for r in rungs] == sorted(r.psnr for r in rungs)
     assert (tmp_path / "person_signing_webcam" / "live" / "model-sr.pt").exists()
     costs = {s["mode"]: s["vsa"]["vsa-sr"]["model_bytes"] for s in results["summaries"]}
     assert costs["cold"] == 0  # the shipped base is never sent
