@@ -67,9 +67,12 @@ class Playout:
         lag = max(0.0, ready - self.local(capture))
         if adapt or not self._lags:
             self._lags.append((ready, lag))
-        while len(self._lags) > 1 and self._lags[0][0] < ready - self.window:
+        while self._lags and self._lags[0][0] < ready - self.window:
             self._lags.popleft()
-        lags = sorted(l for _, l in self._lags)
+        # With no lag in the window (every recent frame late for a loss), nothing says the delay is needed:
+        # keeping the last one, as before, held a 4.7-s lag, and the delay at its 2-s ceiling, for as long as
+        # losses lasted.
+        lags = sorted(l for _, l in self._lags) or [0.0]
         want = min(self.max_delay, lags[min(len(lags) - 1, int(self.quantile * len(lags)))] + self.margin)
         if want >= self.delay:
             self.delay = want

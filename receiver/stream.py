@@ -84,6 +84,8 @@ class _Anchor:
     scale: int = 0
     """The scale it was sent at: latents of two scales come from two branches, so frames between such anchors
     are blended from the two rendered frames instead."""
+    seq: int = -1
+    """Its frame's seq: a gap in seqs between two anchors is sent frames that never made it."""
 
 
 class SessionDecoder:
@@ -258,7 +260,7 @@ class StreamDecoder(SessionDecoder):
         self.bundle: Bundle | None = None
         self.reconstructor: Reconstructor | None = None
         self.decoder: FrameDecoder | None = None
-        self._queue: list[tuple[int, torch.Tensor, int]] = []  # (pts, low-res float frame, capture_us)
+        self._queue: list[tuple[int, torch.Tensor, int, int]] = []  # (pts, low-res float frame, capture_us, seq)
         self._anchor: _Anchor | None = None
         self.frames_skipped = 0
         self.scale = 0
@@ -390,7 +392,7 @@ class StreamDecoder(SessionDecoder):
         if rgb is None:
             self.frames_skipped += 1  # waiting for a keyframe; the gap will be interpolated
             return done
-        self._queue.append((frame.pts, to_tensor(rgb)[0], frame.capture_us))
+        self._queue.append((frame.pts, to_tensor(rgb)[0], frame.capture_us, frame.seq))
         if len(self._queue) >= self.batch:
             return done + list(self._flush_queue())
         return done
@@ -403,11 +405,11 @@ class StreamDecoder(SessionDecoder):
             return
         assert self.reconstructor is not None
         queued, self._queue = self._queue, []
-        low = torch.stack([t for _, t, _ in queued])
+        low = torch.stack([t for _, t, _, _ in queued])
         projection = self.reconstructor.project(low, self.iterations)
         baseline = self.reconstructor.bicubic(low).cpu() if self.with_baseline else None
         anchors = [_Anchor(pts, None, projection.latents[i : i + 1], baseline[i] if baseline is not None else None,
-                           capture_us, self.scale) for i, (pts, _, capture_us) in enumerate(queued)]
+                           capture_us, self.scale, seq) for i, (pts, _, capture_us, seq) in enumerate(queued)]
         # The frames between the last anchor and the first new one need only its code: hand them
         # out before its final decode and back-projection, which they would otherwise wait for.
         early = self._emit_between(anchors[0])
@@ -457,8 +459,9 @@ class StreamDecoder(SessionDecoder):
             return []
         assert a is not None and self.reconstructor is not None
         span = b.pts - a.pts
-        # A gap wider than the stride means sent frames went missing in between.
-        kind = Kind.CONCEALED if self.hello is not None and span > self.hello.stride else Kind.INTERPOLATED
+        # Sent frames missing in between (lost, or not decodable) make this a concealment. (Not a span wider
+        # than the hello's stride: a sender under a target changes its stride, and skips frames it never sends.)
+        kind = Kind.CONCEALED if b.seq - a.seq > 1 else Kind.INTERPOLATED
         alphas = [(pos - a.pts) / span for _, pos in targets]
         out = []
         if len(targets) > MAX_INTERPOLATED:

@@ -120,3 +120,15 @@ def test_playout_gives_back_a_large_excess_delay_within_seconds_and_a_small_one_
     for i in range(1, 31):
         small.due(i / fps, i / fps + 0.040)
     assert 0.045 < small.delay < 0.060
+
+
+def test_playout_forgets_a_lag_once_the_window_holds_only_frames_late_for_a_loss():
+    fps = 30.0
+    play = Playout(fps, margin=0.0)
+    play.arrived(0.0, 0.0)
+    play.due(0.0, 4.0)  # one frame 4 s late: the delay goes to its 2-s ceiling
+    assert play.delay == 2.0
+    for i in range(1, 8 * 30):  # then only frames late because data was lost, each 60 ms after capture
+        t = 4.0 + i / fps
+        play.due(t, t + 0.060, adapt=False)
+    assert play.delay < 0.2  # the 4-s lag left the window; it no longer holds the delay up
