@@ -130,6 +130,12 @@ Event = Union[StreamStarted, ModelProgress, ModelReady, FrameReceived, UpdateRec
 _SENDER_BOUND = (ModelRequest, Ready, KeyframeRequest, Stats)
 
 
+def _check_frame_scale(hello: Hello, scale: int) -> None:
+    """A frame's scale (0: the hello's) must divide the stream's size, on either end."""
+    if scale and (hello.width % scale or hello.height % scale):
+        raise ProtocolError(f"frame scale {scale} does not divide the stream's size {hello.height}x{hello.width}")
+
+
 class ReceiverSession:
     """Validates the order of received messages and reassembles the model's blobs.
 
@@ -205,9 +211,7 @@ class ReceiverSession:
                 raise ProtocolError("frame before the model was complete")
             if self.ordered and msg.seq <= self._last_seq:
                 raise ProtocolError(f"frame seq {msg.seq} does not follow seq {self._last_seq}")
-            if msg.scale and (self.hello.width % msg.scale or self.hello.height % msg.scale):
-                raise ProtocolError(f"frame scale {msg.scale} does not divide the stream's size "
-                                    f"{self.hello.height}x{self.hello.width}")
+            _check_frame_scale(self.hello, msg.scale)
             if msg.pts > self._max_pts + MAX_PTS_STEP:
                 raise ProtocolError(f"frame pts {msg.pts} jumps more than {MAX_PTS_STEP} frames past pts "
                                     f"{self._max_pts}: the frames in between would all have to be made")
@@ -352,8 +356,7 @@ class SenderSession:
             raise ProtocolError(f"frames can only be sent after the model, not in {self.state.value}")
         if scale == self.hello.scale:
             scale = 0
-        if scale and (self.hello.width % scale or self.hello.height % scale):
-            raise ProtocolError(f"scale {scale} does not divide the stream's size {self.hello.height}x{self.hello.width}")
+        _check_frame_scale(self.hello, scale)
         msg = validate(Frame(self._next_seq, pts, keyframe, payload, capture_us, self.model_version, scale))
         self._next_seq += 1
         return msg

@@ -6,8 +6,9 @@ the last few seconds plus a margin, so the output runs smoothly at the
 source's frame rate: a frame interpolated between two sent frames can only
 be ready once the second one arrives, which is (stride - 1) frames after its
 own capture. The delay grows at once when lags grow and shrinks slowly when
-all are early (in proportion to the excess once it is large). A percentile, as WebRTC's jitter buffers use, rather than the
-worst lag: one frame in twenty may be shown a few ms late (as soon as it is
+all are early (in proportion to the excess once it is large). A
+percentile, as WebRTC's jitter buffers use, rather than the worst lag: one
+frame in twenty may be shown a few ms late (as soon as it is
 ready), instead of every frame waiting for the slowest one. Frames late
 because data was lost do not count (``adapt=False``).
 

@@ -292,14 +292,17 @@ class StreamDecoder(SessionDecoder):
     def _build(self, model: torch.nn.Module) -> None:
         assert self.hello is not None
         self._reconstructors = {}
-        self.reconstructor = self._reconstructor(model, self.scale)
+        self.reconstructor = self._reconstructor(self.scale, model)
         self.iterations = self.reconstructor.iterations
 
-    def _reconstructor(self, model: torch.nn.Module, scale: int) -> Reconstructor:
-        """The reconstructor for frames sent at ``scale`` (built once per scale: a network keeps only the
-        branch of its scale when it is prepared for inference)."""
-        assert self.hello is not None
+    def _reconstructor(self, scale: int, model: torch.nn.Module | None = None) -> Reconstructor:
+        """The reconstructor for frames sent at ``scale``, built once per scale (a network keeps only the
+        branch of its scale when it is prepared for inference): from ``model``, else from the weights playing."""
+        assert self.hello is not None and self.bundle is not None
         if scale not in self._reconstructors:
+            if model is None:
+                weights = self.bundle if self._state is None else Bundle(self.bundle.config, self._state)
+                model = weights.build()
             self._reconstructors[scale] = Reconstructor(
                 model, (self.hello.height, self.hello.width), self.device, self.requested_iterations,
                 self.back_project, scale=scale, crf=model_crf(self.hello.codec, self.hello.crf))
@@ -307,17 +310,13 @@ class StreamDecoder(SessionDecoder):
 
     def _switch_scale(self, scale: int) -> None:
         """Frames from now on come at ``scale``: a payload decoder of their size, and the network's branch."""
-        assert self.hello is not None and self.bundle is not None
+        assert self.hello is not None
         try:
-            if scale in self._reconstructors:
-                reconstructor = self._reconstructors[scale]
-            else:
-                weights = self.bundle if self._state is None else Bundle(self.bundle.config, self._state)
-                reconstructor = self._reconstructor(weights.build(), scale)
+            reconstructor = self._reconstructor(scale)
         except (ValueError, KeyError) as exc:
             raise ProtocolError(f"the model cannot reconstruct frames sent at scale {scale}: {exc}") from None
-        reconstructor.iterations = self.reconstructor.iterations if self.reconstructor is not None else \
-            reconstructor.iterations
+        if self.reconstructor is not None:
+            reconstructor.iterations = self.reconstructor.iterations  # the passes the clock allows carry over
         self.reconstructor = reconstructor
         self.decoder = FrameDecoder(self.hello.codec, self.hello.width // scale, self.hello.height // scale)
         self.scale = scale

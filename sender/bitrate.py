@@ -87,10 +87,10 @@ class BitrateKeeper:
                 f"({self.fixed_bytes / 1024:.1f} KiB over {self.spread_s:.0f} s) is paid for; raise --kbps")
         self.payload_bytes = 0
         self.other_bytes = 0
+        """Frame headers, model updates, and anything else sent after the start."""
         self._budget_bits = 0.0
         self._budget_at = 0.0
         """The stream's budget (bits it may have sent) as of ``_budget_at`` seconds: targets change live."""
-        """Frame headers, model updates, and anything else sent after the start."""
         self._group: tuple[float, int, int] | None = None
         """(start in seconds, payload bytes, other bytes) when the current group began."""
         self.history: list[tuple[float, int, float]] = []

@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
                                 timeout=args.timeout, fec=args.fec, drop_media=args.simulate_loss, seed=args.seed,
                                 adapt=adapt, record=args.record, link=args.link,
                                 ladder=(bool(kbps) and args.scale is None, bool(kbps) and args.stride is None),
-                                rungs=ladder_mod.load(args.ladder) if args.ladder else ladder_mod.DEFAULT_LADDER)
+                                rungs=ladder_mod.load_or_default(args.ladder))
         sender = LiveSender(args.model, args.source, options)
         install_uvloop()
         print(asyncio.run(sender.run()).summary())

@@ -125,6 +125,11 @@ def save(path: str, ladder: tuple[Rung, ...], note: str = "") -> None:
                    "rungs": [asdict(r) for r in ladder]}, f, indent=1)
 
 
+def load_or_default(path: str | None) -> tuple[Rung, ...]:
+    """The ladder at ``path`` (``--ladder``), or `DEFAULT_LADDER` when none is given."""
+    return DEFAULT_LADDER if path is None else load(path)
+
+
 def load(path: str) -> tuple[Rung, ...]:
     """A ladder written by `save`; ValueError, in one line, for anything else."""
     try:

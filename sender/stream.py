@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -131,11 +131,11 @@ class StreamEncoder:
             keyint = keyint_for(fps, settings.stride, settings.keyint, live=frame_count <= 0 or not synchronous)
             fixed = len(encode(hello)) + sum(len(blob) for blob in self.shipment.to_send())
             self.keeper = BitrateKeeper(settings.kbps * 1000, fps, settings.codec, settings.crf, fixed, frame_count)
-        self.encoder = FrameEncoder(settings.codec, self.low_w, self.low_h, fps=fps, crf=settings.crf,
-                                    quality=settings.quality, keyint=keyint)
         self.keyint = keyint
+        self.fps = fps
         self.scale, self.stride = settings.scale, settings.stride
         """The rung streaming now (`switch` moves it; the hello keeps the first)."""
+        self.encoder = self._payload_encoder(settings.crf)
         self._rung: tuple[int, int] | None = None
         self.rung_switches = 0
         self._pending: deque[tuple[int, int, np.ndarray | None]] = deque()  # (pts, capture_us, source) awaiting a packet
@@ -146,7 +146,6 @@ class StreamEncoder:
         self.backlogged: Callable[[], bool] = lambda: False
         """Live under a target: whether the media channel holds more than it should (the sender's check, asked
         before each frame); then frames are skipped."""
-        self.fps = fps
         self.update_bytes = 0
         self.adapter: OnlineAdapter | TrainerProcess | None = None
         self.synchronous = synchronous
@@ -220,15 +219,19 @@ class StreamEncoder:
         self._pending.append((pts, capture_us, rgb if self.adapter is not None else None))
         return messages + self._frames(self.encoder.encode(self.lowres(rgb)))
 
+    def _payload_encoder(self, crf: int) -> FrameEncoder:
+        """The payload codec for frames of the current low-res size."""
+        return FrameEncoder(self.settings.codec, self.low_w, self.low_h, fps=self.fps, crf=crf,
+                            quality=self.settings.quality, keyint=self.keyint)
+
     def switch(self, scale: int, stride: int) -> None:
         """Move to another rung of the ladder from the next frame on (from any thread). A new scale starts a
         new payload stream with a keyframe, and its frames say their scale; a new stride needs nothing: frames
         carry their pts. The receiver's model must serve ``scale`` (the caller knows: a delta carries only the
         hello's scale, and online updates too)."""
-        lowres_size(self.size, scale)
-        check_lowres_size(self.settings.codec, self.size[1] // scale, self.size[0] // scale)
-        if not 1 <= stride <= 64:
-            raise ValueError(f"stride must be in [1, 64], got {stride}")
+        replace(self.settings, scale=scale, stride=stride)  # the same bounds as a stream's first rung
+        low_h, low_w = lowres_size(self.size, scale)
+        check_lowres_size(self.settings.codec, low_w, low_h)
         self._rung = (scale, stride)
 
     def _take_rung(self) -> None:
@@ -240,10 +243,8 @@ class StreamEncoder:
         if scale != self.scale:
             self.scale = scale
             self.low_h, self.low_w = lowres_size(self.size, scale)
-            crf = self.keeper.crf if self.keeper is not None else self.settings.crf
             # One frame in gives one packet out: the old codec holds nothing back.
-            self.encoder = FrameEncoder(self.settings.codec, self.low_w, self.low_h, fps=self.fps, crf=crf,
-                                        quality=self.settings.quality, keyint=self.keyint)
+            self.encoder = self._payload_encoder(self.keeper.crf if self.keeper is not None else self.settings.crf)
 
     def offer(self, update: Update) -> None:
         """From another thread: send ``update`` before the next frame coded (thread-safe)."""

@@ -148,20 +148,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 # --- encode / decode -----------------------------------------------------------------------
 
 
-def _rungs(path: str | None):
-    """The ladder at ``path`` (`vsa eval --ladder`), or the default one."""
-    from vsa.sender import ladder
-
-    return ladder.DEFAULT_LADDER if path is None else ladder.load(path)
-
-
 def cmd_encode(args: argparse.Namespace) -> int:
+    from vsa.sender import ladder
     from vsa.sender.inrv_stream import CodeSettings
     from vsa.sender.stream import StreamSettings
     from vsa.tools.filemode import encode_file
 
-    if (args.scale is None or args.stride is None) and not args.kbps:
-        args.scale, args.stride = args.scale or 4, args.stride or 1
     settings = StreamSettings(scale=args.scale or 4, stride=args.stride or 1, codec=args.codec, crf=args.crf,
                               quality=args.quality, keyint=args.keyint, kbps=args.kbps or 0.0)
     codes = CodeSettings(codes=args.codes, code_format=args.code_format, invert_steps=args.invert_steps)
@@ -173,7 +165,8 @@ def cmd_encode(args: argparse.Namespace) -> int:
         adapt = settings_from(args)
     report = encode_file(args.video, args.model, args.output, settings, size=args.size, limit=args.limit,
                          progress=True, codes=codes, payload=payload, adapt=adapt,
-                         ladder=(args.scale is None, args.stride is None), rungs=_rungs(args.ladder))
+                         ladder=(bool(args.kbps) and args.scale is None, bool(args.kbps) and args.stride is None),
+                         rungs=ladder.load_or_default(args.ladder))
     print(f"wrote {args.output}\n{report.summary()}")
     return 0
 
