@@ -12,7 +12,7 @@ $(BIN)/vsa: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
 	$(BIN)/python -m pip install --quiet "$(TORCH_PIN)"
-	$(BIN)/python -m pip install --quiet -e ".[dev,stream,display,eval]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,stream,display,eval,web]"
 	@touch $@
 
 install: $(BIN)/vsa

@@ -78,15 +78,18 @@ def make_peer() -> RTCPeerConnection:
 def bind_candidates(pc: RTCPeerConnection, address: str) -> None:
     """Gather host candidates on ``address`` only.
 
-    Call after the data channels exist (offerer) or after the remote offer
-    is set (answerer), and before ``setLocalDescription``, which gathers.
+    Call after the data channels or tracks exist (offerer) or after the
+    remote offer is set (answerer), and before ``setLocalDescription``, which gathers.
     aioice offers no per-connection switch, so this narrows the one
     connection's address list rather than patching the module.
     """
-    sctp = pc.sctp
-    if sctp is None:
-        raise RuntimeError("bind_candidates() needs the SCTP transport: create the data channels first")
-    connection = sctp.transport.transport.iceGatherer._connection
+    if pc.sctp is not None:
+        dtls = pc.sctp.transport
+    elif pc.getTransceivers():  # a media-only connection (a browser viewer) has no SCTP transport
+        dtls = pc.getTransceivers()[0].sender.transport
+    else:
+        raise RuntimeError("bind_candidates() needs a transport: create the data channels or tracks first")
+    connection = dtls.transport.iceGatherer._connection
     original = connection.get_component_candidates
 
     async def only_bound(component: int, addresses: list[str], timeout: int = 5):

@@ -14,6 +14,7 @@ from vsa.common.cliargs import (
 def build_parser() -> argparse.ArgumentParser:
     from vsa.common.device import DEVICE_CHOICES, add_threads_argument
     from vsa.common.webrtc import DEFAULT_HOST, DEFAULT_PORT, TOKEN_ENV
+    from vsa.receiver.web import DEFAULT_WEB
 
     p = argparse.ArgumentParser(
         prog="vrecv",
@@ -32,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--display", action="store_true", help="show the video in a window (needs a screen)")
     p.add_argument("--window-scale", type=positive_float, default=1.0, metavar="F",
                    help="--display: the window's size over the video's (default: 1; 2 doubles a small stream)")
+    p.add_argument("--web", nargs="?", type=address, const=DEFAULT_WEB, metavar="HOST:PORT",
+                   help="also show the video in web browsers: serve a viewer page on this address (default: "
+                   f"{DEFAULT_WEB[0]}:{DEFAULT_WEB[1]}); open the URL it prints. Beyond loopback it needs --token")
     p.add_argument("--output", metavar="OUT.mp4", help="also write the reconstructed video: .mp4 for players, .mkv "
                    "for a lossless copy (FFV1) to score")
     p.add_argument("--fps", type=positive_float, help="output frame rate (default: the source's)")
@@ -51,8 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", metavar="DIR", help="where received models are kept by hash "
                    "(default: ~/.cache/vsa/models)")
     p.add_argument("--no-cache", action="store_true", help="neither use nor fill the model cache")
-    p.add_argument("--sessions", type=int, default=1, metavar="N",
-                   help="streams to receive before exiting; 0 = keep listening (default: 1)")
+    p.add_argument("--sessions", type=int, metavar="N",
+                   help="streams to receive before exiting; 0 = keep listening (default: 1, or 0 with --web)")
     p.add_argument("--idle-timeout", type=positive_float, default=10.0,
                    help="end a stream when nothing arrives for this many seconds (default: 10)")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: aiortc too)")
@@ -65,14 +69,18 @@ def main(argv: list[str] | None = None) -> int:
     from vsa.common.video import VideoError
     from vsa.common.webrtc import SignalingError, install_uvloop, token_from_env
     from vsa.receiver.cache import ModelCache
+    from vsa.common.webpage import WebError
     from vsa.receiver.display import DisplayError, open_display
-    from vsa.receiver.live import ReceiverOptions, serve
+    from vsa.receiver.live import ReceiverOptions
 
     args = build_parser().parse_args(argv)
     setup_logging(-1 if args.quiet else args.verbose)
 
     def run() -> int:
         set_threads(args.threads)
+        if args.sessions is None:
+            # A page people watch should outlive one stream, unless the stream is being recorded.
+            args.sessions = 0 if args.web and not args.output else 1
         if args.sessions < 0:
             raise UserError("--sessions must be 0 (forever) or more")
         if args.output and args.sessions != 1:
@@ -82,14 +90,13 @@ def main(argv: list[str] | None = None) -> int:
             iterations=args.iterations, back_project=args.back_project, fps=args.fps, size=args.size,
             output=args.output,
             jitter_frames=args.jitter, cache=None if args.no_cache else ModelCache(args.cache_dir),
-            adaptive=not args.fixed_iterations, idle_timeout=args.idle_timeout,
+            adaptive=not args.fixed_iterations, idle_timeout=args.idle_timeout, with_baseline=bool(args.web),
         )
         display = open_display(scale=args.window_scale) if args.display else None
         try:
-            on_display = (lambda out, overlay: display.show(out.frame, overlay)) if display else None
             install_uvloop()
             on_stream = getattr(display, "prepare", None) if display else None  # the threaded window opens early
-            reports = asyncio.run(serve(options, sessions=args.sessions, on_display=on_display, on_stream=on_stream))
+            reports = asyncio.run(_serve(options, args, display, on_stream))
         finally:
             if display is not None:
                 display.close()
@@ -97,7 +104,35 @@ def main(argv: list[str] | None = None) -> int:
             print(report.summary())
         return 1 if any(r.error for r in reports) else 0
 
-    return report_errors("vrecv", (VideoError, SignalingError, DisplayError, ValueError), run)
+    return report_errors("vrecv", (VideoError, SignalingError, DisplayError, WebError, ValueError), run)
+
+
+async def _serve(options, args: argparse.Namespace, display, on_stream) -> list:
+    """`serve`, with the window and the web viewer (if asked for) as the places frames are shown."""
+    from vsa.receiver.live import serve
+    from vsa.receiver.web import Viewer
+
+    viewer = None
+    if args.web:
+        viewer = Viewer(*args.web, token=options.token, bind=args.bind)
+        await viewer.start()
+        print(f"vrecv: watch at {viewer.url}", flush=True)
+    shows = []
+    if display is not None:
+        shows.append(lambda out, overlay: display.show(out.frame, overlay))
+    if viewer is not None:
+        shows.append(viewer.publish)
+
+    def on_display(out, overlay) -> None:
+        for show in shows:
+            show(out, overlay)
+
+    try:
+        return await serve(options, sessions=args.sessions, on_display=on_display if shows else None,
+                           on_stream=on_stream)
+    finally:
+        if viewer is not None:
+            await viewer.close()
 
 
 if __name__ == "__main__":

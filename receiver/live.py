@@ -80,6 +80,8 @@ class ReceiverOptions:
     stats_interval: float = 1.0
     adapt: bool = True
     """Apply the model updates of a sender that adapts online (and say so in `Ready`)."""
+    with_baseline: bool = False
+    """Also make each frame's bicubic twin (`OutputFrame.baseline`): the web viewer's comparison shows it."""
 
 
 @dataclass
@@ -188,7 +190,8 @@ class LiveSession:
         inrv = hello is not None and hello.payload == "codes"
         if o.size is not None and hello is not None and not inrv:
             log.warning("--size applies to INR-V streams; this autoencoder stream plays at its own size")
-        return make_decoder(hello, o.device, o.iterations, o.back_project, output_fps=o.fps,
+        return make_decoder(hello, o.device, o.iterations, o.back_project, with_baseline=o.with_baseline,
+                            output_fps=o.fps,
                             size=o.size if inrv else None, batch=1,
                             model_lookup=o.cache.get if o.cache is not None else None, adapt=o.adapt)
 

@@ -206,6 +206,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from vsa.tools import soak
 
         return soak.main(args.rest)
+    if args.which == "web":
+        require_extra(("aiohttp", "playwright"), "web,dev", "vsa bench web")
+        from vsa.tools import bench_web
+
+        return bench_web.main(args.rest)
     if args.which == "codecs" and "--curves" in args.rest:
         require_extra(("bjontegaard",), "eval", "vsa bench codecs --curves")
     return bench.main_codecs(args.rest) if args.which == "codecs" else bench.main(args.rest)
@@ -423,12 +428,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("rest", nargs=argparse.REMAINDER)
         p.set_defaults(func=func)
 
-    p = sub.add_parser("bench", help="benchmarks: `vsa bench model|codecs|stream|soak --help`",
+    p = sub.add_parser("bench", help="benchmarks: `vsa bench model|codecs|stream|soak|web --help`",
                        description="Benchmarks that print figures and write JSON.")
-    p.add_argument("which", choices=["model", "codecs", "stream", "soak"],
+    p.add_argument("which", choices=["model", "codecs", "stream", "soak", "web"],
                    help="model: size and receiver speed of each preset; codecs: bytes per low-res frame; "
                    "stream: live receiver fps and loopback latency; soak: a long looped stream, its memory, "
-                   "descriptors and threads over time")
+                   "descriptors and threads over time; web: the browser viewer in headless Chromium")
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_bench)
     return parser
