@@ -159,9 +159,9 @@ def parse_offer(body: dict | None) -> tuple[str, str]:
     return body["sdp"], "offer"
 
 
-async def answer_page(pc, sdp: str, add_tracks: Callable[[], None] | None = None,
+async def answer_page(pc, sdp: str, prepare: Callable[[], None] | None = None,
                       timeout: float = 10.0) -> dict:
-    """Apply a page's offer to ``pc`` (after ``add_tracks``, which attach to its transceivers) and return the answer.
+    """Apply a page's offer to ``pc``, call ``prepare`` (add tracks, bind candidates), and return the answer.
 
     aiortc gathers every candidate before `setLocalDescription` returns, so
     the answer is complete: the page needs no trickle ICE.
@@ -169,7 +169,7 @@ async def answer_page(pc, sdp: str, add_tracks: Callable[[], None] | None = None
     from aiortc import RTCSessionDescription
 
     await asyncio.wait_for(pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer")), timeout)
-    if add_tracks is not None:
-        add_tracks()
+    if prepare is not None:
+        prepare()
     await asyncio.wait_for(pc.setLocalDescription(await pc.createAnswer()), timeout)
     return {"sdp": pc.localDescription.sdp, "type": pc.localDescription.type}

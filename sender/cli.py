@@ -7,7 +7,7 @@ import asyncio
 import sys
 
 from vsa.common.cliargs import (
-    address, fraction, link_spec, positive_float, positive_int, report_errors, setup_logging, size_arg,
+    UserError, address, fraction, link_spec, positive_float, positive_int, report_errors, setup_logging, size_arg,
 )
 from vsa.sender.adapt_options import add_arguments as add_adapt_arguments
 
@@ -16,6 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     from vsa.common.device import add_threads_argument
     from vsa.common.framecodec import CODECS, DEFAULT_CODEC, DEFAULT_CRFS
     from vsa.common.webrtc import DEFAULT_HOST, DEFAULT_PORT, TOKEN_ENV
+    from vsa.sender.web import DEFAULT_WEB
 
     from vsa.protocol.codes import CODE_FORMATS
     from vsa.sender.inrv_stream import CODE_SOURCES, DEFAULT_INVERT_STEPS
@@ -28,10 +29,15 @@ def build_parser() -> argparse.ArgumentParser:
         "fine-tuned on footage like this) it ships the model, or its delta, once first. Start `vrecv` first "
         "(vsend retries until it is up). Given an INR-V model (`vsa train --arch inrv`), it streams one code "
         "per clip instead.",
-        epilog="examples: vsend camera0; vsend --model ae.pt clip.mp4    (then watch with: vrecv --display)",
+        epilog="examples: vsend camera0; vsend --model ae.pt clip.mp4; vsend --web    (then watch with: vrecv "
+        "--display, or vrecv --web)",
     )
-    p.add_argument("source", metavar="SOURCE", help="a video file (played at its own frame rate), lavfi:GRAPH, "
-                   "or cameraN")
+    p.add_argument("source", metavar="SOURCE", nargs="?", help="a video file (played at its own frame rate), "
+                   "lavfi:GRAPH, or cameraN")
+    p.add_argument("--web", nargs="?", type=address, const=DEFAULT_WEB, metavar="HOST:PORT",
+                   help="instead of SOURCE, stream a web browser's camera: serve a page on this address (default: "
+                   f"{DEFAULT_WEB[0]}:{DEFAULT_WEB[1]}), open the URL it prints and allow the camera. Beyond loopback "
+                   "it needs --token")
     p.add_argument("--model", help="model bundle from `vsa train` (default: the base shipped with vsa: it works "
                    "on video it has never seen, and the receiver already has it)")
     p.add_argument("--connect", type=address, default=(DEFAULT_HOST, DEFAULT_PORT), metavar="HOST:PORT",
@@ -101,12 +107,17 @@ def main(argv: list[str] | None = None) -> int:
     from vsa.sender.live import LiveSender, SenderOptions
     from vsa.sender import ladder as ladder_mod
     from vsa.sender.stream import StreamSettings
+    from vsa.common.webpage import WebError
 
     args = build_parser().parse_args(argv)
     setup_logging(-1 if args.quiet else args.verbose)
 
     def run() -> int:
         set_threads(args.threads)
+        if (args.source is None) == (args.web is None):
+            raise UserError("give a SOURCE (a file, lavfi:GRAPH or cameraN) or --web (a browser's camera), one of them")
+        if args.web and args.loop:
+            raise UserError("--loop plays a file again; a browser's camera has no end to loop from")
         kbps = args.kbps or 0.0
         settings = StreamSettings(scale=args.scale or 4, stride=args.stride or 2, codec=args.codec, crf=args.crf,
                                   keyint=args.keyint, kbps=kbps)
@@ -119,13 +130,29 @@ def main(argv: list[str] | None = None) -> int:
                                 adapt=adapt, record=args.record, link=args.link,
                                 ladder=(bool(kbps) and args.scale is None, bool(kbps) and args.stride is None),
                                 rungs=ladder_mod.load_or_default(args.ladder))
-        sender = LiveSender(args.model, args.source, options)
+        sender = LiveSender(args.model, args.source or "browser camera", options)
         install_uvloop()
-        print(asyncio.run(sender.run()).summary())
+        print(asyncio.run(_run_web(sender, args, options.token) if args.web else sender.run()).summary())
         return 0
 
-    errors = (VideoError, BundleError, SignalingError, ConnectionError, TimeoutError, FileNotFoundError, ValueError)
+    errors = (VideoError, BundleError, SignalingError, ConnectionError, TimeoutError, FileNotFoundError, ValueError,
+              WebError)
     return report_errors("vsend", errors, run)
+
+
+async def _run_web(sender, args: argparse.Namespace, token: str | None):
+    """Serve the camera page, wait for a browser's camera, then stream it as any other source."""
+    from vsa.sender.web import CameraPage
+
+    page = CameraPage(*args.web, token=token, limit=args.limit)
+    await page.start()
+    page.sender = sender
+    print(f"vsend: open {page.url} in a browser and allow the camera", flush=True)
+    try:
+        sender.source = await page.camera()
+        return await sender.run()
+    finally:
+        await page.close()
 
 
 if __name__ == "__main__":

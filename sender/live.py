@@ -247,9 +247,14 @@ class _Capture:
 
 
 class LiveSender:
-    """Streams ``source`` with the model at ``model_path`` (None: the base shipped with vsa)."""
+    """Streams ``source`` with the model at ``model_path`` (None: the base shipped with vsa).
 
-    def __init__(self, model_path: str | None, source: str, options: SenderOptions) -> None:
+    ``source`` names a file, lavfi graph or camera (read by `_Capture`), or is
+    a capture object of the same interface, e.g. a browser's camera
+    (`vsa.sender.web.BrowserCapture`).
+    """
+
+    def __init__(self, model_path: str | None, source, options: SenderOptions) -> None:
         self.options = options
         self.model_path = model_path
         self.bundle, self.shipment = load_model(model_path, options.settings.scale)
@@ -526,7 +531,7 @@ class LiveSender:
     async def run(self) -> SenderReport:
         loop = asyncio.get_running_loop()
         o = self.options
-        capture = _Capture(self.source, o.size, o.loop, o.limit, loop)
+        capture = _Capture(self.source, o.size, o.loop, o.limit, loop) if isinstance(self.source, str) else self.source
         size = self._size(capture)
         capture.size = size
         info = capture.info
