@@ -23,6 +23,7 @@ import asyncio
 import collections
 import fractions
 import logging
+import secrets
 import time
 from typing import Callable
 
@@ -134,8 +135,12 @@ class Viewer:
         self.feed = FrameFeed()
         self.bind = bind if bind is not None else (host if webrtc.is_loopback(host) else None)
         self.server = WebServer(host, port, token, "vsa.receiver",
-                                {"/offer": self._offer, "/stats": self._stats, "/timing": self._timing})
+                                {"/offer": self._offer, "/leave": self._leave, "/stats": self._stats,
+                                 "/timing": self._timing})
         self.peers: set = set()
+        self._by_id: dict[str, tuple] = {}
+        """A page's viewer id -> (pc, tracks, peer): a page that leaves says so (`/leave`), rather than leaving
+        its encoder running until ICE notices, tens of seconds later."""
         self.viewers_served = 0
 
     @property
@@ -184,10 +189,20 @@ class Viewer:
             await self._drop(pc, tracks, peer)
             raise ValueError(f"could not answer the offer: {exc}") from None
         self.viewers_served += 1
+        viewer_id = secrets.token_hex(8)
+        self._by_id[viewer_id] = (pc, tracks, peer)
         log.info("viewer %s connected (%d watching)", peer, len(self.peers))
-        return answer
+        return {**answer, "id": viewer_id}
+
+    async def _leave(self, body: dict | None, peer: str) -> dict:
+        found = self._by_id.pop(str((body or {}).get("id", "")), None)
+        if found is not None:
+            await self._drop(*found)
+        return {}
 
     async def _drop(self, pc, tracks: list, peer: str) -> None:
+        for key in [k for k, v in self._by_id.items() if v[0] is pc]:
+            del self._by_id[key]
         for track in tracks:
             track.stop()
         tracks.clear()

@@ -9,6 +9,8 @@ const $ = (id) => document.getElementById(id);
 // What tests and the curious read: frames shown, and (RTP timestamp, wall clock) of each.
 const viewer = (window.vsaViewer = { framesShown: 0, samples: [], pageLatencies: [], state: "connecting", error: "" });
 let pc = null;
+let viewerId = null; // what vrecv calls this page's connection, to say it leaves
+let streaming = false;
 
 function setState(text, cls) {
   viewer.state = text;
@@ -38,8 +40,14 @@ function gathered(connection, ms) {
   });
 }
 
-async function connect() {
+function leave() {
+  if (viewerId) fetch("leave", { method: "POST", headers, body: JSON.stringify({ id: viewerId }), keepalive: true }).catch(() => {});
+  viewerId = null;
   if (pc) pc.close();
+}
+
+async function connect() {
+  leave();
   const compare = $("compare").checked;
   $("bicubic-view").hidden = !compare;
   const views = compare ? [$("vsa"), $("bicubic")] : [$("vsa")];
@@ -54,7 +62,7 @@ async function connect() {
   };
   pc.onconnectionstatechange = () => {
     if (mine !== pc) return;
-    if (pc.connectionState === "connected") setState("connected", "live");
+    if (pc.connectionState === "connected") setState(streaming ? "live" : "waiting for a sender", streaming ? "live" : "");
     if (pc.connectionState === "failed" || pc.connectionState === "disconnected") {
       setState("reconnecting…", "bad");
       setTimeout(() => { if (mine === pc) connect().catch(fail); }, 2000);
@@ -63,7 +71,8 @@ async function connect() {
   await pc.setLocalDescription(await pc.createOffer());
   await gathered(pc, 2000);
   const answer = await call("offer", { sdp: pc.localDescription.sdp, type: "offer", bicubic: compare });
-  await pc.setRemoteDescription(answer);
+  viewerId = answer.id;
+  await pc.setRemoteDescription({ sdp: answer.sdp, type: answer.type });
   say("");
 }
 
@@ -87,8 +96,13 @@ function watchFrames(video) {
 }
 
 // RTP timestamps are vrecv's publication times (90 kHz) plus an offset aiortc draws at random per connection.
-// The offset is found by matching: the one that puts most of our timestamps on vrecv's own.
+// The offset is found by matching: the one that puts most of our timestamps on vrecv's own. Chromium reports
+// about half of them one tick off (its own 90 kHz round trip), so a match allows a tick either way.
 const WRAP = 2 ** 32;
+function near(map, key) {
+  for (const k of [key, (key + 1) % WRAP, (key - 1 + WRAP) % WRAP]) if (map.has(k)) return map.get(k);
+  return undefined;
+}
 function matchOrigin(frames) {
   if (!viewer.samples.length || !frames.length) return null;
   const wall = new Map(frames.map(([pts, ms]) => [pts, ms]));
@@ -97,7 +111,7 @@ function matchOrigin(frames) {
   for (const [pts] of frames) {
     const origin = (first - pts + WRAP) % WRAP;
     let hits = 0;
-    for (const [rtp] of viewer.samples) if (wall.has((rtp - origin + WRAP) % WRAP)) hits += 1;
+    for (const [rtp] of viewer.samples) if (near(wall, (rtp - origin + WRAP) % WRAP) !== undefined) hits += 1;
     if (hits > bestHits) { best = origin; bestHits = hits; }
   }
   return best !== null && bestHits >= Math.min(10, viewer.samples.length) ? best : null;
@@ -107,7 +121,7 @@ function pageLatencies(frames, origin) {
   const wall = new Map(frames.map(([pts, ms]) => [pts, ms]));
   const out = [];
   for (const [rtp, shownAt] of viewer.samples) {
-    const sent = wall.get((rtp - origin + WRAP) % WRAP);
+    const sent = near(wall, (rtp - origin + WRAP) % WRAP);
     if (sent !== undefined) out.push(shownAt - sent);
   }
   return out;
@@ -124,8 +138,9 @@ viewer.grab = () => new Promise((resolve, reject) => {
       canvas.getContext("2d").drawImage(video, 0, 0);
       const { frames } = await call("timing");
       const origin = matchOrigin(frames);
-      const hit = origin === null ? undefined : frames.find(([pts]) => pts === (meta.rtpTimestamp - origin + WRAP) % WRAP);
-      resolve({ png: canvas.toDataURL("image/png"), index: hit ? hit[2] : null });
+      const index = new Map(frames.map(([pts, , i]) => [pts, i]));
+      const hit = origin === null ? undefined : near(index, (meta.rtpTimestamp - origin + WRAP) % WRAP);
+      resolve({ png: canvas.toDataURL("image/png"), index: hit === undefined ? null : hit });
     } catch (error) {
       reject(error);
     }
@@ -139,8 +154,8 @@ const show = (id, text) => { $(id).textContent = text; };
 async function poll() {
   try {
     const s = await call("stats");
-    if (!s.streaming) setState(pc && pc.connectionState === "connected" ? "waiting for a sender" : viewer.state, "");
-    else if (pc && pc.connectionState === "connected") setState("live", "live");
+    streaming = s.streaming;
+    if (pc && pc.connectionState === "connected") setState(streaming ? "live" : "waiting for a sender", streaming ? "live" : "");
     if (s.media_kbps !== undefined) {
       show("media_kbps", `${s.media_kbps.toFixed(1)} kbps`);
       show("fps", `${s.fps.toFixed(1)} fps`);
@@ -161,6 +176,7 @@ async function poll() {
 }
 
 $("compare").addEventListener("change", () => connect().catch(fail));
+window.addEventListener("pagehide", leave);
 watchFrames($("vsa"));
 connect().catch(fail);
 poll();
