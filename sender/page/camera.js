@@ -82,7 +82,7 @@ async function poll() {
       show("point", `${s.scale}, ${s.stride}`);
       show("codec", String(s.codec));
       if (s.size && s.size.length) show("size", `${s.size[1]}×${s.size[0]}`);
-      show("model", s.model_sent ? "sent" : "already there");
+      show("model", s.model_sent ? "sent" : "at receiver");
     }
     if (s.receiver && s.receiver.latency_ms !== undefined) show("latency", `${Math.round(s.receiver.latency_ms)} ms`);
     if (s.frames !== undefined && page.state === "camera sent to vsend") setState("streaming", "live");
