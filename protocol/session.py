@@ -163,6 +163,27 @@ class ReceiverSession:
         """Hashes of the blobs still missing, base first (a receiver asks for them in this order)."""
         return list(self._wanted)
 
+    def wanted_size(self, sha256: bytes) -> int:
+        """The size the hello gives a missing blob (0 if it is not missing)."""
+        return self._wanted.get(sha256, 0)
+
+    def resume(self, sha256: bytes, partial: bytes) -> int:
+        """Start a wanted blob from the bytes an earlier, cut session received; the offset to request it from.
+
+        Nothing checks the bytes until the blob is whole: then its SHA-256
+        does, as for any transfer, and a bad start fails the session like
+        a corrupted transfer. 0 (start afresh) when the partial does not fit.
+        """
+        size = self._wanted.get(sha256)
+        if size is None or not 0 < len(partial) < size or self._parts.get(sha256):
+            return 0
+        self._parts[sha256] = bytearray(partial)
+        return len(partial)
+
+    def partial_blobs(self) -> dict[bytes, bytes]:
+        """Blobs whose transfer began and did not finish: what a later session may resume from."""
+        return {sha: bytes(part) for sha, part in self._parts.items() if part}
+
     def have(self, sha256: bytes) -> None:
         """The receiver already holds this blob (named in the hello): it need not be transferred."""
         if self.state is not State.WAIT_MODEL:

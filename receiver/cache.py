@@ -27,6 +27,8 @@ log = logging.getLogger("vsa.cache")
 MAX_ENTRIES = 32
 MAX_TOTAL_BYTES = 1 << 30
 """The cache's size cap: the oldest entries go first (a hello may name models of up to 512 MiB)."""
+MAX_PARTIALS = 4
+"""Cut transfers kept for resuming (each at most a model's size)."""
 
 
 def default_cache_dir() -> Path:
@@ -96,6 +98,41 @@ class ModelCache:
             self._give_up("write", exc)
             return None
         return path
+
+    def put_partial(self, sha256: bytes, data: bytes) -> None:
+        """Keep the first bytes of a blob whose transfer was cut, for the next session to resume from.
+
+        At most `MAX_PARTIALS` are kept (the oldest go); they are checked only
+        when the resumed blob is whole, by its hash.
+        """
+        if self.disabled or not data or len(data) > self.max_bytes:
+            return
+        try:
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            path = self.directory / f"{sha256.hex()}.part"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            partials = sorted(self.directory.glob("*.part"), key=lambda p: p.stat().st_mtime, reverse=True)
+            for old in partials[MAX_PARTIALS:]:
+                old.unlink(missing_ok=True)
+        except OSError as exc:
+            self._give_up("write", exc)
+
+    def take_partial(self, sha256: bytes) -> bytes | None:
+        """The kept start of this blob, removed from the cache (a cut resumed transfer is kept again)."""
+        if self.disabled:
+            return None
+        path = self.directory / f"{sha256.hex()}.part"
+        try:
+            data = path.read_bytes()
+            path.unlink(missing_ok=True)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            self._give_up("read", exc)
+            return None
+        return data or None
 
     def _evict(self, keep: Path) -> None:
         entries = sorted(self.directory.glob("*.vsam"), key=lambda p: p.stat().st_mtime, reverse=True)

@@ -8,9 +8,11 @@
     display / latency  <-- Playout (output clock) <-- reconstructed frames ------+--> mp4
 
 The event loop only moves bytes and keeps time; decoding, reprojection and
-the mp4 writer run in one worker thread, in order, so networking never
-stalls behind the model. The worker drops reprojection passes (down to one)
-when it falls behind, before any frame is dropped.
+the mp4 writer run in one worker thread, in order (`vsa.receiver.worker`:
+it owns the decoder and is fed by a queue), so networking never stalls
+behind the model. The worker drops reprojection passes (down to one) when it
+falls behind, before any frame is dropped (`vsa.receiver.passes`); the
+output clock (`vsa.receiver.playout`) decides when each frame is shown.
 
 The hello's payload type picks the decoder (`vsa.receiver.decoder`): an
 INR-V stream brings one code per clip on the media channel, rendered in the
@@ -20,23 +22,19 @@ same worker at ``size`` (default: the sender's) and the output frame rate.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import statistics
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Callable
 
 import torch
 
 from vsa.common import webrtc
 from vsa.common.bundle import BundleError
 from vsa.common.congestion import DelayTrend
-from vsa.common.framecodec import INTER_CODECS, FrameCodecError
-from vsa.common.resample import to_uint8
+from vsa.common.framecodec import INTER_CODECS
 from vsa.common.tasks import background
-from vsa.common.video import VideoWriter
 from vsa.protocol.errors import ProtocolError, SessionFailed
 from vsa.protocol.fragment import Reassembler
 from vsa.protocol.messages import (
@@ -48,9 +46,9 @@ from vsa.protocol.messages import encode as encode_message
 from .cache import ModelCache
 from .jitter import JitterBuffer, Lost
 from .decoder import make_decoder
-from .passes import PassController
 from .playout import Playout
 from .stream import Kind, OutputFrame, SessionDecoder, StreamDecoder
+from .worker import Worker
 
 log = logging.getLogger("vsa.recv")
 
@@ -95,6 +93,8 @@ class SessionReport:
     """Frames ready only after their due time on the output clock (shown as soon as ready)."""
     garbage: int = 0
     model_transferred: bool = False
+    model_resumed_at: int = 0
+    """Where a model transfer cut in an earlier session was resumed from (bytes; 0: not resumed)."""
     media_bytes: int = 0
     control_bytes: int = 0
     seconds: float = 0.0
@@ -156,19 +156,15 @@ class LiveSession:
         self.options = options
         self.on_display = on_display
         self.on_stream = on_stream
+        self.worker = Worker(self._output, adaptive=options.adaptive)
+        """Owns the decoder: everything that touches it runs on the worker's thread, in order."""
         # Replaced by the hello's own kind of decoder (`_decoder_for`); until then, nothing is ready.
-        self.decoder: SessionDecoder = self._decoder_for(None)
+        self.worker.decoder = self._decoder_for(None)
         self.report = SessionReport()
         self.reassembler = Reassembler()
         self.jitter: JitterBuffer | None = None
         self.playout: Playout | None = None
         self.control = self.media = None
-        self.writer: VideoWriter | None = None
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vsa-reconstruct")
-        self._backlog = 0  # work items submitted and not finished
-        self._recovering = False  # the worker is still catching up after a loss (see `_work`)
-        self._frames_queued = 0  # of which frames: what the worker is behind by
-        self._passes: PassController | None = None  # built with the first sent frame's time
         self._control_q: asyncio.Queue[bytes] = asyncio.Queue(maxsize=4096)
         self._to_show: list[tuple[float, OutputFrame]] = []
         self._new_frames = asyncio.Event()
@@ -184,6 +180,11 @@ class LiveSession:
         self._last_shown_at: float | None = None
         self._started = time.monotonic()
         self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def decoder(self) -> SessionDecoder:
+        """The worker's decoder (the event loop reads its figures; only the worker's thread changes it)."""
+        return self.worker.decoder
 
     def _decoder_for(self, hello: Hello | None) -> SessionDecoder:
         o = self.options
@@ -251,9 +252,9 @@ class LiveSession:
             try:
                 msg = decode_message(data)
                 if isinstance(msg, Hello) and self.decoder.hello is None:
-                    self.decoder = self._decoder_for(msg)
+                    self.worker.decoder = self._decoder_for(msg)  # no frame can be queued before the hello
                 if isinstance(msg, (Hello, ModelChunk)):
-                    await loop.run_in_executor(self._worker, self.decoder.feed, msg)
+                    await self.worker.call(self.decoder.feed, msg)
                     if isinstance(msg, Hello):
                         self._started_stream(msg)
                     if self.decoder.ready:
@@ -262,7 +263,7 @@ class LiveSession:
                     # Staged in the worker, in order with the frames: it applies between two of them.
                     self._window.update_bytes += len(data)
                     self.report.update_bytes += len(data)
-                    await loop.run_in_executor(self._worker, self.decoder.feed, msg)
+                    await self.worker.call(self.decoder.feed, msg)
                 elif isinstance(msg, Bye):
                     if self.jitter is None:
                         raise ProtocolError("bye before hello")
@@ -299,19 +300,27 @@ class LiveSession:
             log.info("%s %s not held here: requesting it", "model" if sha == hello.model_sha256 else "base model",
                      sha.hex()[:12])
             self.report.model_transferred = True
-            self._send(ModelRequest(0, sha))
+            offset = 0
+            partial = self.options.cache.take_partial(sha) if self.options.cache is not None else None
+            if partial:
+                offset = self.decoder.session.resume(sha, partial)
+                if offset:
+                    log.info("resuming its transfer at byte %d of %d (an earlier session was cut)", offset,
+                             self.decoder.session.wanted_size(sha))
+            self.report.model_resumed_at = max(self.report.model_resumed_at, offset)
+            self._send(ModelRequest(offset, sha))
 
     async def _model_ready(self, loop) -> None:
         if self.options.cache is not None:
             for wire in self.decoder.received_blobs.values():
                 await loop.run_in_executor(None, self.options.cache.put, wire)
-        if self.options.output and self.writer is None:
+        if self.options.output:
             height, width = self.decoder.output_size
-            self.writer = VideoWriter(self.options.output, width, height, self.decoder.output_fps,
-                                      preset="veryfast")
+            await self.worker.call(self.worker.open_writer, self.options.output, width, height,
+                                   self.decoder.output_fps)
         if isinstance(self.decoder, StreamDecoder) and self.decoder.reconstructor is not None:
             h = self.decoder.hello
-            await loop.run_in_executor(self._worker, self.decoder.reconstructor.warm_up,
+            await self.worker.call(self.decoder.reconstructor.warm_up,
                                        (h.height // h.scale, h.width // h.scale))
         if self.on_stream is not None:
             # Opening a window took 100 ms or more, and on the first frame that stall went into the playout
@@ -367,7 +376,6 @@ class LiveSession:
     def _pump(self) -> None:
         if self.jitter is None:
             return
-        loop = asyncio.get_running_loop()
         # Frames released after a loss waited in the buffer for it: late because data was lost.
         held_by_loss = False
         for item in self.jitter.pop(time.monotonic()):
@@ -375,87 +383,16 @@ class LiveSession:
                 log.debug("seq %d lost", item.seq)
                 self._request_keyframe()
                 held_by_loss = True
-            self._backlog += 1
-            if isinstance(item, Frame):
-                self._frames_queued += 1
-            future = loop.run_in_executor(self._worker, self._work, item, held_by_loss)
-            future.add_done_callback(functools.partial(self._worked, isinstance(item, Frame)))
-        if self.jitter.done and not self._finishing and self._backlog == 0:
+            self.worker.submit(item, held_by_loss).add_done_callback(self._worked)
+        if self.jitter.done and not self._finishing and self.worker.backlog == 0:
             self._finishing = True
-            self._backlog += 1
-            loop.run_in_executor(self._worker, self._work, None).add_done_callback(self._finished)
+            self.worker.submit(None).add_done_callback(self._finished)
 
-    # -- worker thread -----------------------------------------------------------------------
+    def _output(self, group: list[OutputFrame], ready: float, adapt: bool) -> None:
+        """Called on the worker's thread with each group it computes: to the output clock, on the event loop."""
+        self._loop.call_soon_threadsafe(self._schedule, group, ready, adapt)
 
-    def _work(self, item: Frame | Lost | None, held_by_loss: bool = False) -> list[OutputFrame]:
-        """Runs in the worker thread: decode, reproject, interpolate, write.
-
-        ``held_by_loss``: the frame waited in the jitter buffer for one that was lost. Such
-        frames, those computed after concealing a loss and those queued behind that work are
-        late because data was lost: the output clock must not lengthen its delay for them
-        (see `Playout.due`), or one loss would cost latency for seconds.
-        """
-        start = time.perf_counter()
-        frames: list[OutputFrame] = []
-        recovering = held_by_loss or self._recovering
-        try:
-            if item is None:
-                groups: Iterable[list[OutputFrame]] = [self.decoder.finish()]
-            elif isinstance(item, Lost):
-                self.decoder.lost(item.seq)
-                groups = []
-            else:
-                groups = self.decoder.feed_groups(item)
-            for group in groups:
-                # A sent frame computed after concealing a loss is late because of that work.
-                recovering = recovering or any(out.kind is Kind.CONCEALED for out in group)
-                # Each group to the output clock as soon as it is computed (frames between two
-                # sent ones come before the second is finished), and before the (slower) mp4 encode.
-                self._loop.call_soon_threadsafe(self._schedule, group, time.time(), not recovering)
-                frames += group
-        except (ProtocolError, FrameCodecError) as exc:
-            log.warning("dropping undecodable frame: %s", exc)
-            self.report.garbage += 1
-        # Frames already queued behind this one were held up by the recovery too. (The count
-        # may include an item whose completion the event loop has not seen yet: then one more
-        # frame than needed is exempt, which only means it is shown late rather than adapted to.)
-        self._recovering = recovering and self._backlog > 1
-        if self.writer is not None:
-            for out in frames:
-                self.writer.write(to_uint8(out.frame[None])[0])
-        elapsed = time.perf_counter() - start
-        if isinstance(item, Frame):
-            self.report.iterations_used[self.decoder.iterations] = (
-                self.report.iterations_used.get(self.decoder.iterations, 0) + 1)
-            if not recovering:  # concealing a loss is extra work once, not a sign the machine is too slow
-                self._adapt(elapsed)
-        return frames
-
-    def _adapt(self, elapsed: float) -> None:
-        """Let the `PassController` judge a sent frame's processing time; apply the passes it decides.
-
-        The model is warmed up before `ready` (`_model_ready`): a cold first
-        frame used to make every session drop a pass for good.
-        """
-        hello = self.decoder.hello
-        if not self.options.adaptive or hello is None or not isinstance(self.decoder, StreamDecoder):
-            return  # only reprojection has passes to drop
-        n = self.decoder.iterations
-        reconstructor = self.decoder.reconstructor
-        if self._passes is None:
-            self._passes = PassController(most=reconstructor.iterations if reconstructor is not None else n)
-        budget = hello.stride / hello.fps
-        one_pass = reconstructor.pass_seconds if reconstructor is not None else elapsed / n
-        decided = self._passes.judge(elapsed, budget, n, self._frames_queued, one_pass)
-        if decided < n:
-            log.info("falling behind (%.0f ms for the last sent frame, %.0f ms between two, %d waiting): "
-                     "%d reprojection passes", elapsed * 1e3, budget * 1e3, self._frames_queued, decided)
-        self.decoder.iterations = decided
-
-    def _worked(self, was_frame: bool, future) -> None:
-        self._backlog -= 1
-        if was_frame:
-            self._frames_queued -= 1
+    def _worked(self, future) -> None:
         try:
             future.result()
         except Exception as exc:  # noqa: BLE001 - a worker crash must end the session, loudly
@@ -467,7 +404,7 @@ class LiveSession:
             self._pump()
 
     def _finished(self, future) -> None:
-        self._worked(False, future)
+        self._worked(future)
         # The last frames were scheduled with call_soon_threadsafe: end after them.
         self._loop.call_soon(self._done.set)
 
@@ -608,8 +545,9 @@ class LiveSession:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await asyncio.get_running_loop().run_in_executor(self._worker, self._close_writer)
-            self._worker.shutdown(wait=True)
+            self.report.frames += await self.worker.call(self.worker.close, not self.decoder.ended)
+            self._keep_partial_transfers()
+            self.worker.shutdown()
             await pc.close()
         r = self.report
         r.counts = {k.value: n for k, n in self.decoder.counts.items()}
@@ -620,21 +558,17 @@ class LiveSession:
         r.updates_refused = getattr(self.decoder, "updates_refused", 0)
         r.model_version = getattr(self.decoder, "model_version", 0)
         r.scale_switches = getattr(self.decoder, "scale_switches", 0)
+        r.iterations_used = dict(self.worker.iterations_used)
+        r.garbage += self.worker.undecodable
         return r
 
-    def _close_writer(self) -> None:
-        if not self.decoder.ended:
-            # Ended early (sender gone): write out what was decoded so far.
-            try:
-                for out in self.decoder.finish(fill=False):
-                    if self.writer is not None:
-                        self.writer.write(to_uint8(out.frame[None])[0])
-                    self.report.frames += 1
-            except Exception:  # noqa: BLE001 - best effort on the way out
-                log.exception("could not flush the last frames")
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
+    def _keep_partial_transfers(self) -> None:
+        """A model transfer cut by the session's end is kept, so the sender's next session sends only the rest."""
+        if self.options.cache is None:
+            return
+        for sha, data in self.decoder.session.partial_blobs().items():
+            log.info("keeping %d bytes of a cut model transfer, to resume from", len(data))
+            self.options.cache.put_partial(sha, data)
 
 
 async def serve(options: ReceiverOptions, sessions: int = 1, server: webrtc.SignalingServer | None = None,

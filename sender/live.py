@@ -112,6 +112,8 @@ class SenderOptions:
     """Also write the stream as sent to this `.vsa` file (`vsa.sender.record`)."""
     link: LinkSpec | None = None
     """Send and receive through an emulated link (`vsa.common.link`; ``vsend --link``), for trying things."""
+    reconnect: bool = False
+    """When the receiver goes away mid-stream, connect again (a restarted vrecv has the model cached) and go on."""
     ladder: tuple[bool, bool] = (False, False)
     """With ``settings.kbps``: whether the scale and the stride are the ladder's to choose (`vsa.sender.ladder`)."""
     rungs: tuple[Rung, ...] = DEFAULT_LADDER
@@ -134,6 +136,10 @@ class SenderReport:
     media_bytes: int = 0
     control_bytes: int = 0
     model_sent: bool = False
+    reconnects: int = 0
+    """New sessions after the receiver went away (``--reconnect``)."""
+    model_bytes: int = 0
+    """Model bytes sent: less than the model's size when the receiver resumed a cut transfer."""
     keyframe_requests: int = 0
     updates: int = 0
     update_bytes: int = 0
@@ -289,6 +295,10 @@ class LiveSender:
         self._relay_stop = threading.Event()
         self.recorder: Recorder | None = None
         self._last_heard = time.monotonic()
+        self._capture_started = False
+        self._capture_done = False
+        """The source has no more frames: a lost receiver then ends the run, with nothing left to reconnect for."""
+        self._pts_origin: int | None = None
 
     def _size(self, capture: _Capture) -> tuple[int, int]:
         if self.options.size:
@@ -420,6 +430,7 @@ class LiveSender:
         what = "model" if wire is self.shipment.model else "base model"
         log.info("sending the %s: %d KiB in %d chunks", what, len(wire) // 1024, len(chunks))
         self.report.model_sent = True
+        self.report.model_bytes += sum(len(c.data) for c in chunks)
         for chunk in chunks:
             await webrtc.wait_buffer_below(self.control, CONTROL_HIGH_WATER, self.options.timeout)
             self._send_control(chunk)
@@ -536,6 +547,38 @@ class LiveSender:
         capture.size = size
         info = capture.info
         frame_count = 0 if (capture.live or o.loop) else min(info.frame_count, o.limit or 1 << 62)
+        what = self._make_encoder(size, info, frame_count)
+        started = time.monotonic()
+        try:
+            while True:
+                try:
+                    await self._session(capture, frame_count, what)
+                    break
+                except (ConnectionError, TimeoutError) as exc:
+                    if not o.reconnect or self._capture_done:
+                        raise
+                    self.report.reconnects += 1
+                    log.warning("%s; reconnecting (--reconnect), attempt %d", exc, self.report.reconnects)
+                    # The receiver may be a new process: a new session, from a keyframe, with the model as
+                    # shipped (it has it cached, or asks for it) and no end it could know of.
+                    frame_count = 0
+                    self._reset_session()
+                    what = self._make_encoder(size, info, frame_count)
+        finally:
+            capture.stop()
+            self._coder.shutdown(wait=False, cancel_futures=True)
+            if isinstance(self.encoder, CodeEncoder):
+                self.report.codes_learned = self.encoder.codes_learned
+                self.report.inversion_steps = [len(losses) for losses in self.encoder.inversion_losses]
+            if self.recorder is not None:
+                self.recorder.close()
+            self.report.seconds = time.monotonic() - started
+            self.report.skipped_budget = getattr(self.encoder, "frames_skipped", 0)
+        return self.report
+
+    def _make_encoder(self, size: tuple[int, int], info, frame_count: int) -> str:
+        """The stream's encoder (frames or INR-V codes) and, under a target, its rate controller; says what it sends."""
+        o = self.options
         if self.bundle.arch.payload == "codes":
             codes = o.codes
             if codes.invert_seconds is None:
@@ -543,35 +586,53 @@ class LiveSender:
                 codes = replace(codes, invert_seconds=INVERT_SHARE * clip_seconds)
             self.encoder = CodeEncoder(self.bundle, info.fps, codes, frame_count=frame_count, source=info.name,
                                        model_wire=self.wire)
-            what = f"INR-V codes ({codes.codes}, {codes.code_format}) at {self.encoder.size[0]}x{self.encoder.size[1]}"
-        else:
-            adapt = o.adapt if o.adapt is not None and self.bundle.arch.adapts else None
-            settings = o.settings
-            if settings.kbps and any(o.ladder):
-                scale, stride = settle(settings.kbps, size, info.fps, None if o.ladder[0] else settings.scale,
-                                       None if o.ladder[1] else settings.stride,
-                                       getattr(self.bundle.config, "scales", None), o.rungs)
-                if scale != settings.scale:
-                    self.bundle, self.shipment = load_model(self.model_path, scale)
-                    self.wire = self.shipment.model
-                settings = replace(settings, scale=scale, stride=stride)
-            self.encoder = StreamEncoder(self.shipment, size, info.fps, settings, frame_count=frame_count,
-                                         source=info.name, adapt=adapt, synchronous=False)
-            if settings.kbps:
-                # Asked from the coding thread before each frame: reading a counter needs no lock.
-                self.encoder.backlogged = lambda: (self.media is not None
-                                                   and self.media.bufferedAmount > self._backlog_limit())
-                ceiling = settings.kbps * 1000
-                self.controller = RateController(ceiling, max(MIN_TARGET_BPS, FLOOR_SHARE * ceiling), ceiling)
-                # The scales the receiver's model can take mid-stream: a delta, and online updates, carry only
-                # the hello's branch; the shipped base and whole models carry every one.
-                if adapt is None and self.shipment.base is None:
-                    self._rung_scales = tuple(getattr(self.bundle.config, "scales", ())) or None  # None: any
-                else:
-                    self._rung_scales = (settings.scale,)
-            self._fps = info.fps
-            what = (f"{size[0]}x{size[1]}, scale {settings.scale}, stride {settings.stride}, {settings.codec}"
-                    + (f", target {settings.kbps:g} kbps" if settings.kbps else ""))
+            return f"INR-V codes ({codes.codes}, {codes.code_format}) at {self.encoder.size[0]}x{self.encoder.size[1]}"
+        adapt = o.adapt if o.adapt is not None and self.bundle.arch.adapts else None
+        settings = o.settings
+        if settings.kbps and any(o.ladder):
+            scale, stride = settle(settings.kbps, size, info.fps, None if o.ladder[0] else settings.scale,
+                                   None if o.ladder[1] else settings.stride,
+                                   getattr(self.bundle.config, "scales", None), o.rungs)
+            if scale != settings.scale:
+                self.bundle, self.shipment = load_model(self.model_path, scale)
+                self.wire = self.shipment.model
+            settings = replace(settings, scale=scale, stride=stride)
+        self.encoder = StreamEncoder(self.shipment, size, info.fps, settings, frame_count=frame_count,
+                                     source=info.name, adapt=adapt, synchronous=False)
+        if settings.kbps:
+            # Asked from the coding thread before each frame: reading a counter needs no lock.
+            self.encoder.backlogged = lambda: (self.media is not None
+                                               and self.media.bufferedAmount > self._backlog_limit())
+            ceiling = settings.kbps * 1000
+            self.controller = RateController(ceiling, max(MIN_TARGET_BPS, FLOOR_SHARE * ceiling), ceiling)
+            # The scales the receiver's model can take mid-stream: a delta, and online updates, carry only
+            # the hello's branch; the shipped base and whole models carry every one.
+            if adapt is None and self.shipment.base is None:
+                self._rung_scales = tuple(getattr(self.bundle.config, "scales", ())) or None  # None: any
+            else:
+                self._rung_scales = (settings.scale,)
+        self._fps = info.fps
+        return (f"{size[0]}x{size[1]}, scale {settings.scale}, stride {settings.stride}, {settings.codec}"
+                + (f", target {settings.kbps:g} kbps" if settings.kbps else ""))
+
+    def _reset_session(self) -> None:
+        """Forget one session's state (its events, tasks and pts origin) before the next one starts."""
+        for task in (*self._control_tasks, *self._repeats):
+            task.cancel()
+        self._control_tasks.clear()
+        self._repeats.clear()
+        self._ready, self._closed = asyncio.Event(), asyncio.Event()
+        self._ended = None
+        self._force_key = False
+        self._last_lost = 0
+        self._pts_origin = None
+        self._last_heard = time.monotonic()
+        self.report.model_sent = False
+
+    async def _session(self, capture, frame_count: int, what: str) -> None:
+        """One connection to the receiver: offer, hello, model if it lacks it, then the frames until the end."""
+        loop = asyncio.get_running_loop()
+        o = self.options
         pc = webrtc.make_peer()
         self.control = pc.createDataChannel(webrtc.CONTROL_LABEL)
         self.media = pc.createDataChannel(webrtc.MEDIA_LABEL, ordered=False, maxRetransmits=0)
@@ -580,39 +641,32 @@ class LiveSender:
         host = o.connect[0]
         bind = o.bind or (host if webrtc.is_loopback(host) else None)
         stats = None
-        started = time.monotonic()
         try:
             self.links = await webrtc.connect_and_offer(pc, *o.connect, token=o.token, timeout=o.timeout, bind=bind,
                                                         link=o.link)
             await webrtc.wait_open([self.control, self.media], o.timeout)
-            log.info("connected to %s:%d; streaming %s at %g fps: %s", *o.connect, info.name, info.fps, what)
+            log.info("connected to %s:%d; streaming %s at %g fps: %s", *o.connect, capture.info.name,
+                     capture.info.fps, what)
+            self._last_heard = time.monotonic()
             stats = background(self._stats_loop(), "the stats loop", on_error=self._task_failed)
             hello = self.encoder.session.start()
-            if o.record:
+            if o.record and self.recorder is None:
                 self.recorder = Recorder(o.record, hello, self.encoder.shipment)
             self._send_control(hello)
             warming = loop.run_in_executor(self._coder, self.encoder.warm_up)
             await self._wait(self._ready, o.timeout + len(self.wire) / 50_000, "the receiver to load the model")
             await warming
-            capture.start()
+            if not self._capture_started:
+                capture.start()
+                self._capture_started = True
             await self._stream(capture, frame_count)
             # The receiver closes once it has played everything out.
             await self._wait(self._closed, o.timeout, "the receiver to finish")
         finally:
-            capture.stop()
             await loop.run_in_executor(None, self._stop_adapting)
-            self._coder.shutdown(wait=False, cancel_futures=True)
-            if isinstance(self.encoder, CodeEncoder):
-                self.report.codes_learned = self.encoder.codes_learned
-                self.report.inversion_steps = [len(losses) for losses in self.encoder.inversion_losses]
             if stats is not None:
                 stats.cancel()
-            if self.recorder is not None:
-                self.recorder.close()
-            self.report.seconds = time.monotonic() - started
-            self.report.skipped_budget = getattr(self.encoder, "frames_skipped", 0)
             await pc.close()
-        return self.report
 
     async def _wait(self, event: asyncio.Event, timeout: float, what: str) -> None:
         waiter = asyncio.ensure_future(event.wait())
@@ -657,10 +711,15 @@ class LiveSender:
                 if isinstance(item, Exception):
                     raise item
                 if item is None:
+                    self._capture_done = True
                     break
                 if self._closed.is_set():
-                    raise ConnectionError("the receiver closed the connection")
+                    raise ConnectionError(self._ended or "the receiver closed the connection")
                 pts, rgb, capture_us = item
+                if self._pts_origin is None:
+                    self._pts_origin = pts  # a session after a reconnect starts at pts 0 too
+                pts -= self._pts_origin
+                item = (pts, rgb, capture_us)
                 self._last_pts = pts
                 self.report.frames += 1
                 self._window_frames += 1

@@ -94,6 +94,39 @@ async def test_two_peers_stream_every_frame_in_real_time_and_reuse_the_cached_mo
     assert abs(live_psnr - offline_psnr) < 0.5, (live_psnr, offline_psnr)
 
 
+async def test_a_model_transfer_cut_in_the_middle_resumes_where_it_stopped(trained_bundle, clip_path, tmp_path,
+                                                                           monkeypatch):
+    model_path, _ = trained_bundle
+    monkeypatch.setattr("vsa.sender.live.MODEL_CHUNK", 4096)  # many chunks, so the cut falls inside the model
+    sent_before_cut = 3 * 4096
+
+    def cut_the_first(sender) -> None:
+        if getattr(cut_the_first, "done", False):
+            return
+        cut_the_first.done = True
+
+        async def send_some(offset: int, sha256: bytes) -> None:  # the fault: three chunks, then the link dies
+            wire = sender.shipment.blob(sha256)
+            for chunk in sender.encoder.session.model_chunks(wire, 4096, offset)[:3]:
+                sender._send_control(chunk)
+            await asyncio.sleep(0.5)
+            sender._end("the test cut the connection mid-transfer")
+
+        sender._send_model = send_some
+
+    senders, (cut, resumed) = await _session(model_path, clip_path, tmp_path, sessions=2,
+                                             before_stream=cut_the_first, sender_fails=True)
+    assert isinstance(senders[0].failure, ConnectionError) and cut.frames == 0
+    wire_size = len(senders[1].wire)
+    assert wire_size > 2 * sent_before_cut
+    # The second session asked for the rest only, and its stream played whole.
+    assert resumed.model_resumed_at == sent_before_cut and resumed.error is None
+    assert senders[1].report.model_bytes == wire_size - sent_before_cut
+    assert resumed.frames == FRAMES and resumed.lost == 0
+    # Whole and verified, the model went into the cache; nothing partial is left.
+    assert not list((tmp_path / "cache").glob("*.part")) and len(list((tmp_path / "cache").glob("*.vsam"))) == 1
+
+
 async def test_with_no_model_the_shipped_base_streams_and_is_never_transferred(clip_path, tmp_path):
     """A camera's case: no training, no model to send; the receiver has the base already."""
     out = tmp_path / "base.mkv"
