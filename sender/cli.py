@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     inrv.add_argument("--invert-seconds", type=positive_float, metavar="S",
                       help="time budget per clip's inversion (default: 3/4 of a clip's duration, to keep up)")
     p.add_argument("--loop", action="store_true", help="play a file again and again")
+    p.add_argument("--reconnect", action="store_true",
+                   help="if the receiver goes away mid-stream, connect again (retrying for --timeout) and go on: "
+                   "a restarted vrecv has the model in its cache, so nothing is sent twice")
     p.add_argument("--record", metavar="OUT.vsa", help="also write the stream as sent to a .vsa file, model "
                    "included, which `vsa decode` plays (to check a receiver, or to keep a call)")
     p.add_argument("--limit", type=positive_int, help="stop after N source frames")
@@ -116,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         set_threads(args.threads)
         if (args.source is None) == (args.web is None):
             raise UserError("give a SOURCE (a file, lavfi:GRAPH or cameraN) or --web (a browser's camera), one of them")
+        if args.reconnect and args.record:
+            raise UserError("--record writes one session; use it without --reconnect")
         if args.web and args.loop:
             raise UserError("--loop plays a file again; a browser's camera has no end to loop from")
         kbps = args.kbps or 0.0
@@ -127,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         options = SenderOptions(connect=args.connect, token=token_from_env(args.token), bind=args.bind,
                                 settings=settings, codes=codes, size=args.size, loop=args.loop, limit=args.limit,
                                 timeout=args.timeout, fec=args.fec, drop_media=args.simulate_loss, seed=args.seed,
-                                adapt=adapt, record=args.record, link=args.link,
+                                adapt=adapt, record=args.record, link=args.link, reconnect=args.reconnect,
                                 ladder=(bool(kbps) and args.scale is None, bool(kbps) and args.stride is None),
                                 rungs=ladder_mod.load_or_default(args.ladder))
         sender = LiveSender(args.model, args.source or "browser camera", options)

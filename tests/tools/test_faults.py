@@ -104,3 +104,42 @@ def test_a_receiver_killed_mid_stream_ends_the_sender_with_one_line(clip_path, t
     assert code != 0 and "Traceback" not in text, text[-2000:]
     last = text.strip().splitlines()[-1]
     assert last.startswith("vsend: ") and "receiver" in last, last
+
+
+def test_vsend_reconnect_goes_on_with_a_restarted_receiver_and_its_cached_model(trained_bundle, clip_path, tmp_path):
+    model, _ = trained_bundle
+    port = free_port()
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    first_log, second_log, send_log = tmp_path / "vrecv1.log", tmp_path / "vrecv2.log", tmp_path / "vsend.log"
+    out = tmp_path / "after.mkv"
+
+    def vrecv(log, *args):
+        return subprocess.Popen([f"{BIN}/vrecv", "--listen", f"127.0.0.1:{port}", "--sessions", "1", *args], env=env,
+                                stdout=log.open("w"), stderr=subprocess.STDOUT)
+
+    first = vrecv(first_log)
+    send = subprocess.Popen([f"{BIN}/vsend", "--model", model, clip_path, "--connect", f"127.0.0.1:{port}", "--bind",
+                             "127.0.0.1", "--loop", "--limit", "600", "--timeout", "60", "--reconnect"], env=env,
+                            stdout=send_log.open("w"), stderr=subprocess.STDOUT)
+    second = None
+    try:
+        _wait_for(first_log, r"received [1-9]\d{1,}", 120)
+        first.kill()
+        killed = time.monotonic()
+        first.wait(10)
+        second = vrecv(second_log, "--output", str(out))  # the same port and model cache, a new process
+        _wait_for(second_log, r"ready for frames", 90)
+        print(f"streaming again {time.monotonic() - killed:.1f} s after vrecv was killed")
+        code = send.wait(120)
+        second_code = second.wait(60)
+    finally:
+        for p in (send, first, second):
+            if p is not None:
+                p.kill()
+    text, before, after = send_log.read_text(), first_log.read_text(), second_log.read_text()
+    assert "requesting it" in before  # the first receiver had to be sent the model
+    assert code == 0 and "reconnecting (--reconnect), attempt 1" in text and "Traceback" not in text, text[-2000:]
+    # The restarted receiver found the model in its cache: nothing was sent twice.
+    assert second_code == 0 and "model from cache" in after and "requesting it" not in after, after[-2000:]
+    frames, _, _ = read_video(str(out))
+    assert len(frames) >= 30
