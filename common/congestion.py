@@ -42,6 +42,12 @@ free 300 kbps link, keyframes crossing it and a busy receiver gave slopes of -21
 time; sending 100 kbps into 60 grows the delay by 670 ms every second."""
 HARD_OVERUSE_MS_PER_S = 150.0
 """A slope this steep is a filling queue at once."""
+BASE_WINDOW_S = 30.0
+"""Seconds over which the receiver keeps the least one-way delay, the path's delay with empty queues."""
+STANDING_QUEUE_MS = 150.0
+"""One-way delay this far above the least (twice running) is a standing queue: congestion, although the delay
+no longer grows. Once a drop-tail queue is full, the trend is flat and only loss is left, which read as
+random loss turned FEC on and doubled the rate into the full queue."""
 QUEUE_SECONDS = 0.5
 """The sender's own unsent bytes, in seconds of the target, above which (twice running) the path is congested."""
 BACKOFF = 0.85
@@ -59,17 +65,36 @@ MAX_PROBE_STEP = 1.5
 
 
 class DelayTrend:
-    """The receiver's estimate of how fast one-way delay grows, from (capture, arrival) times in seconds."""
+    """The receiver's estimate of how fast one-way delay grows, and how far it sits above its least, from
+    (capture, arrival) times in seconds."""
 
-    def __init__(self, window_s: float = TREND_WINDOW_S) -> None:
+    def __init__(self, window_s: float = TREND_WINDOW_S, base_window_s: float = BASE_WINDOW_S) -> None:
         self.window_s = window_s
+        self.base_window_s = base_window_s
         self._samples: deque[tuple[float, float]] = deque(maxlen=4096)
         """(arrival time, one-way delay); bounded whatever the frame rate a peer claims."""
+        self._lows: deque[tuple[float, float]] = deque(maxlen=4096)
+        """(arrival time, one-way delay) of the frames that may yet be the least of the base window: each is
+        lower than every later one (a monotonic queue), so the base is the first."""
 
     def arrived(self, capture_s: float, arrival_s: float) -> None:
-        self._samples.append((arrival_s, arrival_s - capture_s))
+        delay = arrival_s - capture_s
+        self._samples.append((arrival_s, delay))
         while self._samples and self._samples[0][0] < arrival_s - self.window_s:
             self._samples.popleft()
+        while self._lows and self._lows[-1][1] >= delay:
+            self._lows.pop()
+        self._lows.append((arrival_s, delay))
+        while self._lows[0][0] < arrival_s - self.base_window_s:
+            self._lows.popleft()
+
+    def queue_ms(self) -> float:
+        """The window's median one-way delay above the least of the base window, in ms (0 with no frames).
+        Clock offset between the two ends cancels out: both terms carry it."""
+        if not self._samples or not self._lows:
+            return 0.0
+        delays = sorted(d for _, d in self._samples)
+        return max(0.0, (delays[len(delays) // 2] - self._lows[0][1]) * 1000.0)
 
     def slope_ms_per_s(self) -> float:
         """Least-squares slope of the delay over the window, in ms per second (0 with fewer than 3 frames)."""
@@ -97,6 +122,8 @@ class Report:
     delay_trend_ms_per_s: float = 0.0
     queue_bytes: int = 0
     """The sender's media bytes waiting to go out."""
+    queue_delay_ms: float = 0.0
+    """The receiver's one-way delay above its least (`DelayTrend.queue_ms`)."""
 
 
 class RateController:
@@ -111,7 +138,7 @@ class RateController:
         """probe (growing or at the ceiling), hold (waiting to be sure), or back-off (just cut)."""
         self._calm_since: float | None = None
         self._step = PROBE_STEP - 1
-        self._queued = self._rising = 0
+        self._queued = self._rising = self._standing = 0
         """Reports in a row at which the sender's queue was over `QUEUE_SECONDS`, and the delay rising."""
         self.fec_useful = False
         """The last loss looked random (no rising delay): FEC would repair it without adding to a queue."""
@@ -122,9 +149,11 @@ class RateController:
         self._queued = self._queued + 1 if queued else 0
         rising = report.delay_trend_ms_per_s > OVERUSE_MS_PER_S
         self._rising = self._rising + 1 if rising else 0
+        standing = report.queue_delay_ms > STANDING_QUEUE_MS
+        self._standing = self._standing + 1 if standing else 0
         congested = (report.delay_trend_ms_per_s > HARD_OVERUSE_MS_PER_S or self._rising >= 2
-                     or self._queued >= 2)
-        self.fec_useful = report.loss > 0 and not congested and not rising
+                     or self._queued >= 2 or self._standing >= 2)
+        self.fec_useful = report.loss > 0 and not congested and not rising and not standing
         if congested:
             got = report.received_bps if report.received_bps > 0 else self.target_bps
             self.target_bps = min(self.target_bps, BACKOFF * got)

@@ -84,6 +84,8 @@ class Link:
         """When the rate limit has sent everything queued so far."""
         self._last_arrival = 0.0
         self.sent = self.lost = self.dropped = 0
+        self.bytes_offered = 0
+        """Bytes of every datagram sent into the link, lost and dropped ones included (with their headers)."""
 
     def set_rate(self, rate_bps: float) -> None:
         """A new rate from now on (a bandwidth trace); what is queued keeps its place."""
@@ -98,6 +100,7 @@ class Link:
     def send(self, size: int, now: float) -> float | None:
         """A datagram of ``size`` bytes sent at ``now`` (seconds): its arrival time, or None."""
         self.sent += 1
+        self.bytes_offered += size
         if self.spec.loss and self._rng.random() < self.spec.loss:
             self.lost += 1
             return None

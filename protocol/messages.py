@@ -197,6 +197,9 @@ class Stats:
     path; the sender's congestion control backs off on it)."""
     loss: float = 0.0
     """Share of the last second's frames that never arrived, in [0, 1]."""
+    queue_delay: float = 0.0
+    """How far the last second's one-way delay sits above the least seen lately, in ms: a standing queue on the
+    path, which a delay that no longer grows (a full drop-tail queue) hides from ``delay_trend``."""
 
 
 Message = Union[Hello, ModelChunk, Frame, ModelUpdate, Bye, ModelRequest, Ready, KeyframeRequest, Stats]
@@ -273,6 +276,7 @@ _SCHEMA: dict[type, dict[str, tuple[str, float, float]]] = {
         "updates_refused": (_INT, 0, MAX_SEQ),
         "delay_trend": (_FLOAT, -1e5, 1e5),
         "loss": (_FLOAT, 0.0, 1.0),
+        "queue_delay": (_FLOAT, 0.0, 1e7),
     },
 }
 

@@ -502,7 +502,7 @@ class LiveSession:
                     media_kbps=min(o["media_kbps"], 1e7), latency_ms=min(lat, 1e7),
                     iterations=min(self.decoder.iterations, 64),  # the stats schema caps it
                     model_version=o["model_version"], updates_refused=getattr(self.decoder, "updates_refused", 0),
-                    delay_trend=max(-1e5, min(1e5, trend)),
+                    delay_trend=max(-1e5, min(1e5, trend)), queue_delay=min(self._delay.queue_ms(), 1e7),
                     loss=lost / (lost + received) if lost + received else 0.0,
                 ))
             w.reset()

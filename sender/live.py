@@ -158,8 +158,9 @@ class SenderReport:
     """Under ``--kbps``: frames skipped while the stream was over its budget."""
     rung_switches: list[tuple[float, int, int]] = field(default_factory=list)
     """Under ``--kbps``: (seconds since start, scale, stride) at each move along the ladder."""
-    keyframe_requests_deferred: int = 0
-    """Under ``--kbps``: keyframe requests left unanswered, coming within `TARGET_KEYFRAME_GAP_S` of another."""
+    skipped_for_keyframe: int = 0
+    """Under ``--kbps``: frames not sent while a keyframe the receiver asked for waited for the budget (inter
+    frames past a hole cannot be decoded)."""
     codes_learned: int = 0
     inversion_steps: list[int] = field(default_factory=list)
     """INR-V: Adam steps each inverted clip got within its time budget."""
@@ -271,6 +272,8 @@ class LiveSender:
         self._ready = asyncio.Event()
         self._closed = asyncio.Event()
         self._force_key = False
+        self._key_pending = False
+        """Under a target: the receiver asked for a keyframe that has not gone yet (`_keyframe_affordable`)."""
         self._fec_until = float("inf") if options.fec == "on" else 0.0
         self._last_lost = 0
         self._repeats: set[asyncio.Task] = set()
@@ -338,13 +341,11 @@ class LiveSender:
             elif isinstance(event, KeyframeWanted):
                 self._loss_reported()
                 self.report.keyframe_requests += 1
-                now = time.monotonic()
-                if self.controller is not None and now - self._last_forced_key < TARGET_KEYFRAME_GAP_S:
-                    # Under a target on a lossy or congested path, answering every request sent a keyframe
-                    # several times a second, each worth a second of the link: a storm that kept it congested.
-                    self.report.keyframe_requests_deferred += 1
+                if self.controller is not None:
+                    # Under a target, answered by `_stream` when the budget and the keyframe gap allow it.
+                    self._key_pending = True
                     continue
-                self._last_forced_key = now
+                self._last_forced_key = time.monotonic()
                 self.encoder.request_keyframe()
                 self._force_key = True
             elif isinstance(event, PeerStats):
@@ -376,7 +377,7 @@ class LiveSender:
         now = time.monotonic()
         before = self.controller.target_bps
         target = self.controller.update(Report(now, stats.media_kbps * 1000, stats.loss, stats.delay_trend,
-                                               self.media.bufferedAmount))
+                                               self.media.bufferedAmount, stats.queue_delay))
         keeper.retarget(target, self._stream_seconds())
         self.report.targets.append((round(now - self._started, 2), round(target / 1000, 1)))
         if abs(target - before) > 0.05 * before:
@@ -405,6 +406,16 @@ class LiveSender:
         self._last_rung = now
         self.report.rung_switches.append((round(now - self._started, 2), scale, stride))
         log.info("ladder: scale %d, stride %d for %.1f kbps", scale, stride, kbps)
+
+    def _keyframe_affordable(self) -> bool:
+        """Under a target, whether a keyframe the receiver asked for may go now: not within
+        `TARGET_KEYFRAME_GAP_S` of the last one (answering every request sent several a second on a lossy
+        path, each worth a second of the link: a storm that kept it congested), and not while the stream is
+        over its budget (the keyframe is the largest frame there is)."""
+        if time.monotonic() - self._last_forced_key < TARGET_KEYFRAME_GAP_S:
+            return False
+        keeper = getattr(self.encoder, "keeper", None)
+        return keeper is None or not keeper.behind(self._stream_seconds())
 
     def _stream_seconds(self) -> float:
         """The stream's own clock: the newest captured frame's pts, in seconds (what the keeper counts in)."""
@@ -624,6 +635,7 @@ class LiveSender:
         self._ready, self._closed = asyncio.Event(), asyncio.Event()
         self._ended = None
         self._force_key = False
+        self._key_pending = False
         self._last_lost = 0
         self._pts_origin = None
         self._last_heard = time.monotonic()
@@ -724,6 +736,16 @@ class LiveSender:
                 self.report.frames += 1
                 self._window_frames += 1
                 flagged_last = frame_count > 0 and pts == frame_count - 1
+                if self._key_pending and not flagged_last:
+                    if not self._keyframe_affordable():
+                        # The receiver cannot decode inter frames past its hole: sending them would only add to
+                        # the congestion that made the hole. Nothing goes until the keyframe can.
+                        self.report.skipped_for_keyframe += 1
+                        continue
+                    self._key_pending = False
+                    self._last_forced_key = time.monotonic()
+                    self.encoder.request_keyframe()
+                    self._force_key = True
                 force, self._force_key = self._force_key, False
                 await queue(code(pts, rgb, capture_us, flagged_last or force))
                 previous = item

@@ -148,7 +148,10 @@ def _trace_main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
                    video=Path(args.video).name)
     for row in figures["seconds"]:
         print(f"t {row['t']:5.1f} s  link {row['link_kbps']:6.1f}  sent {row['sent_kbps']:6.1f}  target "
-              f"{row['target_kbps'] if row['target_kbps'] is not None else '-':>6}  latency {row.get('latency_ms', '-')} ms")
+              f"{row['target_kbps'] if row['target_kbps'] is not None else '-':>6}  latency {row.get('latency_ms', '-')} ms"
+              f"  queue delay {row.get('queue_delay_ms', '-')} ms  link queue {row.get('link_queue_bytes', '-')} B"
+              f"  channel {row.get('sender_buffered_bytes', '-')} B  into link {row.get('into_link_kbps', '-')} kbps"
+              f" in {row.get('into_link_datagrams', '-')} datagrams")
     print(f"events: {figures['events']}")
     print(f"segments: {figures['segments']}")
     print(f"frames {figures['frames']}, lost {figures['lost']}, skipped {figures['skipped_frames']}, latency median "

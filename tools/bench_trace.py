@@ -44,6 +44,20 @@ def parse_trace(text: str) -> list[tuple[float, float]]:
     return segments
 
 
+async def _sample(sender, samples: list[tuple[float, int, int, int]]) -> None:
+    """Once a second: (time, bytes in the link's queue, bytes waiting in the sender's media channel, bytes sent
+    into the link since the last sample: media, control, and every protocol's headers)."""
+    offered = count = 0
+    while True:
+        await asyncio.sleep(1.0)
+        if sender.links and sender.media is not None:
+            now = time.monotonic()
+            link = sender.links[0]
+            samples.append((now - sender._started, int(link.queued_bytes(now)), sender.media.bufferedAmount,
+                            link.bytes_offered - offered, link.sent - count))
+            offered, count = link.bytes_offered, link.sent
+
+
 async def _drive(sender, trace: list[tuple[float, float]], marks: list[float]) -> None:
     """Set the sender's links to each segment's rate on schedule; ``marks`` gets each change's time."""
     while not sender.links:
@@ -90,13 +104,16 @@ async def run_trace(model_path: str | None, clip: str, size: tuple[int, int], kb
             limit=int(total * fps), link=replace(link, rate_bps=trace[0][0]), adapt=None,
             settings=StreamSettings(scale=4, stride=stride or 2, kbps=kbps), ladder=(True, stride is None)))
         driving = asyncio.create_task(_drive(sender, trace, marks))
+        samples: list[tuple[float, int, int, int]] = []
+        sampling = asyncio.create_task(_sample(sender, samples))
         try:
             await sender.run()
             (report,) = await asyncio.wait_for(receiving, 60)
         finally:
             driving.cancel()
+            sampling.cancel()
             await server.close()
-    return {"sender": sender, "receiver": report, "marks": marks}
+    return {"sender": sender, "receiver": report, "marks": marks, "samples": samples}
 
 
 def summarise(result: dict, trace: list[tuple[float, float]], psnr: np.ndarray, fps: float) -> dict:
@@ -121,6 +138,13 @@ def summarise(result: dict, trace: list[tuple[float, float]], psnr: np.ndarray, 
         row["latency_ms"] = round(s.get("latency_ms", 0.0), 1)
         row["delay_trend"] = round(s.get("delay_trend", 0.0), 1)
         row["loss"] = round(s.get("loss", 0.0), 3)
+        row["queue_delay_ms"] = round(s.get("queue_delay", 0.0), 1)
+    for row in seconds:
+        near = [q for q in result.get("samples", ()) if abs(q[0] - start - row["t"]) <= 0.5]
+        if near:
+            row["link_queue_bytes"], row["sender_buffered_bytes"] = near[0][1], near[0][2]
+            row["into_link_kbps"] = round(near[0][3] * 8 / 1000, 1)
+            row["into_link_datagrams"] = near[0][4]
     figures: dict = {"seconds": seconds, "bounds": [round(b - start, 2) for b in bounds]}
     # The goals: after each drop, when the sent rate first fell below the link; after each rise, when it came
     # back within 20% of the new rate.
@@ -142,7 +166,8 @@ def summarise(result: dict, trace: list[tuple[float, float]], psnr: np.ndarray, 
     figures.update(
         frames=report.frames, lost=report.lost, latency_median_ms=round(report.latency(0.5), 1),
         latency_p95_ms=round(report.latency(0.95), 1), longest_gap_ms=round(gaps[-1], 1) if gaps else None,
-        skipped_frames=sender.skipped_budget, media_kbps=round(sender.media_bytes * 8 / 1000 / max(sender.seconds, 1e-9), 1),
+        skipped_frames=sender.skipped_budget, skipped_for_keyframe=sender.skipped_for_keyframe,
+        keyframe_requests=sender.keyframe_requests, media_kbps=round(sender.media_bytes * 8 / 1000 / max(sender.seconds, 1e-9), 1),
     )
     # PSNR per segment of the trace, output frame i being source frame i (the output runs at the source's rate).
     segment_psnr = []

@@ -3,7 +3,8 @@
 import pytest
 
 from vsa.common.congestion import (
-    BACKOFF, HARD_OVERUSE_MS_PER_S, OVERUSE_MS_PER_S, PROBE_STEP, STABLE_S, DelayTrend, RateController, Report,
+    BACKOFF, HARD_OVERUSE_MS_PER_S, OVERUSE_MS_PER_S, PROBE_STEP, STABLE_S, STANDING_QUEUE_MS, DelayTrend,
+    RateController, Report,
 )
 
 
@@ -22,6 +23,30 @@ def test_the_delay_trend_sees_a_filling_queue_and_not_a_steady_one():
         filling.arrived(capture_s=t, arrival_s=t + 0.090)
     assert abs(filling.slope_ms_per_s()) < 1.0
     assert DelayTrend().slope_ms_per_s() == 0.0
+
+
+def test_the_delay_trend_sees_a_standing_queue_the_slope_misses():
+    trend = DelayTrend()
+    for i in range(60):  # 2 s on an empty path (20 ms), with a clock offset that must cancel out
+        t = 100.0 + i / 30
+        trend.arrived(capture_s=t - 5.0, arrival_s=t + 0.020)
+    assert trend.queue_ms() == pytest.approx(0.0, abs=1.0)
+    for i in range(60, 150):  # a full drop-tail queue: 400 ms more, flat
+        t = 100.0 + i / 30
+        trend.arrived(capture_s=t - 5.0, arrival_s=t + 0.420)
+    assert abs(trend.slope_ms_per_s()) < 1.0 and trend.queue_ms() == pytest.approx(400.0, abs=1.0)
+    assert DelayTrend().queue_ms() == 0.0
+
+
+def test_a_standing_queue_is_congestion_and_its_loss_gets_no_fec():
+    rc = RateController(300_000, 10_000, 300_000)
+    over = Report(1.0, received_bps=60_000, loss=0.2, queue_delay_ms=STANDING_QUEUE_MS + 50)
+    rc.update(over)
+    assert not rc.fec_useful  # loss behind a standing queue is the queue overflowing, not a noisy radio
+    assert rc.update(Report(2.0, 60_000, queue_delay_ms=STANDING_QUEUE_MS + 50)) == pytest.approx(BACKOFF * 60_000)
+    calm = RateController(300_000, 10_000, 300_000)
+    calm.update(Report(1.0, 200_000, loss=0.03, queue_delay_ms=20.0))
+    assert calm.fec_useful  # the same loss on an empty queue looks random: FEC repairs it
 
 
 def _settle(rc: RateController, start: float, seconds: int, received: float) -> float:

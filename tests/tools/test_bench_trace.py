@@ -22,7 +22,8 @@ def test_the_summary_times_the_fall_below_the_link_and_the_climb_back():
     # after the rise.
     sent = [200] * 5 + [150, 50, 50, 50, 50] + [60, 80, 120, 160, 200, 250, 250, 250, 250, 250]
     report = SimpleNamespace(sent_kbps=[(1.0 + i, k) for i, k in enumerate(sent)], targets=[], receiver_stats=[],
-                             skipped_budget=0, media_bytes=0, seconds=20.0)
+                             skipped_budget=0, skipped_for_keyframe=0, keyframe_requests=0, media_bytes=0,
+                             seconds=20.0)
     receiver = SessionReport(frames=600, latencies_ms=[80.0] * 600, display_gaps_ms=[33.0] * 599)
     psnr = np.concatenate([np.full(150, 30.0), np.full(150, 25.0), np.full(300, 29.0)])
     figures = summarise({"sender": SimpleNamespace(report=report), "receiver": receiver, "marks": [0.0, 5.0, 10.0]},
