@@ -183,6 +183,15 @@ class SenderReport:
                    f"{self.skipped_budget} frames skipped to keep to it" if self.targets else ""))
 
 
+def put_newest(queue: asyncio.Queue, item) -> bool:
+    """Queue ``item``; when the queue is full, drop the oldest first, as a camera does. Whether one was dropped."""
+    dropped = queue.full()
+    if dropped:
+        queue.get_nowait()
+    queue.put_nowait(item)
+    return dropped
+
+
 class _Capture:
     """Reads the source in a thread, paced like a camera, into a small queue.
 
@@ -213,10 +222,7 @@ class _Capture:
         self._stop.set()
 
     def _put(self, item) -> None:
-        if self.queue.full():
-            self.queue.get_nowait()
-            self.dropped += 1
-        self.queue.put_nowait(item)
+        self.dropped += put_newest(self.queue, item)
 
     def _deliver(self, item) -> None:
         try:

@@ -27,6 +27,8 @@ from vsa.common import webrtc
 from vsa.common.video import SourceInfo, default_working_size, fit_frame
 from vsa.common.webpage import WebServer, answer_page, parse_offer
 
+from .live import put_newest
+
 if TYPE_CHECKING:
     from .live import LiveSender
 
@@ -66,10 +68,7 @@ class BrowserCapture:
         self.track.stop()
 
     def _put(self, item) -> None:
-        if self.queue.full():
-            self.queue.get_nowait()
-            self.dropped += 1
-        self.queue.put_nowait(item)
+        self.dropped += put_newest(self.queue, item)
 
     def _convert(self, frame) -> np.ndarray:
         return fit_frame(frame.to_ndarray(format="rgb24"), *self.size)

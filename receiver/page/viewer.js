@@ -2,43 +2,12 @@
 // bicubic twin), the stream's figures from /stats, and what this leg adds to latency from /timing.
 "use strict";
 
-const token = new URLSearchParams(location.hash.slice(1)).get("token") || "";
-const headers = token ? { "X-Vsa-Token": token, "Content-Type": "application/json" } : { "Content-Type": "application/json" };
-const $ = (id) => document.getElementById(id);
-
 // What tests and the curious read: frames shown, and (RTP timestamp, wall clock) of each.
 const viewer = (window.vsaViewer = { framesShown: 0, samples: [], pageLatencies: [], state: "connecting", error: "" });
 let pc = null;
 let viewerId = null; // what vrecv calls this page's connection, to say it leaves
 let streaming = false;
-
-function setState(text, cls) {
-  viewer.state = text;
-  $("state").textContent = text;
-  $("state").className = "state " + (cls || "");
-}
-
-function say(message) {
-  viewer.error = message;
-  $("message").textContent = message;
-}
-
-async function call(path, body) {
-  const response = await fetch(path, body === undefined ? { headers } : { method: "POST", headers, body: JSON.stringify(body) });
-  const reply = await response.json();
-  if (!response.ok) throw new Error(reply.error || response.statusText);
-  return reply;
-}
-
-function gathered(connection, ms) {
-  // aiortc answers with every candidate; the offer may go once ours are gathered (or after a bound wait).
-  if (connection.iceGatheringState === "complete") return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => { if (connection.iceGatheringState === "complete") resolve(); };
-    connection.addEventListener("icegatheringstatechange", done);
-    setTimeout(resolve, ms);
-  });
-}
+pageStatus = viewer;
 
 function leave() {
   if (viewerId) fetch("leave", { method: "POST", headers, body: JSON.stringify({ id: viewerId }), keepalive: true }).catch(() => {});

@@ -2,36 +2,8 @@
 // makes of it (/stats, and the low-res frame from /lowres).
 "use strict";
 
-const token = new URLSearchParams(location.hash.slice(1)).get("token") || "";
-const headers = token ? { "X-Vsa-Token": token, "Content-Type": "application/json" } : { "Content-Type": "application/json" };
-const $ = (id) => document.getElementById(id);
 const page = (window.vsaCamera = { state: "starting", error: "", lowresShown: 0 });
-
-function setState(text, cls) {
-  page.state = text;
-  $("state").textContent = text;
-  $("state").className = "state " + (cls || "");
-}
-
-function say(message) {
-  page.error = message;
-  $("message").textContent = message;
-}
-
-async function call(path, body) {
-  const response = await fetch(path, body === undefined ? { headers } : { method: "POST", headers, body: JSON.stringify(body) });
-  const reply = await response.json();
-  if (!response.ok) throw new Error(reply.error || response.statusText);
-  return reply;
-}
-
-function gathered(connection, ms) {
-  if (connection.iceGatheringState === "complete") return Promise.resolve();
-  return new Promise((resolve) => {
-    connection.addEventListener("icegatheringstatechange", () => { if (connection.iceGatheringState === "complete") resolve(); });
-    setTimeout(resolve, ms);
-  });
-}
+pageStatus = page;
 
 async function start() {
   let stream;
