@@ -10,7 +10,8 @@
 The event loop only moves bytes and keeps time; decoding, reprojection and
 the mp4 writer run in one worker thread, in order (`vsa.receiver.worker`:
 it owns the decoder and is fed by a queue), so networking never stalls
-behind the model. The worker drops reprojection passes (down to one) when it
+behind the model. The control channel's messages are handled in order by
+`vsa.receiver.control`, which tells this session what it must act on. The worker drops reprojection passes (down to one) when it
 falls behind, before any frame is dropped (`vsa.receiver.passes`); the
 output clock (`vsa.receiver.playout`) decides when each frame is shown.
 
@@ -31,23 +32,21 @@ from typing import Callable
 import torch
 
 from vsa.common import webrtc
-from vsa.common.bundle import BundleError
 from vsa.common.congestion import DelayTrend
 from vsa.common.framecodec import INTER_CODECS
 from vsa.common.tasks import background
-from vsa.protocol.errors import ProtocolError, SessionFailed
+from vsa.protocol.errors import ProtocolError
 from vsa.protocol.fragment import Reassembler
-from vsa.protocol.messages import (
-    Bye, Frame, Hello, KeyframeRequest, Message, ModelChunk, ModelRequest, ModelUpdate, Ready, Stats,
-)
+from vsa.protocol.messages import Frame, Hello, KeyframeRequest, Message, Stats
 from vsa.protocol.messages import decode as decode_message
 from vsa.protocol.messages import encode as encode_message
 
 from .cache import ModelCache
+from .control import ControlHandler
 from .jitter import JitterBuffer, Lost
 from .decoder import make_decoder
 from .playout import Playout
-from .stream import Kind, OutputFrame, SessionDecoder, StreamDecoder
+from .stream import Kind, OutputFrame, SessionDecoder
 from .worker import Worker
 
 log = logging.getLogger("vsa.recv")
@@ -165,7 +164,9 @@ class LiveSession:
         self.jitter: JitterBuffer | None = None
         self.playout: Playout | None = None
         self.control = self.media = None
-        self._control_q: asyncio.Queue[bytes] = asyncio.Queue(maxsize=4096)
+        self.control_handler = ControlHandler(self.worker, self._send, self, self._decoder_for, options.cache,
+                                              options.output, on_stream)
+        """Hello, model, updates and bye, in order (`vsa.receiver.control`)."""
         self._to_show: list[tuple[float, OutputFrame]] = []
         self._new_frames = asyncio.Event()
         self._finishing = False
@@ -240,52 +241,12 @@ class LiveSession:
             self.report.garbage += 1
             return
         self._count_control(len(data))
-        try:
-            self._control_q.put_nowait(data)
-        except asyncio.QueueFull:
+        if not self.control_handler.push(data):
             self.report.garbage += 1
 
-    async def _control_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        while not self._done.is_set():
-            data = await self._control_q.get()
-            try:
-                msg = decode_message(data)
-                if isinstance(msg, Hello) and self.decoder.hello is None:
-                    self.worker.decoder = self._decoder_for(msg)  # no frame can be queued before the hello
-                if isinstance(msg, (Hello, ModelChunk)):
-                    await self.worker.call(self.decoder.feed, msg)
-                    if isinstance(msg, Hello):
-                        self._started_stream(msg)
-                    if self.decoder.ready:
-                        await self._model_ready(loop)
-                elif isinstance(msg, ModelUpdate):
-                    # Staged in the worker, in order with the frames: it applies between two of them.
-                    self._window.update_bytes += len(data)
-                    self.report.update_bytes += len(data)
-                    await self.worker.call(self.decoder.feed, msg)
-                elif isinstance(msg, Bye):
-                    if self.jitter is None:
-                        raise ProtocolError("bye before hello")
-                    self.jitter.end(msg.frames, time.monotonic())
-                    self._pump()
-                else:
-                    raise ProtocolError(f"{type(msg).__name__} does not belong on the control channel")
-            except SessionFailed as exc:
-                # Nothing can follow (the model is not the one the hello named): say why to both ends.
-                self.report.error = f"session failed: {exc}"
-                log.error("%s", self.report.error)
-                self._send(self.decoder.session.bye(str(exc)))
-                self._done.set()
-            except ProtocolError as exc:
-                self.report.garbage += 1
-                log.warning("ignoring bad control message: %s", exc)
-            except BundleError as exc:
-                self.report.error = f"model rejected: {exc}"
-                log.error("%s", self.report.error)
-                self._done.set()
+    # -- what the control handler tells the session (`ControlEvents`) ------------------------------
 
-    def _started_stream(self, hello: Hello) -> None:
+    def stream_started(self, hello: Hello) -> None:
         self.report.hello = hello
         frame_time = 1.0 / hello.fps
         self.jitter = JitterBuffer(wait=self.options.jitter_frames * frame_time, skip_to_keyframe=hello.codec in INTER_CODECS)
@@ -296,38 +257,24 @@ class LiveSession:
             what = f"scale {hello.scale}, stride {hello.stride}, {hello.codec} payload"
         log.info("stream from %s: %dx%d at %g fps, %s, model %s (%d KiB)", hello.source or "sender",
                  hello.height, hello.width, hello.fps, what, hello.model_sha256.hex()[:12], hello.model_size // 1024)
-        for sha in self.decoder.session.wanted:  # the base first: a delta is useless without it
-            log.info("%s %s not held here: requesting it", "model" if sha == hello.model_sha256 else "base model",
-                     sha.hex()[:12])
-            self.report.model_transferred = True
-            offset = 0
-            partial = self.options.cache.take_partial(sha) if self.options.cache is not None else None
-            if partial:
-                offset = self.decoder.session.resume(sha, partial)
-                if offset:
-                    log.info("resuming its transfer at byte %d of %d (an earlier session was cut)", offset,
-                             self.decoder.session.wanted_size(sha))
-            self.report.model_resumed_at = max(self.report.model_resumed_at, offset)
-            self._send(ModelRequest(offset, sha))
 
-    async def _model_ready(self, loop) -> None:
-        if self.options.cache is not None:
-            for wire in self.decoder.received_blobs.values():
-                await loop.run_in_executor(None, self.options.cache.put, wire)
-        if self.options.output:
-            height, width = self.decoder.output_size
-            await self.worker.call(self.worker.open_writer, self.options.output, width, height,
-                                   self.decoder.output_fps)
-        if isinstance(self.decoder, StreamDecoder) and self.decoder.reconstructor is not None:
-            h = self.decoder.hello
-            await self.worker.call(self.decoder.reconstructor.warm_up,
-                                       (h.height // h.scale, h.width // h.scale))
-        if self.on_stream is not None:
-            # Opening a window took 100 ms or more, and on the first frame that stall went into the playout
-            # delay for seconds: open it now, while the sender waits for ready.
-            await loop.run_in_executor(None, self.on_stream, *self.decoder.output_size)
-        log.info("model loaded; ready for frames")
-        self._send(Ready(adapt=isinstance(self.decoder, StreamDecoder) and self.decoder.adapt))
+    def update_received(self, nbytes: int) -> None:
+        self._window.update_bytes += nbytes
+        self.report.update_bytes += nbytes
+
+    def stream_ending(self, frames: int) -> None:
+        if self.jitter is None:
+            raise ProtocolError("bye before hello")
+        self.jitter.end(frames, time.monotonic())
+        self._pump()
+
+    def failed(self, reason: str) -> None:
+        self.report.error = self.report.error or reason
+        log.error("%s", reason)
+        self._done.set()
+
+    def refused(self) -> None:
+        self.report.garbage += 1
 
     # -- media -------------------------------------------------------------------------------
 
@@ -528,7 +475,7 @@ class LiveSession:
 
     async def run(self, pc) -> SessionReport:
         self._loop = asyncio.get_running_loop()
-        loops = {"the control loop": self._control_loop(), "the display loop": self._display_loop(),
+        loops = {"the control loop": self.control_handler.run(self._done), "the display loop": self._display_loop(),
                  "the stats loop": self._stats_loop(), "the timer loop": self._timer_loop()}
         tasks = [background(coro, name, on_error=self._loop_failed) for name, coro in loops.items()]
         try:
@@ -551,6 +498,8 @@ class LiveSession:
             await pc.close()
         r = self.report
         r.counts = {k.value: n for k, n in self.decoder.counts.items()}
+        r.model_transferred = self.control_handler.model_transferred
+        r.model_resumed_at = self.control_handler.model_resumed_at
         r.lost = self.decoder.frames_lost
         r.late = self.jitter.late if self.jitter else 0
         r.seconds = time.monotonic() - self._started
