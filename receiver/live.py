@@ -32,7 +32,7 @@ from typing import Callable
 import torch
 
 from vsa.common import webrtc
-from vsa.common.congestion import DelayTrend
+from vsa.common.congestion import STANDING_QUEUE_MS, DelayTrend
 from vsa.common.framecodec import INTER_CODECS
 from vsa.common.tasks import background
 from vsa.protocol.errors import ProtocolError
@@ -50,6 +50,9 @@ from .stream import Kind, OutputFrame, SessionDecoder
 from .worker import Worker
 
 log = logging.getLogger("vsa.recv")
+
+EARLY_STATS_GAP_S = 0.25
+"""Least time between two reports when a queue builds (`STANDING_QUEUE_MS`), rather than a second."""
 
 
 @dataclass
@@ -176,6 +179,8 @@ class LiveSession:
         self._last_keyframe_request = 0.0
         self._window = _Window()
         self._delay = DelayTrend()
+        self._stats_due = asyncio.Event()
+        self._last_stats_at = time.monotonic()
         """How fast one-way delay grows: the sender's congestion control reads it in `Stats`."""
         self._lost_reported = self._received_reported = 0
         self._last_shown_at: float | None = None
@@ -304,6 +309,11 @@ class LiveSession:
             wall = time.time()
             self.playout.arrived(msg.capture_us / 1e6, wall)
             self._delay.arrived(msg.capture_us / 1e6, wall)
+            if (now - self._last_stats_at >= EARLY_STATS_GAP_S and not self._stats_due.is_set()
+                    and self._delay.queue_ms() > STANDING_QUEUE_MS):
+                # A queue is building on the path: tell the sender now, not at the next second. Sending 150
+                # kbps into a link that fell to 60 fills a 16 KB queue in about a second.
+                self._stats_due.set()
         log.debug("frame seq %d pts %d%s arrived", msg.seq, msg.pts, " (key)" if msg.keyframe else "")
         if self.jitter.push(msg, now):
             log.debug("hole before seq %d", msg.seq)
@@ -410,24 +420,31 @@ class LiveSession:
         return dict(self._overlay)
 
     async def _stats_loop(self) -> None:
+        """A report once a second, or sooner when a queue builds on the path (`_on_media` asks for it)."""
         interval = self.options.stats_interval
         while not self._done.is_set():
-            try:
-                await asyncio.wait_for(self._done.wait(), interval)
-            except asyncio.TimeoutError:
-                pass
+            remaining = interval - (time.monotonic() - self._last_stats_at)
+            if remaining > 0:
+                try:
+                    await asyncio.wait_for(self._stats_due.wait(), remaining)
+                except asyncio.TimeoutError:
+                    pass
+            self._stats_due.clear()
+            now = time.monotonic()
+            interval_s = max(0.05, now - self._last_stats_at)  # what the window's counts were gathered over
+            self._last_stats_at = now
             w = self._window
             counts = self.decoder.counts
             lat = statistics.median(w.latencies) if w.latencies else 0.0
             self._overlay = {
-                "media_kbps": w.media_bytes * 8 / 1000 / interval,
-                "control_kbps": w.control_bytes * 8 / 1000 / interval,
-                "fps": w.shown / interval,
+                "media_kbps": w.media_bytes * 8 / 1000 / interval_s,
+                "control_kbps": w.control_bytes * 8 / 1000 / interval_s,
+                "fps": w.shown / interval_s,
                 "latency_ms": lat,
                 "lost": self.decoder.frames_lost,
                 "iterations": self.decoder.iterations,
                 "model_version": getattr(self.decoder, "model_version", 0),
-                "update_kbps": w.update_bytes * 8 / 1000 / interval,
+                "update_kbps": w.update_bytes * 8 / 1000 / interval_s,
             }
             o = self._overlay
             log.info(

@@ -122,8 +122,16 @@ class BitrateKeeper:
         return debt
 
     def retarget(self, target_bps: float, now: float) -> None:
-        """A new target from ``now`` seconds on (the congestion controller's, live)."""
-        self._budget_bits, self._budget_at = self.budget_bits(now), now
+        """A new target from ``now`` seconds on (the congestion controller's, live).
+
+        A lower target also forfeits any credit: what a quiet stream saved at the old rate is not the
+        network's to give once it has shrunk. Kept, up to 2 s of the new target went out at the old rate
+        straight after a drop (measured: 137 kbps sent the second after the target fell to 44).
+        """
+        budget = self.budget_bits(now)
+        if target_bps < self.target_bps:
+            budget = min(budget, (self.payload_bytes + self.other_bytes) * 8.0)
+        self._budget_bits, self._budget_at = budget, now
         self.target_bps = max(1.0, target_bps)
 
     def behind(self, now: float) -> bool:

@@ -360,7 +360,7 @@ class LiveSender:
                 if s.lost > self._last_lost:
                     self._loss_reported()
                 self._last_lost = s.lost
-                self.report.receiver_stats.append(s.__dict__.copy())
+                self.report.receiver_stats.append({**s.__dict__, "at_s": round(time.monotonic() - self._started, 2)})
                 log.info("receiver: %.1f fps, %d received, %d interpolated, %d concealed, %d lost, latency %.0f ms, "
                          "%d passes", s.fps, s.received, s.interpolated, s.concealed, s.lost, s.latency_ms,
                          s.iterations)

@@ -133,8 +133,14 @@ def summarise(result: dict, trace: list[tuple[float, float]], psnr: np.ndarray, 
     targets = dict((round(t - start), k) for t, k in sender.targets)
     for row in seconds:
         row["target_kbps"] = targets.get(round(row["t"]))
-    stats = sender.receiver_stats
-    for row, s in zip(seconds, stats):
+    # The receiver reports once a second, and sooner while a queue builds: each row takes the last report
+    # made by its time.
+    stats = sorted(sender.receiver_stats, key=lambda s: s.get("at_s", 0.0))
+    for i, row in enumerate(seconds):
+        made = [s for s in stats if "at_s" in s and s["at_s"] - start <= row["t"] + 0.05]
+        s = made[-1] if made else (stats[i] if i < len(stats) and "at_s" not in stats[i] else None)
+        if s is None:
+            continue
         row["latency_ms"] = round(s.get("latency_ms", 0.0), 1)
         row["delay_trend"] = round(s.get("delay_trend", 0.0), 1)
         row["loss"] = round(s.get("loss", 0.0), 3)

@@ -28,6 +28,21 @@ def test_the_keeper_lowers_the_quality_of_a_stream_over_its_target_and_raises_an
     assert abs(_group(on_target, 60, 20.0 - 20 * 8 * FPS / 1000) - 30) <= 1
 
 
+def test_a_lower_target_forfeits_the_credit_a_quiet_stream_saved():
+    keeper = BitrateKeeper(300_000, FPS, "vp9", 30)  # a live stream (no frame count) with a generous target
+    keeper.next_crf(0)
+    keeper.sent(int(100_000 / 8 * 4.0))  # 4 s at 100 kbps: credit, capped at 2 s of the target
+    assert not keeper.behind(4.0)
+    keeper.retarget(40_000, 4.0)  # the network fell
+    keeper.sent(3_000)  # 24 kbit, 0.6 s of the new target, at once
+    assert keeper.behind(4.0)  # the next frame waits, rather than spending credit the network no longer has
+    rising = BitrateKeeper(40_000, FPS, "vp9", 30)
+    rising.next_crf(0)
+    rising.sent(int(20_000 / 8 * 2.0))
+    rising.retarget(80_000, 2.0)  # a higher target keeps what was saved
+    assert rising.debt_bits(2.0) < 0
+
+
 def test_the_keeper_counts_the_model_and_stays_within_the_codec_crf_range():
     # A 30 KiB model over a 10 s file takes 24.6 kbps of a 40 kbps target: the frames get the rest.
     keeper = BitrateKeeper(40_000, FPS, "h264", 20, fixed_bytes=30 * 1024, frame_count=300)
