@@ -425,10 +425,11 @@ class LiveSession:
         while not self._done.is_set():
             remaining = interval - (time.monotonic() - self._last_stats_at)
             if remaining > 0:
-                try:
-                    await asyncio.wait_for(self._stats_due.wait(), remaining)
-                except asyncio.TimeoutError:
-                    pass
+                # The session's end wakes it too: its last report carries the final counts to the sender.
+                waiters = {asyncio.ensure_future(self._done.wait()), asyncio.ensure_future(self._stats_due.wait())}
+                _, pending = await asyncio.wait(waiters, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+                for waiter in pending:
+                    waiter.cancel()
             self._stats_due.clear()
             now = time.monotonic()
             interval_s = max(0.05, now - self._last_stats_at)  # what the window's counts were gathered over
