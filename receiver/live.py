@@ -11,9 +11,10 @@ The event loop only moves bytes and keeps time; decoding, reprojection and
 the mp4 writer run in one worker thread, in order (`vsa.receiver.worker`:
 it owns the decoder and is fed by a queue), so networking never stalls
 behind the model. The control channel's messages are handled in order by
-`vsa.receiver.control`, which tells this session what it must act on. The worker drops reprojection passes (down to one) when it
-falls behind, before any frame is dropped (`vsa.receiver.passes`); the
-output clock (`vsa.receiver.playout`) decides when each frame is shown.
+`vsa.receiver.control`, which tells this session what it must act on.
+The worker drops reprojection passes (down to one) when it falls behind,
+before any frame is dropped (`vsa.receiver.passes`); the output clock
+(`vsa.receiver.playout`) decides when each frame is shown.
 
 The hello's payload type picks the decoder (`vsa.receiver.decoder`): an
 INR-V stream brings one code per clip on the media channel, rendered in the
@@ -179,9 +180,11 @@ class LiveSession:
         self._last_keyframe_request = 0.0
         self._window = _Window()
         self._delay = DelayTrend()
+        """How fast one-way delay grows, and the queue it stands for: the sender's congestion control reads
+        both in `Stats`."""
         self._stats_due = asyncio.Event()
+        """Set when a queue builds on the path: the next report goes now, not at the next second."""
         self._last_stats_at = time.monotonic()
-        """How fast one-way delay grows: the sender's congestion control reads it in `Stats`."""
         self._lost_reported = self._received_reported = 0
         self._last_shown_at: float | None = None
         self._started = time.monotonic()

@@ -28,6 +28,7 @@ import time
 from typing import Callable
 
 import torch
+from aiortc import MediaStreamTrack
 
 from vsa.common import webrtc
 from vsa.common.resample import to_uint8
@@ -55,8 +56,8 @@ class FrameFeed:
         self._frames: dict[str, object] = {}  # "vsa"/"bicubic" -> av.VideoFrame
         self._seq = 0
         self._changed = asyncio.Condition()
-        self.watchers = 0
-        """Tracks reading the feed; with none, `publish` converts nothing."""
+        self._watching: collections.Counter[str] = collections.Counter()
+        """Tracks reading each kind ("vsa", "bicubic"); `publish` converts only the kinds someone watches."""
         self.timing: collections.deque[tuple[int, float, int]] = collections.deque(maxlen=TIMING_KEPT)
         """(pts at 90 kHz, wall clock in ms, output frame index) of recent frames."""
         self.size: tuple[int, int] | None = None
@@ -67,17 +68,26 @@ class FrameFeed:
     def seq(self) -> int:
         return self._seq
 
+    @property
+    def watchers(self) -> int:
+        """Tracks reading the feed; with none, `publish` converts nothing."""
+        return sum(self._watching.values())
+
+    def watch(self, which: str, delta: int) -> None:
+        """A track of kind ``which`` starts (+1) or stops (-1) reading the feed."""
+        self._watching[which] += delta
+
     def publish(self, out: OutputFrame, overlay: dict) -> None:
         """A frame was shown (call on the event loop). Cheap when nobody watches."""
+        now = self._clock()
         self.overlay = overlay
-        self.last_frame_at = self._clock()
+        self.last_frame_at = now
         self.size = tuple(out.frame.shape[-2:])
         if not self.watchers:
             return
-        now = self._clock()
         pts = int(now * CLOCK_HZ) % (1 << 32)  # RTP timestamps wrap at 32 bits; the page unwraps them
         frames = {"vsa": _video_frame(out.frame, pts)}
-        if out.baseline is not None:
+        if out.baseline is not None and self._watching["bicubic"]:
             frames["bicubic"] = _video_frame(out.baseline, pts)
         self._frames = frames
         self._seq += 1
@@ -103,28 +113,25 @@ def _video_frame(frame: torch.Tensor, pts: int):
     return vf
 
 
-def _feed_track(feed: FrameFeed, which: str):
+class FeedTrack(MediaStreamTrack):
     """One viewer's video track, reading ``which`` ("vsa" or "bicubic") from the feed."""
-    from aiortc import MediaStreamTrack
 
-    class FeedTrack(MediaStreamTrack):
-        kind = "video"
+    kind = "video"
 
-        def __init__(self) -> None:
-            super().__init__()
-            self._seq = feed.seq
-            feed.watchers += 1
+    def __init__(self, feed: FrameFeed, which: str) -> None:
+        super().__init__()
+        self.feed, self.which = feed, which
+        self._seq = feed.seq
+        feed.watch(which, +1)
 
-        async def recv(self):
-            self._seq, frame = await feed.next(self._seq, which)
-            return frame
+    async def recv(self):
+        self._seq, frame = await self.feed.next(self._seq, self.which)
+        return frame
 
-        def stop(self) -> None:
-            if self.readyState != "ended":
-                feed.watchers -= 1
-            super().stop()
-
-    return FeedTrack()
+    def stop(self) -> None:
+        if self.readyState != "ended":
+            self.feed.watch(self.which, -1)
+        super().stop()
 
 
 class Viewer:
@@ -132,6 +139,7 @@ class Viewer:
 
     def __init__(self, host: str = DEFAULT_WEB[0], port: int = DEFAULT_WEB[1], token: str | None = None,
                  bind: str | None = None) -> None:
+        _raise_bitrate()
         self.feed = FrameFeed()
         self.bind = bind if bind is not None else (host if webrtc.is_loopback(host) else None)
         self.server = WebServer(host, port, token, "vsa.receiver",
@@ -174,12 +182,11 @@ class Viewer:
 
         def add_tracks() -> None:
             # The page offers one receive-only video transceiver per view; addTrack fills them in order.
-            tracks.append(_feed_track(self.feed, "vsa"))
+            tracks.append(FeedTrack(self.feed, "vsa"))
             if want_bicubic:
-                tracks.append(_feed_track(self.feed, "bicubic"))
+                tracks.append(FeedTrack(self.feed, "bicubic"))
             for track in tracks:
-                sender = pc.addTrack(track)
-                _raise_bitrate(sender)
+                pc.addTrack(track)
             if self.bind:
                 webrtc.bind_candidates(pc, self.bind)
 
@@ -220,12 +227,12 @@ class Viewer:
         return {"frames": list(self.feed.timing)}
 
 
-def _raise_bitrate(sender) -> None:
-    """Let aiortc's encoder for this viewer run above its default 1.5 Mb/s cap.
+def _raise_bitrate() -> None:
+    """Let aiortc's VP8 encoders run above their default 1.5 Mb/s cap.
 
-    aiortc sets the encoder's rate from the browser's REMB estimate, clamped
+    aiortc sets an encoder's rate from the browser's REMB estimate, clamped
     to module constants; on loopback the estimate is high, the clamp is what
-    limits quality. Raised per process, once.
+    limits quality. Raised once per process, when a viewer is made.
     """
     try:
         from aiortc.codecs import vpx

@@ -580,6 +580,7 @@ class LiveSender:
                     # shipped (it has it cached, or asks for it) and no end it could know of.
                     frame_count = 0
                     self._reset_session()
+                    self.report.skipped_budget += getattr(self.encoder, "frames_skipped", 0)  # this encoder's
                     what = self._make_encoder(size, info, frame_count)
         finally:
             capture.stop()
@@ -590,7 +591,7 @@ class LiveSender:
             if self.recorder is not None:
                 self.recorder.close()
             self.report.seconds = time.monotonic() - started
-            self.report.skipped_budget = getattr(self.encoder, "frames_skipped", 0)
+            self.report.skipped_budget += getattr(self.encoder, "frames_skipped", 0)
         return self.report
 
     def _make_encoder(self, size: tuple[int, int], info, frame_count: int) -> str:

@@ -102,7 +102,7 @@ def _camera_info(body: dict) -> SourceInfo:
     try:
         width, height = int(body.get("width") or 640), int(body.get("height") or 480)
         fps = float(body.get("frameRate") or DEFAULT_FPS)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: JSON's Infinity as a width
         raise ValueError("width, height and frameRate must be numbers") from None
     if not (16 <= width <= MAX_CAMERA_SIDE and 16 <= height <= MAX_CAMERA_SIDE):
         raise ValueError(f"a camera of {width}x{height}: each side must be 16 to {MAX_CAMERA_SIDE}")
@@ -128,7 +128,6 @@ class CameraPage:
         self.state = "waiting for a camera"
         self._camera: asyncio.Future | None = None
         self._peers: set = set()
-        self._last_sent: tuple[float, int] | None = None
 
     @property
     def url(self) -> str:
@@ -194,10 +193,8 @@ class CameraPage:
         if s is None or s.encoder is None:
             return out
         r = s.report
-        now = time.monotonic()
-        if self._last_sent is not None and now > self._last_sent[0]:
-            out["sent_kbps"] = (r.media_bytes - self._last_sent[1]) * 8 / 1000 / (now - self._last_sent[0])
-        self._last_sent = (now, r.media_bytes)
+        if r.sent_kbps:  # the sender's own once-a-second figure, whichever page asks and however often
+            out["sent_kbps"] = r.sent_kbps[-1][1]
         settings = getattr(s.encoder, "settings", None)
         out.update(frames=r.frames, frames_sent=r.frames_sent, model_sent=r.model_sent,
                    target_kbps=r.targets[-1][1] if r.targets else (settings.kbps if settings else 0) or None,

@@ -44,9 +44,9 @@ def parse_trace(text: str) -> list[tuple[float, float]]:
     return segments
 
 
-async def _sample(sender, samples: list[tuple[float, int, int, int]]) -> None:
+async def _sample(sender, samples: list[tuple[float, int, int, int, int]]) -> None:
     """Once a second: (time, bytes in the link's queue, bytes waiting in the sender's media channel, bytes sent
-    into the link since the last sample: media, control, and every protocol's headers)."""
+    into the link since the last sample, media, control and every protocol's headers, and in how many datagrams)."""
     offered = count = 0
     while True:
         await asyncio.sleep(1.0)
@@ -104,7 +104,7 @@ async def run_trace(model_path: str | None, clip: str, size: tuple[int, int], kb
             limit=int(total * fps), link=replace(link, rate_bps=trace[0][0]), adapt=None,
             settings=StreamSettings(scale=4, stride=stride or 2, kbps=kbps), ladder=(True, stride is None)))
         driving = asyncio.create_task(_drive(sender, trace, marks))
-        samples: list[tuple[float, int, int, int]] = []
+        samples: list[tuple[float, int, int, int, int]] = []
         sampling = asyncio.create_task(_sample(sender, samples))
         try:
             await sender.run()
@@ -135,12 +135,12 @@ def summarise(result: dict, trace: list[tuple[float, float]], psnr: np.ndarray, 
         row["target_kbps"] = targets.get(round(row["t"]))
     # The receiver reports once a second, and sooner while a queue builds: each row takes the last report
     # made by its time.
-    stats = sorted(sender.receiver_stats, key=lambda s: s.get("at_s", 0.0))
-    for i, row in enumerate(seconds):
-        made = [s for s in stats if "at_s" in s and s["at_s"] - start <= row["t"] + 0.05]
-        s = made[-1] if made else (stats[i] if i < len(stats) and "at_s" not in stats[i] else None)
-        if s is None:
+    stats = sorted(sender.receiver_stats, key=lambda s: s["at_s"])
+    for row in seconds:
+        made = [s for s in stats if s["at_s"] - start <= row["t"] + 0.05]
+        if not made:
             continue
+        s = made[-1]
         row["latency_ms"] = round(s.get("latency_ms", 0.0), 1)
         row["delay_trend"] = round(s.get("delay_trend", 0.0), 1)
         row["loss"] = round(s.get("loss", 0.0), 3)

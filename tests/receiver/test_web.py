@@ -11,7 +11,7 @@ import torch
 
 from vsa.common.webpage import MAX_FAILURES, TOKEN_HEADER, WebError
 from vsa.receiver.stream import Kind, OutputFrame
-from vsa.receiver.web import CLOCK_HZ, FrameFeed, Viewer, _feed_track
+from vsa.receiver.web import CLOCK_HZ, FeedTrack, FrameFeed, Viewer
 
 aiohttp = pytest.importorskip("aiohttp", reason="vrecv --web needs the web extra: pip install 'vsa[web]'")
 
@@ -65,7 +65,7 @@ async def test_feed_converts_only_while_watched_and_wakes_tracks():
     feed = FrameFeed(clock=lambda: 1000.0)
     feed.publish(_out(0), {"fps": 30.0})
     assert feed.seq == 0 and feed.size == (16, 24) and feed.overlay == {"fps": 30.0}  # nobody watches: no work
-    track, twin = _feed_track(feed, "vsa"), _feed_track(feed, "bicubic")
+    track, twin = FeedTrack(feed, "vsa"), FeedTrack(feed, "bicubic")
     assert feed.watchers == 2
     got = asyncio.ensure_future(track.recv())
     await asyncio.sleep(0)

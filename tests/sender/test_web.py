@@ -27,7 +27,7 @@ def test_camera_claims_are_bounded():
     assert (info.width, info.height, info.fps, info.frame_count) == (640, 480, 24.0, 0) and len(info.name) == 64
     assert _camera_info({"frameRate": float("nan")}).fps == 30.0
     assert _camera_info({"frameRate": 1e9}).fps == 60.0
-    for bad in ({"width": MAX_CAMERA_SIDE + 1}, {"height": 2}, {"width": "wide"}):
+    for bad in ({"width": MAX_CAMERA_SIDE + 1}, {"height": 2}, {"width": "wide"}, {"width": float("inf")}):
         with pytest.raises(ValueError):
             _camera_info(bad)
 
