@@ -218,8 +218,13 @@ class _Capture:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, wait: float = 2.0) -> None:
+        """Stop reading, and wait (bounded) for the reading thread to close the source: a daemon thread still
+        inside the decoder when the interpreter exits ended vsend with "terminate called without an active
+        exception" instead of its one-line error."""
         self._stop.set()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(wait)
 
     def _put(self, item) -> None:
         self.dropped += put_newest(self.queue, item)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import selectors
 import shutil
 import subprocess
 import sys
@@ -80,17 +81,26 @@ def _screenshot(display: str, size: tuple[int, int]) -> np.ndarray:
 
 @contextlib.contextmanager
 def _virtual_screen():
-    """A 320x240 Xvfb screen for the test's windows; yields its DISPLAY name, and kills it afterwards."""
-    display = f":{free_port() % 500 + 100}"
-    xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "320x240x24", "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    """A 320x240 Xvfb screen for the test's windows; yields its DISPLAY name, and stops it afterwards.
+
+    Xvfb picks a free display itself and says which once it accepts clients (``-displayfd``): a number
+    drawn at random collided with the socket a killed Xvfb had left behind, and the test then grabbed a
+    display nobody served. It is stopped with SIGTERM, so it removes its lock and socket.
+    """
+    xvfb = subprocess.Popen(["Xvfb", "-displayfd", "1", "-screen", "0", "320x240x24", "-nolisten", "tcp"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
-        deadline = time.monotonic() + 10
-        while not os.path.exists(f"/tmp/.X11-unix/X{display[1:]}") and time.monotonic() < deadline:
-            time.sleep(0.05)
-        yield display
+        with selectors.DefaultSelector() as ready:
+            ready.register(xvfb.stdout, selectors.EVENT_READ)
+            if not ready.select(timeout=10):
+                pytest.fail("Xvfb did not start within 10 s")
+        yield f":{xvfb.stdout.readline().strip()}"
     finally:
-        xvfb.kill()
+        xvfb.terminate()
+        try:
+            xvfb.wait(5)
+        except subprocess.TimeoutExpired:
+            xvfb.kill()
 
 
 @pytest.mark.skipif(shutil.which("Xvfb") is None, reason="Xvfb is not installed (apt install xvfb; .ci/run does)")
