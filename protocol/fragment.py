@@ -54,6 +54,8 @@ class _Partial:
     count: int
     last_seen: float
     """When its newest datagram arrived."""
+    first_seen: float = 0.0
+    """When its first datagram arrived."""
     overtaken: float | None = None
     """When a datagram of a newer frame first arrived."""
     parts: dict[int, bytes] = field(default_factory=dict)
@@ -80,6 +82,9 @@ class Reassembler:
         self._held = 0
         self._done: deque[int] = deque(maxlen=1024)
         self._done_set: set[int] = set()
+        self.first_seen = 0.0
+        """When the first datagram of the last message `feed` returned arrived: a queue on the path delays it,
+        while a large message's own length delays only its last (a receiver reading queues wants the first)."""
         self.dropped = 0
         """Frames given up on: deadline passed, or pushed out by newer ones."""
         self.duplicates = 0
@@ -109,10 +114,11 @@ class Reassembler:
             return None
         if count == 1:
             self._finish(seq)
+            self.first_seen = now
             return body
         partial = self._partial.get(seq)
         if partial is None:
-            partial = self._partial[seq] = _Partial(count, now)
+            partial = self._partial[seq] = _Partial(count, now, now)
             while len(self._partial) > self.max_pending:
                 self._drop(next(iter(self._partial)))
         elif partial.count != count:
@@ -134,6 +140,7 @@ class Reassembler:
         del self._partial[seq]
         self._held -= partial.size
         self._finish(seq)
+        self.first_seen = partial.first_seen
         return b"".join(partial.parts[i] for i in range(count))
 
     def expire(self, now: float, max_age: float) -> list[int]:

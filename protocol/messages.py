@@ -198,8 +198,14 @@ class Stats:
     loss: float = 0.0
     """Share of the last second's frames that never arrived, in [0, 1]."""
     queue_delay: float = 0.0
-    """How far the last second's one-way delay sits above the least seen lately, in ms: a standing queue on the
+    """How far the last 0.3 s's one-way delay sits above the least seen lately, in ms: a standing queue on the
     path, which a delay that no longer grows (a full drop-tail queue) hides from ``delay_trend``."""
+    arrival_kbps: float = 0.0
+    """Media received over the last half second, in kbps: what the path delivers now (while a queue holds data,
+    its capacity), where ``media_kbps`` covers the whole interval since the last report."""
+    newest_capture_us: int = 0
+    """The newest frame received's ``capture_us`` (the sender's clock): which frames the report's delays speak
+    of."""
 
 
 Message = Union[Hello, ModelChunk, Frame, ModelUpdate, Bye, ModelRequest, Ready, KeyframeRequest, Stats]
@@ -277,6 +283,8 @@ _SCHEMA: dict[type, dict[str, tuple[str, float, float]]] = {
         "delay_trend": (_FLOAT, -1e5, 1e5),
         "loss": (_FLOAT, 0.0, 1.0),
         "queue_delay": (_FLOAT, 0.0, 1e7),
+        "arrival_kbps": (_FLOAT, 0.0, 1e7),
+        "newest_capture_us": (_INT, 0, 2**63 - 1),
     },
 }
 

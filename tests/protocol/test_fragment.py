@@ -45,6 +45,17 @@ def test_a_frame_trickling_in_on_a_slow_link_is_kept_and_a_stalled_one_is_droppe
     assert reassembler.expire(now=10.0 + STALL_SECONDS + 0.01, max_age=0.066) == [8]
 
 
+def test_a_whole_message_tells_when_its_first_datagram_arrived():
+    """A queue on the path delays a frame's first datagram; its own length only the last. Queue delay is
+    measured from the first."""
+    r = Reassembler()
+    parts = fragment(bytes(3000), 7, MAX_DATAGRAM)
+    assert len(parts) == 3
+    assert r.feed(parts[0], 1.0) is None and r.feed(parts[1], 1.2) is None
+    assert r.feed(parts[2], 1.4) is not None and r.first_seen == 1.0
+    assert r.feed(fragment(b"one", 8, MAX_DATAGRAM)[0], 2.0) == b"one" and r.first_seen == 2.0
+
+
 def test_duplicates_are_counted_not_delivered_twice():
     reassembler = Reassembler()
     (only,) = fragment(b"small", seq=3)
