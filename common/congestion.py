@@ -13,15 +13,23 @@ arrivals and reports.
   over a window).
 * **Sender: `RateController`.** Once per receiver report (about a second):
   - *overuse*, when the delay trend rises by more than `OVERUSE_MS_PER_S`
-    at two reports in a row (or `HARD_OVERUSE_MS_PER_S` at one), or the
-    sender's own queue has held more than `QUEUE_SECONDS` of the target at
-    two reports in a row (one keyframe can fill either for a moment):
-    back off to `BACKOFF` times what the receiver actually got;
+    at two reports in a row (or `HARD_OVERUSE_MS_PER_S` at one with a
+    queue delay over `HARD_QUEUE_MS`), or the queue delay passes its
+    standing mark (`standing_ms`) while rising, or twice, or the sender's
+    own queue has held more than `QUEUE_SECONDS` of the target at two
+    reports in a row (one keyframe can fill either for a moment): back off
+    to `BACKOFF` times the rate arriving at the receiver, and send nothing
+    for as long as what the sender sent after the newest frame the
+    receiver has seen takes to cross at that rate (`drain_until`), so a
+    queue drains at the link's whole rate, not at the sliver between the
+    link and the new target (the frames in it keep arriving meanwhile);
   - *loss* above `HIGH_LOSS`: shrink by half the loss (GCC's loss-based
     rule), whatever the delay says;
   - otherwise, after `STABLE_S` seconds without either, *probe up*: by
     `PROBE_STEP` at the first report, and by twice as much more at each
-    calm report after it (up to `MAX_PROBE_STEP`), to the ceiling. GCC's
+    calm report after it (up to `MAX_PROBE_STEP`), to the ceiling; but
+    near the rate the path last gave out at, by `NEAR_STEP` of it a report
+    (GCC's additive increase near its link estimate). GCC's
     steady 8% a second would take 20 s to climb back from a fifth of a
     link; doubling the step, as TCP's slow start does, takes 6.
   Loss without rising delay is taken for random loss, which FEC repairs;
@@ -41,13 +49,30 @@ OVERUSE_MS_PER_S = 30.0
 free 300 kbps link, keyframes crossing it and a busy receiver gave slopes of -210 to +48 ms/s, one report at a
 time; sending 100 kbps into 60 grows the delay by 670 ms every second."""
 HARD_OVERUSE_MS_PER_S = 150.0
-"""A slope this steep is a filling queue at once."""
+"""A slope this steep, with more than `HARD_QUEUE_MS` of queue delay, is a filling queue at once."""
+HARD_QUEUE_MS = 100.0
+"""Queue delay a steep slope must come with to be a filling queue at once."""
+RECENT_S = 0.3
+"""Seconds of arrivals whose median is the queue delay reported: the path's queue now. Over the trend's whole
+second, a queue that filled in the 0.3 s after a link fell to a fifth was reported at half its delay, once it
+was already full; a single frame would read one queue behind a keyframe as a standing queue."""
+ARRIVAL_WINDOW_S = 0.5
+"""Seconds over which the receiver counts what arrives now (`ArrivalRate`)."""
 BASE_WINDOW_S = 30.0
 """Seconds over which the receiver keeps the least one-way delay, the path's delay with empty queues."""
 STANDING_QUEUE_MS = 150.0
 """One-way delay this far above the least (twice running) is a standing queue: congestion, although the delay
 no longer grows. Once a drop-tail queue is full, the trend is flat and only loss is left, which read as
 random loss turned FEC on and doubled the rate into the full queue."""
+DRAIN_TO_MS = 50.0
+"""Queue delay left in place when the sender pauses for a queue it finds (`RateController.drain_until`)."""
+MAX_DRAIN_S = 2.0
+"""The longest such pause."""
+DATAGRAM_BYTES = 1200
+"""The largest media datagram (`vsa.protocol.fragment.MAX_DATAGRAM`)."""
+SLOWEST_LINK_BPS = 20_000.0
+"""Rates below this are taken as this much when reckoning a datagram's time on the link (little arrives while
+a sender pauses)."""
 QUEUE_SECONDS = 0.5
 """The sender's own unsent bytes, in seconds of the target, above which (twice running) the path is congested."""
 BACKOFF = 0.85
@@ -60,8 +85,21 @@ PROBE_STEP = 1.08
 """Multiplicative increase at the first probing report (GCC: 8% a second)."""
 PROBE_HEADROOM = 1.5
 """Probing goes no higher than this times the rate the receiver got."""
+NEAR_CAPACITY = (0.9, 1.15)
+"""Between these shares of the rate the path last gave out at (`RateController.capacity_bps`) the target
+grows by `NEAR_STEP` of it per report; above the second, it is forgotten (the path has grown)."""
+NEAR_STEP = 0.04
 MAX_PROBE_STEP = 1.5
 """The most one report may raise the target by, however long probing has gone well."""
+
+
+def standing_ms(arrival_bps: float) -> float:
+    """The queue delay (`DelayTrend.queue_ms`) above which a path holds a standing queue, with media arriving
+    at ``arrival_bps``: `STANDING_QUEUE_MS` plus one full datagram's time on a link of that rate. The least
+    delay is mostly learned on a fast link; on a slow one each frame's first datagram alone takes longer to
+    cross (160 ms at 60 kbps against 32 at 300), which read as a standing queue kept a stream on a free
+    60 kbps link at its floor."""
+    return STANDING_QUEUE_MS + 1000.0 * DATAGRAM_BYTES * 8 / max(arrival_bps, SLOWEST_LINK_BPS)
 
 
 class DelayTrend:
@@ -88,26 +126,75 @@ class DelayTrend:
         while self._lows[0][0] < arrival_s - self.base_window_s:
             self._lows.popleft()
 
-    def queue_ms(self) -> float:
-        """The window's median one-way delay above the least of the base window, in ms (0 with no frames).
-        Clock offset between the two ends cancels out: both terms carry it."""
+    def queue_ms(self, now: float | None = None) -> float:
+        """The median one-way delay of the arrivals of the last `RECENT_S` (before ``now``, on the arrival
+        clock; by default before the newest) above the least of the base window, in ms (0 with no frames
+        then: while a sender pauses to let a queue drain, the last frames' delay is old news, and read again
+        at every report it paused the sender again). Clock offset between the two ends cancels out: both
+        terms carry it."""
         if not self._samples or not self._lows:
             return 0.0
-        delays = sorted(d for _, d in self._samples)
+        newest = self._samples[-1][0] if now is None else now
+        delays = sorted(d for t, d in self._samples if t >= newest - RECENT_S)
+        if not delays:
+            return 0.0
         return max(0.0, (delays[len(delays) // 2] - self._lows[0][1]) * 1000.0)
 
-    def slope_ms_per_s(self) -> float:
-        """Least-squares slope of the delay over the window, in ms per second (0 with fewer than 3 frames)."""
-        n = len(self._samples)
+    def above_least_ms(self, capture_s: float, arrival_s: float) -> float:
+        """How far a one-way delay (arrival minus capture) sits above the least of the base window, in ms (0
+        with no frames yet)."""
+        if not self._lows:
+            return 0.0
+        return max(0.0, (arrival_s - capture_s - self._lows[0][1]) * 1000.0)
+
+    def above_usual_ms(self, capture_s: float, arrival_s: float) -> float:
+        """How far a one-way delay (arrival minus capture) sits above the median of the window's, in ms (0 with
+        no frames yet): a frame late for something of the moment, as a keyframe's length on a slow link or
+        a queue that has just begun to fill, rather than for what the path costs every frame."""
+        if not self._samples:
+            return 0.0
+        delays = sorted(d for _, d in self._samples)
+        return max(0.0, (arrival_s - capture_s - delays[len(delays) // 2]) * 1000.0)
+
+    def slope_ms_per_s(self, now: float | None = None) -> float:
+        """Least-squares slope of the delay over the window (ending ``now``, on the arrival clock; by default at
+        the newest arrival), in ms per second (0 with fewer than 3 frames in it)."""
+        samples = [(t, d) for t, d in self._samples if now is None or t >= now - self.window_s]
+        n = len(samples)
         if n < 3:
             return 0.0
-        mean_t = sum(t for t, _ in self._samples) / n
-        mean_d = sum(d for _, d in self._samples) / n
-        var = sum((t - mean_t) ** 2 for t, _ in self._samples)
+        mean_t = sum(t for t, _ in samples) / n
+        mean_d = sum(d for _, d in samples) / n
+        var = sum((t - mean_t) ** 2 for t, _ in samples)
         if var <= 1e-9:
             return 0.0
-        cov = sum((t - mean_t) * (d - mean_d) for t, d in self._samples)
+        cov = sum((t - mean_t) * (d - mean_d) for t, d in samples)
         return cov / var * 1000.0
+
+
+class ArrivalRate:
+    """The receiver's rate of arriving media over the last `ARRIVAL_WINDOW_S`, from (time, bytes) of each
+    datagram. Behind a queue, datagrams arrive at the link's rate whatever was sent: right after a link falls,
+    the one figure that already says how far."""
+
+    def __init__(self, window_s: float | None = None) -> None:
+        self.window_s = ARRIVAL_WINDOW_S if window_s is None else window_s
+        self._arrivals: deque[tuple[float, int]] = deque(maxlen=4096)
+
+    def arrived(self, now: float, size: int) -> None:
+        self._arrivals.append((now, size))
+
+    def bps(self, now: float) -> float:
+        """Bits per second over the window ending ``now`` (0 with no arrivals in it)."""
+        while self._arrivals and self._arrivals[0][0] <= now - self.window_s:
+            self._arrivals.popleft()
+        bits = sum(size for _, size in self._arrivals) * 8
+        span = self._arrivals[-1][0] - self._arrivals[0][0] if self._arrivals else 0.0
+        if span >= self.window_s / 2:
+            # From the first arrival to the last: a window holding 3 or 4 datagrams of a 60 kbps link, by
+            # phase, would read 58 or 77 kbps.
+            return (bits - self._arrivals[0][1] * 8) / span
+        return bits / self.window_s
 
 
 @dataclass(frozen=True)
@@ -124,6 +211,11 @@ class Report:
     """The sender's media bytes waiting to go out."""
     queue_delay_ms: float = 0.0
     """The receiver's one-way delay above its least (`DelayTrend.queue_ms`)."""
+    arrival_bps: float = 0.0
+    """What the receiver got over its last half second (`ArrivalRate`; 0: not known)."""
+    in_flight_bits: float = 0.0
+    """Media the sender sent after the newest frame the report says arrived: on the path still, in its queue
+    if there is one (0: not known)."""
 
 
 class RateController:
@@ -140,6 +232,11 @@ class RateController:
         self._step = PROBE_STEP - 1
         self._queued = self._rising = self._standing = 0
         """Reports in a row at which the sender's queue was over `QUEUE_SECONDS`, and the delay rising."""
+        self.capacity_bps: float | None = None
+        """What the path delivered at the last congestion (GCC's estimate of the link), until probing finds no
+        congestion well above it."""
+        self.drain_until = float("-inf")
+        """Until when (``time_s``'s clock) the sender should send no frame: a queue it found on the path drains."""
         self.fec_useful = False
         """The last loss looked random (no rising delay): FEC would repair it without adding to a queue."""
 
@@ -149,14 +246,35 @@ class RateController:
         self._queued = self._queued + 1 if queued else 0
         rising = report.delay_trend_ms_per_s > OVERUSE_MS_PER_S
         self._rising = self._rising + 1 if rising else 0
-        standing = report.queue_delay_ms > STANDING_QUEUE_MS
+        standing = report.queue_delay_ms > standing_ms(report.arrival_bps or report.received_bps)
         self._standing = self._standing + 1 if standing else 0
-        congested = (report.delay_trend_ms_per_s > HARD_OVERUSE_MS_PER_S or self._rising >= 2
+        # A steep slope alone is a filling queue only once the delay it adds is there too: one keyframe
+        # crossing a free link makes the frames behind it late for a moment, and a steep slope with them. A
+        # queue over the standing mark that still grows is one at once: waiting for a second report let a
+        # link that fell to a fifth queue another 0.3 s of the old rate.
+        hard = (report.delay_trend_ms_per_s > HARD_OVERUSE_MS_PER_S and report.queue_delay_ms > HARD_QUEUE_MS
+                or rising and standing)
+        congested = (hard or self._rising >= 2
                      or self._queued >= 2 or self._standing >= 2)
         self.fec_useful = report.loss > 0 and not congested and not rising and not standing
         if congested:
-            got = report.received_bps if report.received_bps > 0 else self.target_bps
+            # Behind a queue, what arrives in the last half second is the link's rate, whatever was sent; the
+            # report's whole interval may be mostly from before the link fell, or (a stream using less than its
+            # target, whose keyframe made the queue) far under what the link carries: backing off to it held
+            # a 60 kbps link at the 30 kbps floor.
+            got = report.arrival_bps or min(r for r in (report.received_bps, self.target_bps) if r > 0)
             self.target_bps = min(self.target_bps, BACKOFF * got)
+            self.capacity_bps = got
+            # Send nothing while what is on the path drains at the link's whole rate: at the new target it
+            # would drain at 15% of the link, seconds of latency after a drop. What is on the path now is what
+            # was sent after the newest frame the receiver has seen (the delay that frame met is older news:
+            # acting on it paused the sender for 1.9 s after the queue had half drained). It crosses at the
+            # rate now arriving, but at least the rate the path gave out at and the floor: once the queue is
+            # empty little arrives, and one keyframe in flight read as 2 s of queue.
+            queue_s = (report.in_flight_bits / max(report.arrival_bps, self.capacity_bps or 0.0, self.floor_bps)
+                       - DRAIN_TO_MS / 1000)
+            if queue_s > 0:
+                self.drain_until = max(self.drain_until, report.time_s + min(MAX_DRAIN_S, queue_s))
             self._calm("back-off")
         elif report.loss > HIGH_LOSS:
             self.target_bps *= 1 - 0.5 * report.loss
@@ -169,9 +287,20 @@ class RateController:
             if report.time_s - self._calm_since >= STABLE_S:
                 # Never far above what actually got through (GCC: 1.5 times the incoming rate): a target the
                 # stream does not use says nothing about the path.
-                self.target_bps = min(self.target_bps * (1 + self._step),
-                                      max(self.target_bps, PROBE_HEADROOM * report.received_bps))
-                self._step = min(MAX_PROBE_STEP - 1, 2 * self._step)
+                grown = min(self.target_bps * (1 + self._step),
+                            max(self.target_bps, PROBE_HEADROOM * report.received_bps))
+                cap = self.capacity_bps
+                if cap is not None and self.target_bps > NEAR_CAPACITY[1] * cap:
+                    self.capacity_bps = cap = None  # no congestion well above it: the path has grown
+                if cap is not None and grown > NEAR_CAPACITY[0] * cap:
+                    # Near the rate the path last gave out at, in small steps (GCC's additive increase): a
+                    # multiplicative step went from 50 to 82 kbps on a 60 kbps link in two reports.
+                    grown = max(self.target_bps, min(grown, max(self.target_bps, NEAR_CAPACITY[0] * cap)
+                                                     + NEAR_STEP * cap))
+                    self._step = PROBE_STEP - 1
+                else:
+                    self._step = min(MAX_PROBE_STEP - 1, 2 * self._step)
+                self.target_bps = grown
                 self.state = "probe"
             else:
                 self.state = "hold"

@@ -3,8 +3,8 @@
 import pytest
 
 from vsa.common.congestion import (
-    BACKOFF, HARD_OVERUSE_MS_PER_S, OVERUSE_MS_PER_S, PROBE_STEP, STABLE_S, STANDING_QUEUE_MS, DelayTrend,
-    RateController, Report,
+    BACKOFF, DRAIN_TO_MS, HARD_OVERUSE_MS_PER_S, HARD_QUEUE_MS, NEAR_STEP, OVERUSE_MS_PER_S, PROBE_STEP, STABLE_S,
+    STANDING_QUEUE_MS, ArrivalRate, DelayTrend, RateController, Report, standing_ms,
 )
 
 
@@ -40,10 +40,11 @@ def test_the_delay_trend_sees_a_standing_queue_the_slope_misses():
 
 def test_a_standing_queue_is_congestion_and_its_loss_gets_no_fec():
     rc = RateController(300_000, 10_000, 300_000)
-    over = Report(1.0, received_bps=60_000, loss=0.2, queue_delay_ms=STANDING_QUEUE_MS + 50)
+    standing = standing_ms(60_000) + 50
+    over = Report(1.0, received_bps=60_000, loss=0.2, queue_delay_ms=standing)
     rc.update(over)
     assert not rc.fec_useful  # loss behind a standing queue is the queue overflowing, not a noisy radio
-    assert rc.update(Report(2.0, 60_000, queue_delay_ms=STANDING_QUEUE_MS + 50)) == pytest.approx(BACKOFF * 60_000)
+    assert rc.update(Report(2.0, 60_000, queue_delay_ms=standing)) == pytest.approx(BACKOFF * 60_000)
     calm = RateController(300_000, 10_000, 300_000)
     calm.update(Report(1.0, 200_000, loss=0.03, queue_delay_ms=20.0))
     assert calm.fec_useful  # the same loss on an empty queue looks random: FEC repairs it
@@ -61,7 +62,8 @@ def test_the_controller_backs_off_on_rising_delay_below_what_the_receiver_got():
     target = rc.update(Report(2.0, received_bps=60_000, delay_trend_ms_per_s=40.0))
     assert target == pytest.approx(BACKOFF * 60_000) and rc.state == "back-off"
     steep = RateController(300_000, 10_000, 300_000)
-    assert steep.update(Report(1.0, 60_000, delay_trend_ms_per_s=HARD_OVERUSE_MS_PER_S + 1)) < 60_000
+    assert steep.update(Report(1.0, 60_000, delay_trend_ms_per_s=HARD_OVERUSE_MS_PER_S + 1,
+                               queue_delay_ms=HARD_QUEUE_MS + 1)) < 60_000
     # Loss with the delay rising is congestion: FEC would add to it.
     rc.update(Report(3.0, received_bps=50_000, loss=0.05, delay_trend_ms_per_s=2 * OVERUSE_MS_PER_S))
     assert not rc.fec_useful
@@ -108,3 +110,92 @@ def test_a_link_that_drops_to_a_fifth_is_followed_down_and_back_up():
         targets.append(rc.target_bps)
     assert max(targets[11:12]) < 60_000  # the report after the drop
     assert min(targets[25:35]) < 0.8 * 300_000 <= max(targets[25:35])
+
+
+def test_the_queue_delay_is_the_last_fraction_of_a_second():
+    """Right after a link falls, the newest arrivals already carry the queue; the median of the whole second
+    would say nothing until half of it had."""
+    trend = DelayTrend()
+    for i in range(30):
+        trend.arrived(capture_s=i / 30, arrival_s=i / 30 + 0.020)
+    for i in range(30, 40):  # a third of a second of frames behind 300 ms of queue
+        trend.arrived(capture_s=i / 30, arrival_s=i / 30 + 0.320)
+    assert trend.queue_ms() == pytest.approx(300.0, abs=1.0)
+
+
+def test_a_frame_late_for_the_moment_and_one_behind_a_standing_queue_are_told_apart():
+    trend = DelayTrend()
+    for i in range(30):  # a free path: 40 ms, first datagrams and whole frames alike
+        trend.arrived(capture_s=i / 30, arrival_s=i / 30 + 0.040)
+    t = 29 / 30
+    # A keyframe whose last datagram came 400 ms after its first: late for the moment, not for a queue.
+    assert trend.above_usual_ms(t, t + 0.440) == pytest.approx(400.0, abs=1.0)
+    assert trend.above_least_ms(t, t + 0.440) == pytest.approx(400.0, abs=1.0)
+    for i in range(30, 90):  # then 2 s behind a standing queue of 500 ms: the usual, no longer the least
+        trend.arrived(capture_s=i / 30, arrival_s=i / 30 + 0.540)
+    t = 89 / 30
+    assert trend.above_usual_ms(t, t + 0.540) == 0.0
+    assert trend.above_least_ms(t, t + 0.540) == pytest.approx(500.0, abs=1.0)
+    # A silent path (the sender paused for the queue to drain) reports no queue, not the last frames' one.
+    assert trend.queue_ms() == pytest.approx(500.0, abs=1.0) and trend.queue_ms(now=t + 1.0) == 0.0
+    assert trend.slope_ms_per_s(now=t + 2.0) == 0.0
+
+
+def test_the_arrival_rate_is_what_came_over_the_last_half_second():
+    rate = ArrivalRate()
+    for i in range(100):  # 1200-B datagrams at 300 kbps for 3.2 s, then at 60 kbps
+        rate.arrived(i * 0.032, 1200)
+    t = 99 * 0.032
+    for i in range(1, 11):
+        t += 0.160
+        rate.arrived(t, 1200)
+    assert rate.bps(t) == pytest.approx(60_000, rel=0.25)
+    assert ArrivalRate().bps(5.0) == 0.0
+
+
+def test_a_new_congestion_pauses_the_sender_while_what_is_in_flight_drains():
+    rc = RateController(300_000, 30_000, 300_000)
+    # The link fell to 60 kbps: over the report's second 250 kbps got through, over its last half 60; 48 kbit
+    # were sent after the newest frame the receiver has seen.
+    rc.update(Report(10.0, 250_000, delay_trend_ms_per_s=2 * HARD_OVERUSE_MS_PER_S, queue_delay_ms=300.0,
+                     arrival_bps=60_000, in_flight_bits=48_000))
+    assert rc.target_bps == pytest.approx(BACKOFF * 60_000)
+    assert rc.drain_until == pytest.approx(10.0 + 0.8 - DRAIN_TO_MS / 1000)
+    # Nothing in flight (the sender paused): no further pause, though the queue delay is still high.
+    rc.update(Report(10.5, 60_000, delay_trend_ms_per_s=2 * HARD_OVERUSE_MS_PER_S, queue_delay_ms=900.0,
+                     arrival_bps=60_000, in_flight_bits=0))
+    assert rc.drain_until == pytest.approx(10.75)
+
+
+def test_one_keyframe_crossing_a_free_link_is_not_congestion():
+    """A keyframe makes the frames behind it late for a moment, and the slope steep: without the queue delay
+    that a filling queue adds, the target stays."""
+    rc = RateController(300_000, 30_000, 300_000)
+    rc.update(Report(10.0, 280_000, delay_trend_ms_per_s=3 * HARD_OVERUSE_MS_PER_S, queue_delay_ms=40.0,
+                     arrival_bps=280_000))
+    assert rc.target_bps == 300_000 and rc.drain_until == float("-inf")
+
+
+def test_a_slow_link_s_longer_datagram_time_is_not_a_standing_queue():
+    """The least delay was learned at 300 kbps; at 60 kbps a frame's first datagram alone takes 128 ms longer."""
+    slow, fast = RateController(60_000, 30_000, 60_000), RateController(300_000, 30_000, 300_000)
+    for k in range(3):
+        slow.update(Report(10.0 + k, 45_000, queue_delay_ms=250.0, arrival_bps=45_000))
+        fast.update(Report(10.0 + k, 250_000, queue_delay_ms=250.0, arrival_bps=250_000))
+    assert standing_ms(60_000) == pytest.approx(STANDING_QUEUE_MS + 160.0)
+    assert slow.target_bps == 60_000 and fast.target_bps < 300_000
+
+
+def test_near_the_rate_the_path_gave_out_at_the_target_grows_in_small_steps_and_past_it_fast_again():
+    rc = RateController(300_000, 30_000, 300_000)
+    # The link fell to 60 kbps: backed off to 85% of it, and that is where the path gave out.
+    rc.update(Report(10.0, 60_000, delay_trend_ms_per_s=2 * HARD_OVERUSE_MS_PER_S, queue_delay_ms=400.0,
+                     arrival_bps=60_000))
+    assert rc.capacity_bps == 60_000
+    targets = [rc.update(Report(11.0 + k, rc.target_bps)) for k in range(20)]
+    near = [t for t in targets if 0.9 * 60_000 <= t <= 1.15 * 60_000]
+    # Within the band, no step above NEAR_STEP of the estimate (a multiplicative one went from 50 to 82 kbps).
+    assert len(near) >= 3 and all(b - a <= NEAR_STEP * 60_000 + 1 for a, b in zip(near, near[1:]))
+    # Once past it without congestion, the estimate is forgotten and the growing steps come back.
+    past = [t for t in targets if t > 1.15 * 60_000]
+    assert rc.capacity_bps is None and max(b / a for a, b in zip(past, past[1:])) > 1.15
