@@ -162,6 +162,11 @@ class FrameEncoder:
         """Whether the next frame starts a group of pictures (where `set_crf` takes effect)."""
         return self._pts % self.keyint == 0
 
+    def new_group(self) -> None:
+        """Start the next group of pictures (a keyframe, where `set_crf` takes effect) at the next frame rather
+        than at the next ``keyint``-th."""
+        self._pts += -self._pts % self.keyint
+
     def set_crf(self, crf: int) -> None:
         """Code at ``crf`` from the next group of pictures on (inter codecs). FFmpeg's x264 and libvpx wrappers
         take no new quality mid-stream, so the codec is restarted at that keyframe, which needs nothing before

@@ -42,22 +42,31 @@ scene), and a jump of 20 overshot the other way."""
 CRF_RANGE = {"h264": (10, 51), "vp9": (10, 63)}
 """The crfs the keeper may choose (below 10 the low-res frames are near-lossless: bits better spent on a finer
 rung of the ladder)."""
+PAYLOAD_SHARE = 0.9
+"""Live, the share of a new target the crf chosen at once aims its payload at (frame headers take the rest)."""
+MIN_MEASURE_S = 0.5
+"""Seconds a group must have run before its rate is read for a new target's crf."""
 DEBT_CAP_S = 1.0
 """Live: the most debt, in seconds of the target, a stream carries; older overspending is forgiven."""
 SKIP_DEBT_S = 0.5
 """Seconds of the target a stream may run over its budget before frames are skipped."""
-KEYFRAME_SECONDS = {"file": 2.0, "live": 4.0}
-"""Keyframe spacing under a target: the quality can change only there, so it must come often enough to follow
-(60 sent frames at stride 4 would be 8 s), and a file of 10 s needs several groups to steer by. Live, where
-skipping frames (`BitrateKeeper.behind`) acts at once, keyframes come half as often: at 40 kbps one keyframe of
-128x160 costs over a second of the budget and crosses a 60 kbps link in 0.8 s."""
+KEYFRAME_SECONDS = {"file": 2.0, "live": 20.0}
+"""Keyframe spacing under a target: the quality can change only there. A file's must come often enough to follow
+(60 sent frames at stride 4 would be 8 s), and a file of 10 s needs several groups to steer by. Live, this is the
+longest: a group ends early (`BitrateKeeper.group_due`) when the target moves a halving, or when after
+`REFRESH_S` the crf is half a halving off what the target wants; skipping frames (`BitrateKeeper.behind`) holds
+the rate meanwhile. Every keyframe is the largest frame there is: at 30-40 kbps a 96x128 one of 4-5 KB took 0.7 s
+to cross a 60 kbps link, a 0.9-s freeze, every 4 s when groups were that long."""
+REFRESH_S = 4.0
+"""Live: seconds a group runs before its crf may be corrected by a new group (not just after a target's move)."""
 
 
 def keyint_for(fps: float, stride: int, keyint: int, live: bool = False) -> int:
-    """Sent frames between keyframes under a target: ``keyint``, or fewer so that one comes every
-    `KEYFRAME_SECONDS` (at least 8 frames: every keyframe costs several inter frames' bits)."""
+    """Sent frames between keyframes under a target: for a file ``keyint``, or fewer so that one comes every
+    `KEYFRAME_SECONDS` (at least 8 frames: every keyframe costs several inter frames' bits); live, one every
+    `KEYFRAME_SECONDS` at most (groups end early when the crf must change)."""
     per_group = max(8, round(KEYFRAME_SECONDS["live" if live else "file"] * fps / stride))
-    return min(keyint, per_group)
+    return per_group if live else min(keyint, per_group)
 
 
 @dataclass
@@ -95,6 +104,17 @@ class BitrateKeeper:
         """(start in seconds, payload bytes, other bytes) when the current group began."""
         self.history: list[tuple[float, int, float]] = []
         """(start in seconds, crf, payload kbps delivered) for each finished group."""
+        self._rate_scale = 1.0
+        """The rate of the rung the stream is at against that of the rung the current group began at."""
+        self._group_crf = self.crf
+        """The crf the current group is coded at."""
+        self._group_target = self.target_bps
+        """The target when the current group began: only a move of a halving from it starts a new one at once
+        (not a rate that differs from the target, which a still scene or the ladder's floor makes lasting: that
+        waits for `REFRESH_S`)."""
+        self.group_due = False
+        """Live: the target moved by a halving or more since the group's crf was chosen; a new group (a
+        keyframe at the crf for the new target, already chosen) should start at the next frame sent."""
 
     @property
     def spread_s(self) -> float:
@@ -131,14 +151,57 @@ class BitrateKeeper:
         budget = self.budget_bits(now)
         if target_bps < self.target_bps:
             budget = min(budget, (self.payload_bytes + self.other_bytes) * 8.0)
-        self._budget_bits, self._budget_at = budget, now
+        self._budget_bits, self._budget_at = budget, max(self._budget_at, now)  # a drain (`drain`) runs on
         self.target_bps = max(1.0, target_bps)
+        # A new group at once when the target moved a halving or more from what this crf delivers: after a
+        # link fell to a fifth, the old crf made every inter frame several times what the target allowed, and
+        # only skipping kept to it until the next keyframe, seconds away (and then the crf could move only
+        # `MAX_CRF_STEP` a group). The crf moves by its steps per halving of the rate.
+        delivered = self._delivered_bps(now)
+        if delivered:
+            low, high = CRF_RANGE[self.codec]
+            halving = CRF_PER_HALVING[self.codec]
+            # From the crf that delivered it (a second new target before the new group has begun must not move
+            # the crf again for the same rate).
+            # Up the rate by at most one halving's steps at once: a keyframe at a much lower crf is the largest
+            # frame there is (8 KB at 96x128, a second of a 60 kbps link).
+            shift = max(-halving, halving * math.log2(delivered / (PAYLOAD_SHARE * self.stream_bps)))
+            crf = int(min(high, max(low, round(self._group_crf + shift))))
+            moved = abs(math.log2(self.target_bps / self._group_target)) >= 1 and abs(shift) >= halving
+            aged = self._group is not None and now - self._group[0] >= REFRESH_S
+            if (moved or aged) and abs(crf - self._group_crf) >= halving / 2:
+                self.crf, self.group_due = crf, True
+            elif self.group_due:
+                self.crf = crf  # the new group not begun yet: at the crf for the latest target
+
+    def rescaled(self, ratio: float) -> None:
+        """The stream moved to a rung of the ladder whose rate, at the same crf, is ``ratio`` times the last's
+        (`vsa.sender.ladder`): what this group delivered so far says that much less (or more) of the next."""
+        self._rate_scale *= ratio
+
+    def _delivered_bps(self, now: float) -> float | None:
+        """The payload rate the current crf gives at the current rung: over this group if it has run
+        `MIN_MEASURE_S`, else the last group's (None: not known yet)."""
+        if self._group is not None and now - self._group[0] >= MIN_MEASURE_S:
+            rate = (self.payload_bytes - self._group[1]) * 8 / (now - self._group[0])
+        elif self.history:
+            rate = self.history[-1][2] * 1000
+        else:
+            return None
+        return rate * self._rate_scale if rate > 0 else None
+
+    def drain(self, seconds: float, now: float) -> None:
+        """Send nothing for ``seconds`` from ``now`` while a queue on the path drains
+        (`RateController.drain_until`): `behind` says so, the budget does not grow meanwhile, and any credit
+        is forfeited (saved, it would go out as a burst into the queue just drained)."""
+        self._budget_bits = min(self.budget_bits(now), (self.payload_bytes + self.other_bytes) * 8.0)
+        self._budget_at = max(self._budget_at, now + max(0.0, seconds))
 
     def behind(self, now: float) -> bool:
         """Over budget by more than `SKIP_DEBT_S` of the target: the next frame should not be sent. Skipping a
         frame (the receiver interpolates across it) is the one lever that acts at once; the crf waits for the
         next keyframe."""
-        return self.debt_bits(now) > SKIP_DEBT_S * self.stream_bps
+        return now < self._budget_at or self.debt_bits(now) > SKIP_DEBT_S * self.stream_bps
 
     def sent(self, payload_bytes: int, other_bytes: int = 0) -> None:
         """Bytes that went out: a frame's payload, and the headers or updates around it."""
@@ -148,8 +211,11 @@ class BitrateKeeper:
     def next_crf(self, pts: int) -> int:
         """Before the keyframe at source frame ``pts``: the crf of the group that starts there."""
         now = pts / self.fps
-        if self._group is None or now <= self._group[0]:
+        if self._group is None or now <= self._group[0] or self.group_due:
+            # (A group started for a new target: its crf is already chosen, from the target's move.)
             self._group = (now, self.payload_bytes, self.other_bytes)
+            self.group_due, self._rate_scale, self._group_crf = False, 1.0, self.crf
+            self._group_target = self.target_bps
             return self.crf
         start, payload0, other0 = self._group
         span = now - start
@@ -168,4 +234,5 @@ class BitrateKeeper:
             low, high = CRF_RANGE[self.codec]
             self.crf = int(min(high, max(low, round(self.crf + step))))
         self._group = (now, self.payload_bytes, self.other_bytes)
+        self._rate_scale, self._group_crf, self._group_target = 1.0, self.crf, self.target_bps
         return self.crf

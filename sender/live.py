@@ -31,6 +31,7 @@ import logging
 import random
 import threading
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
@@ -68,6 +69,10 @@ FLOOR_SHARE = 0.1
 """Under ``--kbps N``, the congestion controller may go down to this share of N ..."""
 RUNG_HOLD_S = 2.0
 """Least time between two moves along the ladder: each new scale starts with a keyframe."""
+RUNG_UP_HEADROOM = 1.25
+"""A finer rung only once the target is this much above its rate: the move starts with a keyframe, and a rung
+just under the path's rate left it no room for one (on a 60 kbps link, the 55.6 kbps rung at 192x256 queued
+1.7 s of delay behind its keyframe)."""
 TARGET_KEYFRAME_GAP_S = 1.0
 """Under a target, keyframe requests are answered at most this often (the receiver asks at every hole)."""
 MIN_TARGET_BPS = 5000.0
@@ -150,6 +155,8 @@ class SenderReport:
     """Rounds the trainer ran, its training steps, and sent frames it could not take in time."""
     seconds: float = 0.0
     receiver_stats: list[dict] = field(default_factory=list)
+    drains: list[tuple[float, float]] = field(default_factory=list)
+    """Under ``--kbps``: (seconds since start, seconds) of each pause while a queue on the path drained."""
     targets: list[tuple[float, float]] = field(default_factory=list)
     """Under ``--kbps``: (seconds since start, target kbps) after each receiver report."""
     sent_kbps: list[tuple[float, float]] = field(default_factory=list)
@@ -313,6 +320,8 @@ class LiveSender:
         self._capture_done = False
         """The source has no more frames: a lost receiver then ends the run, with nothing left to reconnect for."""
         self._pts_origin: int | None = None
+        self._unacked: deque[tuple[int, int]] = deque(maxlen=4096)
+        """Under a target: (capture_us, bytes) of each frame sent that no receiver report has yet said arrived."""
 
     def _size(self, capture: _Capture) -> tuple[int, int]:
         if self.options.size:
@@ -387,18 +396,30 @@ class LiveSender:
             return
         now = time.monotonic()
         before = self.controller.target_bps
+        # Frames sent after the newest one the receiver has seen are on the path still (or arrived since the
+        # report was made, a one-way delay ago): what any queue on it holds now.
+        while self._unacked and self._unacked[0][0] <= stats.newest_capture_us:
+            self._unacked.popleft()
+        in_flight = sum(size for _, size in self._unacked) * 8 if stats.newest_capture_us else 0
+        draining = self.controller.drain_until
         target = self.controller.update(Report(now, stats.media_kbps * 1000, stats.loss, stats.delay_trend,
-                                               self.media.bufferedAmount, stats.queue_delay))
+                                               self.media.bufferedAmount, stats.queue_delay,
+                                               stats.arrival_kbps * 1000, in_flight))
+        # The ladder first: a new target's crf is reckoned for the rung the stream will be at.
+        self._climb_ladder(target / 1000, now)
         keeper.retarget(target, self._stream_seconds())
+        if self.controller.drain_until > max(draining, now):
+            keeper.drain(self.controller.drain_until - now, self._stream_seconds())
+            self.report.drains.append((round(now - self._started, 2), round(self.controller.drain_until - now, 2)))
         self.report.targets.append((round(now - self._started, 2), round(target / 1000, 1)))
         if abs(target - before) > 0.05 * before:
             log.info("network: %s, target %.1f kbps (received %.1f kbps, loss %.0f%%, delay %+.0f ms/s)",
                      self.controller.state, target / 1000, stats.media_kbps, 100 * stats.loss, stats.delay_trend)
-        self._climb_ladder(target / 1000, now)
 
     def _climb_ladder(self, kbps: float, now: float) -> None:
-        """Move to the ladder's rung for ``kbps``: down at once, up only to a rung whose rate fits the target
-        itself (not squeezed), and not within `RUNG_HOLD_S` of the last move."""
+        """Move to the ladder's rung for ``kbps``: down at once, up only to a rung whose rate `RUNG_UP_HEADROOM`
+        times over fits the target (not squeezed) and the path's last capacity, and not within `RUNG_HOLD_S` of
+        the last move."""
         encoder = self.encoder
         if not isinstance(encoder, StreamEncoder) or not any(self.options.ladder):
             return
@@ -411,9 +432,15 @@ class LiveSender:
             return
         rates = {(r.scale, r.stride): rung_kbps(r, encoder.size, self._fps) for r in self.options.rungs}
         new, old = rates.get((scale, stride)), rates.get((encoder.scale, encoder.stride))
-        if new is not None and old is not None and new > old and new > kbps:
-            return  # a finer rung only once the target covers it whole
+        cap = self.controller.capacity_bps if self.controller is not None else None
+        room = min(kbps, cap / 1000) if cap else kbps
+        if new is not None and old is not None and new > old and new * RUNG_UP_HEADROOM > room:
+            # A finer rung only once the target covers it and its keyframe, and so does the rate the path last
+            # gave out at: probing a few kbps over a 60 kbps link, the 55.6 kbps rung's keyframe queued 0.8 s.
+            return
         encoder.switch(scale, stride)
+        if new is not None and old is not None and encoder.keeper is not None:
+            encoder.keeper.rescaled(new / old)
         self._last_rung = now
         self.report.rung_switches.append((round(now - self._started, 2), scale, stride))
         log.info("ladder: scale %d, stride %d for %.1f kbps", scale, stride, kbps)
@@ -515,6 +542,8 @@ class LiveSender:
         if self.recorder is not None:
             self.recorder.write(msg)
         parts = fragment(encode_message(msg), msg.seq, MAX_DATAGRAM)
+        if self.controller is not None and msg.capture_us:
+            self._unacked.append((msg.capture_us, sum(len(p) for p in parts) * (2 if self.fec_active else 1)))
         await self._send_datagrams(parts)
         self.report.frames_sent += 1
         if self.fec_active:
@@ -650,6 +679,7 @@ class LiveSender:
         self._key_pending = False
         self._last_lost = 0
         self._pts_origin = None
+        self._unacked.clear()
         self._last_heard = time.monotonic()
         self.report.model_sent = False
 

@@ -214,7 +214,9 @@ class StreamEncoder:
             found = self.adapter.consider(pts)
             if found is not None:
                 messages.append(self.update(found))
-        if self.keeper is not None and self.encoder.at_group_start:
+        if self.keeper is not None and (self.encoder.at_group_start or self.keeper.group_due):
+            if not self.encoder.at_group_start:
+                self.encoder.new_group()  # the target moved far: its crf from this frame, not seconds later
             self.encoder.set_crf(self.keeper.next_crf(pts))
         self._pending.append((pts, capture_us, rgb if self.adapter is not None else None))
         return messages + self._frames(self.encoder.encode(self.lowres(rgb)))

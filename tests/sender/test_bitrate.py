@@ -1,5 +1,7 @@
 """Holding a target bitrate: the keeper as a function of byte counts, the ladder, and a real file."""
 
+import math
+
 import pytest
 
 from vsa.sender.bitrate import CRF_RANGE, BitrateKeeper, keyint_for
@@ -43,6 +45,50 @@ def test_a_lower_target_forfeits_the_credit_a_quiet_stream_saved():
     assert rising.debt_bits(2.0) < 0
 
 
+def test_a_drain_sends_nothing_then_the_target_without_a_burst():
+    keeper = BitrateKeeper(100_000, FPS, "vp9", 30)  # live
+    keeper.next_crf(0)
+    keeper.sent(int(50_000 / 8 * 2.0))  # 2 s at half the target: 100 kbit of credit
+    keeper.drain(0.8, 2.0)  # a queue on the path: 0.8 s without a frame
+    assert keeper.behind(2.0) and keeper.behind(2.79)
+    keeper.retarget(50_000, 2.5)  # a report during the drain does not end it
+    assert keeper.behind(2.79)
+    assert not keeper.behind(2.81)
+    # The credit is gone and nothing accrued during the drain: half a second later, a quarter second of the
+    # target may have gone out, and the skip margin (`SKIP_DEBT_S`) half a second more.
+    keeper.sent(int(50_000 / 8 * 0.75))
+    assert not keeper.behind(3.3)
+    keeper.sent(int(50_000 / 8 * 0.35))
+    assert keeper.behind(3.3)
+
+
+def test_a_target_that_moves_a_halving_starts_a_group_at_the_crf_for_it():
+    keeper = BitrateKeeper(300_000, FPS, "vp9", 20)  # live
+    assert keeper.next_crf(0) == 20
+    keeper.sent(int(240_000 / 8 * 1.0))  # 1 s at 240 kbps at crf 20
+    keeper.retarget(250_000, 1.0)  # a small move: the next group's crf is decided at its keyframe, as before
+    assert not keeper.group_due and keeper.crf == 20
+    keeper.retarget(30_000, 1.0)  # the link fell: 8 times less, 3 halvings, 12 crf steps each
+    assert keeper.group_due and keeper.crf == 20 + round(12 * math.log2(240 / 27))
+    crf = keeper.crf
+    keeper.retarget(28_000, 1.1)  # another report before the new group began: the target barely moved, and the
+    assert abs(keeper.crf - crf) <= 1  # crf with it (not a second shift of 38 for the same rate)
+    assert keeper.next_crf(31) == keeper.crf and not keeper.group_due
+    # A stream at the floor of the crf range, far under its target, is not restarted at every report.
+    floor = BitrateKeeper(300_000, FPS, "vp9", CRF_RANGE["vp9"][0])
+    floor.next_crf(0)
+    floor.sent(int(120_000 / 8 * 1.0))
+    floor.retarget(290_000, 1.0)
+    assert not floor.group_due
+    # Moving to a rung that costs half as much at the same crf counts: the same drop is one halving less.
+    rung = BitrateKeeper(300_000, FPS, "vp9", 20)
+    rung.next_crf(0)
+    rung.sent(int(240_000 / 8 * 1.0))
+    rung.rescaled(0.5)
+    rung.retarget(30_000, 1.0)
+    assert rung.crf == 20 + round(12 * math.log2(120 / 27))
+
+
 def test_the_keeper_counts_the_model_and_stays_within_the_codec_crf_range():
     # A 30 KiB model over a 10 s file takes 24.6 kbps of a 40 kbps target: the frames get the rest.
     keeper = BitrateKeeper(40_000, FPS, "h264", 20, fixed_bytes=30 * 1024, frame_count=300)
@@ -60,7 +106,8 @@ def test_the_keeper_counts_the_model_and_stays_within_the_codec_crf_range():
 
 def test_keyframes_come_often_enough_to_follow_a_target():
     assert keyint_for(30.0, 1, 60) == 60
-    assert keyint_for(30.0, 4, 60) == 15 and keyint_for(30.0, 4, 60, live=True) == 30
+    assert keyint_for(30.0, 4, 60) == 15
+    assert keyint_for(30.0, 4, 60, live=True) == 150  # 20 s at most: live groups end when the crf must move
     assert keyint_for(30.0, 16, 60) == 8
 
 
