@@ -24,16 +24,18 @@ same worker at ``size`` (default: the sender's) and the output frame rate.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import statistics
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
 
 from vsa.common import webrtc
-from vsa.common.congestion import STANDING_QUEUE_MS, DelayTrend
+from vsa.common.congestion import HARD_OVERUSE_MS_PER_S, STANDING_QUEUE_MS, ArrivalRate, DelayTrend, standing_ms
 from vsa.common.framecodec import INTER_CODECS
 from vsa.common.tasks import background
 from vsa.protocol.errors import ProtocolError
@@ -52,8 +54,19 @@ from .worker import Worker
 
 log = logging.getLogger("vsa.recv")
 
+LATE_MS = 150.0
+"""A sent frame whose whole arrival is this much later than the usual delay of the last second is late for
+something of the moment (a keyframe's length on the link, a queue beginning to fill), as is one behind a
+standing queue (which the sender drains): what waited for it does not lengthen the output clock's delay."""
+QUEUED_MS = 300.0
+"""A sent frame whose whole arrival is this much later than the least delay lately is late for a queue, even
+once a standing one has made that the usual (on a free 60 kbps link, a frame of 1 KB arrives 150-250 ms above
+the least learned at 300 kbps)."""
+MAX_ANCHOR_WAIT_US = 1_000_000
+"""How far ahead of an output frame its next sent frame may have been captured for `_behind_a_queue` to count
+it (a wider span is the sender skipping, which marks the frame bridged anyway)."""
 EARLY_STATS_GAP_S = 0.25
-"""Least time between two reports when a queue builds (`STANDING_QUEUE_MS`), rather than a second."""
+"""Least time between two reports when a queue builds (`standing_ms`), rather than a second."""
 
 
 @dataclass
@@ -182,6 +195,11 @@ class LiveSession:
         self._delay = DelayTrend()
         """How fast one-way delay grows, and the queue it stands for: the sender's congestion control reads
         both in `Stats`."""
+        self._arrivals = ArrivalRate()
+        self._newest_capture_us = 0
+        self._arrived: deque[tuple[int, bool]] = deque(maxlen=256)
+        """(capture_us, whether it came over `LATE_MS` later than the path's usual delay, or `QUEUED_MS` later
+        than its least) of the recent sent frames."""
         self._stats_due = asyncio.Event()
         """Set when a queue builds on the path: the next report goes now, not at the next second."""
         self._last_stats_at = time.monotonic()
@@ -293,6 +311,7 @@ class LiveSession:
             self.report.garbage += 1
             return
         self._window.media_bytes += len(data)
+        self._arrivals.arrived(now, len(data))
         self.report.media_bytes += len(data)
         try:
             whole = self.reassembler.feed(data, now)
@@ -311,9 +330,17 @@ class LiveSession:
         if msg.capture_us:
             wall = time.time()
             self.playout.arrived(msg.capture_us / 1e6, wall)
-            self._delay.arrived(msg.capture_us / 1e6, wall)
+            # The queue on the path delays a frame's first datagram; a large frame's own length only its last.
+            self._delay.arrived(msg.capture_us / 1e6, wall - (now - self.reassembler.first_seen))
+            self._newest_capture_us = max(self._newest_capture_us, msg.capture_us)
+            # Whole, the frame is late by the queue ahead of it and by its own length on the link: a keyframe
+            # crossing a slow link makes itself and the frames behind it late, for a moment.
+            capture = msg.capture_us / 1e6
+            late = (self._delay.above_usual_ms(capture, wall) > LATE_MS
+                    or self._delay.above_least_ms(capture, wall) > QUEUED_MS)
+            self._arrived.append((msg.capture_us, late))
             if (now - self._last_stats_at >= EARLY_STATS_GAP_S and not self._stats_due.is_set()
-                    and self._delay.queue_ms() > STANDING_QUEUE_MS):
+                    and self._queue_building(now)):
                 # A queue is building on the path: tell the sender now, not at the next second. Sending 150
                 # kbps into a link that fell to 60 fills a 16 KB queue in about a second.
                 self._stats_due.set()
@@ -375,7 +402,13 @@ class LiveSession:
         for out in frames:
             self.report.frames += 1
             capture = out.capture_us / 1e6 if out.capture_us else ready
-            due = self.playout.due(capture, ready, adapt=adapt and out.kind is not Kind.CONCEALED)
+            # Frames late for a loss, for frames the sender skipped, or for a queue on the path (which the sender
+            # drains once it hears of it, or a keyframe's length) are shown as soon as they are ready, without
+            # lengthening the delay of every frame after them: raised for a congested link's second of queue, it
+            # held the latency near a second for 3 s after the queue had drained, and on a 60 kbps link each
+            # keyframe held it at 0.6 s.
+            late_for_other = out.kind is Kind.CONCEALED or out.bridged or self._behind_a_queue(out.capture_us)
+            due = self.playout.due(capture, ready, adapt=adapt and not late_for_other)
             self.report.shown_late += due < ready
             self._to_show.append((due, out))
         self._new_frames.set()
@@ -422,6 +455,21 @@ class LiveSession:
         """The figures the display draws over the video (refreshed once a second)."""
         return dict(self._overlay)
 
+    def _behind_a_queue(self, capture_us: float) -> bool:
+        """Whether an output frame waited for a sent frame that came late (`LATE_MS`): itself, or
+        (interpolated) the next sent one, the first sent frame captured at or after it."""
+        arrived = self._arrived
+        i = bisect.bisect_left(arrived, (capture_us - 1,))  # interpolated captures are computed: allow rounding
+        return i < len(arrived) and arrived[i][1] and arrived[i][0] - capture_us < MAX_ANCHOR_WAIT_US
+
+    def _queue_building(self, now: float) -> bool:
+        """Whether the path holds a queue the sender should hear of before the next second: a standing one, or
+        past `STANDING_QUEUE_MS` and growing fast (as right after a link falls, before the rate arriving, and
+        with it `standing_ms`, says how far)."""
+        queue = self._delay.queue_ms()
+        return queue > standing_ms(self._arrivals.bps(now)) or (
+            queue > STANDING_QUEUE_MS and self._delay.slope_ms_per_s() > HARD_OVERUSE_MS_PER_S)
+
     async def _stats_loop(self) -> None:
         """A report once a second, or sooner when a queue builds on the path (`_on_media` asks for it)."""
         interval = self.options.stats_interval
@@ -463,15 +511,17 @@ class LiveSession:
             self._lost_reported += lost
             self._received_reported += received
             if self.decoder.ready:
-                trend = self._delay.slope_ms_per_s()
+                wall = time.time()  # the delays' clock: a report on a silent path says no queue, not the last one
+                trend = self._delay.slope_ms_per_s(wall)
                 self._send(Stats(
                     received=self.decoder.session.frames_received, interpolated=counts[Kind.INTERPOLATED],
                     concealed=counts[Kind.CONCEALED], lost=self.decoder.frames_lost, fps=min(o["fps"], 1000.0),
                     media_kbps=min(o["media_kbps"], 1e7), latency_ms=min(lat, 1e7),
                     iterations=min(self.decoder.iterations, 64),  # the stats schema caps it
                     model_version=o["model_version"], updates_refused=getattr(self.decoder, "updates_refused", 0),
-                    delay_trend=max(-1e5, min(1e5, trend)), queue_delay=min(self._delay.queue_ms(), 1e7),
+                    delay_trend=max(-1e5, min(1e5, trend)), queue_delay=min(self._delay.queue_ms(wall), 1e7),
                     loss=lost / (lost + received) if lost + received else 0.0,
+                    arrival_kbps=min(self._arrivals.bps(now) / 1000, 1e7), newest_capture_us=self._newest_capture_us,
                 ))
             w.reset()
 

@@ -1,16 +1,19 @@
 """The output clock: when each reconstructed frame is shown.
 
 Frame ``i`` is due at its capture time plus a playout delay. The delay is
-a high percentile (95th by default) of the lags (capture to ready) seen over
-the last few seconds plus a margin, so the output runs smoothly at the
+a high percentile (90th by default) of the lags (capture to ready) seen over
+the last 2 s plus a margin, so the output runs smoothly at the
 source's frame rate: a frame interpolated between two sent frames can only
 be ready once the second one arrives, which is (stride - 1) frames after its
 own capture. The delay grows at once when lags grow and shrinks slowly when
 all are early (in proportion to the excess once it is large). A
 percentile, as WebRTC's jitter buffers use, rather than the worst lag: one
-frame in twenty may be shown a few ms late (as soon as it is
+frame in ten may be shown a few ms late (as soon as it is
 ready), instead of every frame waiting for the slowest one. Frames late
-because data was lost do not count (``adapt=False``).
+for something of the moment do not count (``adapt=False``): data lost, a
+keyframe or a queue on the path, frames the sender skipped. (At the 95th
+percentile of 3 s, a burst of such frames held every frame after it late
+for 3 s.)
 
 The sender's capture clock and ours may differ: the smallest
 (arrival - capture) of any sent frame stands for their offset plus the
@@ -30,8 +33,8 @@ fall to 0.1 s in 3 s."""
 
 
 class Playout:
-    def __init__(self, fps: float, margin: float | None = None, window: float = 3.0,
-                 max_delay: float = 2.0, shrink_per_s: float = 0.01, quantile: float = 0.95) -> None:
+    def __init__(self, fps: float, margin: float | None = None, window: float = 2.0,
+                 max_delay: float = 2.0, shrink_per_s: float = 0.01, quantile: float = 0.9) -> None:
         if not 0.0 < quantile <= 1.0:
             raise ValueError(f"quantile must be in (0, 1], got {quantile}")
         self.fps = fps
@@ -66,7 +69,9 @@ class Playout:
         without making the next loss any shorter.
         """
         lag = max(0.0, ready - self.local(capture))
-        if adapt or not self._lags:
+        if adapt:
+            # (Not even into an empty window: after 3 s of a congested link's late frames, the first one let in
+            # set the delay to its 2-s ceiling for the next 3 s.)
             self._lags.append((ready, lag))
         while self._lags and self._lags[0][0] < ready - self.window:
             self._lags.popleft()

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import enum
 import logging
+from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
@@ -45,6 +46,8 @@ log = logging.getLogger("vsa.receiver")
 
 MAX_OUTPUT_RATIO = 16
 """Most output frames per source frame (``--fps`` against the stream's fps): bounds the frames one sent frame makes."""
+SPAN_MEMORY = 16
+"""Spans between sent frames remembered to tell the stream's stride from frames its sender skipped."""
 MAX_INTERPOLATED = 64
 """Most frames interpolated across one gap; beyond that, the frames of a gap hold the frame before it."""
 MAX_STAGED_UPDATES = 16
@@ -72,6 +75,9 @@ class OutputFrame:
     """Bicubic upsampling of the same low-res data (blended for frames not sent), if asked for."""
     capture_us: float = 0.0
     """When the sender captured this moment, on its clock (interpolated between sent frames); 0 if unknown."""
+    bridged: bool = False
+    """Interpolated across frames the sender chose not to send (a span wider than the stream's recent stride,
+    none lost): it waited for the next sent frame longer than the stride makes frames wait."""
 
 
 @dataclass
@@ -142,9 +148,9 @@ class SessionDecoder:
         return capture_us + (pos - at) * 1e6 / self.hello.fps
 
     def _output(self, index: int, pos: float, frame: torch.Tensor, kind: Kind,
-                baseline: torch.Tensor | None = None, capture_us: float = 0.0) -> OutputFrame:
+                baseline: torch.Tensor | None = None, capture_us: float = 0.0, bridged: bool = False) -> OutputFrame:
         self.counts[kind] += 1
-        return OutputFrame(index, pos, frame, kind, baseline, capture_us)
+        return OutputFrame(index, pos, frame, kind, baseline, capture_us, bridged)
 
     def feed(self, msg: Message) -> list[OutputFrame]:
         """Process one message; return the output frames it completes, in order."""
@@ -267,6 +273,8 @@ class StreamDecoder(SessionDecoder):
         """The scale frames come at now (the hello's, until a frame says otherwise)."""
         self.scale_switches = 0
         self._reconstructors: dict[int, Reconstructor] = {}
+        self._spans: deque[int] = deque(maxlen=SPAN_MEMORY)
+        """The last spans (in source frames) between two sent frames with none lost between them."""
 
     # -- messages -------------------------------------------------------------------------
 
@@ -461,6 +469,12 @@ class StreamDecoder(SessionDecoder):
         # Sent frames missing in between (lost, or not decodable) make this a concealment. (Not a span wider
         # than the hello's stride: a sender under a target changes its stride, and skips frames it never sends.)
         kind = Kind.CONCEALED if b.seq - a.seq > 1 else Kind.INTERPOLATED
+        bridged = False
+        if kind is Kind.INTERPOLATED:
+            # Wider than the stride of late: frames the sender skipped to keep to its target. The least recent
+            # span is the stride (a sender under a target skips often, and moves its stride only now and then).
+            bridged = bool(self._spans) and span > min(self._spans)
+            self._spans.append(span)
         alphas = [(pos - a.pts) / span for _, pos in targets]
         out = []
         if len(targets) > MAX_INTERPOLATED:
@@ -478,7 +492,8 @@ class StreamDecoder(SessionDecoder):
             base = None
             if a.baseline is not None and b.baseline is not None:
                 base = (1 - alpha) * a.baseline + alpha * b.baseline
-            out.append(self._output(index, pos, frame, kind, base, self._capture_at(a.capture_us, a.pts, pos)))
+            out.append(self._output(index, pos, frame, kind, base, self._capture_at(a.capture_us, a.pts, pos),
+                                    bridged))
         return out
 
     def finish(self, fill: bool = True) -> list[OutputFrame]:

@@ -132,3 +132,15 @@ def test_playout_forgets_a_lag_once_the_window_holds_only_frames_late_for_a_loss
         t = 4.0 + i / fps
         play.due(t, t + 0.060, adapt=False)
     assert play.delay < 0.2  # the 4-s lag left the window; it no longer holds the delay up
+
+
+def test_frames_late_for_other_reasons_never_set_the_delay_even_in_an_empty_window():
+    """After seconds of a congested link's late frames (none adapting), the first of them must not set the
+    delay: it held 2 s for the next window."""
+    fps = 30.0
+    play = Playout(fps, margin=0.0)
+    play.arrived(0.0, 0.0)
+    for i in range(5 * 30):
+        t = i / fps
+        play.due(t, t + 1.5, adapt=False)
+    assert play.delay == 0.0

@@ -115,3 +115,23 @@ def test_a_scale_switch_mid_stream_decodes_without_a_glitch(small_frames):
     before, around, after = scores[16:22], scores[22:28], scores[30:40]
     assert min(around) > min(before + after) - 1.0, (before, around, after)
     assert sum(after) / len(after) > sum(before) / len(before)  # scale 2 carries more than scale 4
+
+
+def test_frames_between_sent_ones_the_sender_skipped_are_marked_bridged(trained_bundle, small_frames):
+    """A sender under a target skips frames (it never codes them, and numbers the next one on): the receiver
+    interpolates across the wider span, not as a loss, and marks those frames so the output clock does not
+    lengthen its delay for them."""
+    from dataclasses import replace
+
+    msgs = _messages(trained_bundle[1], small_frames[:13], stride=2, drop={8})
+    seq = 0
+    for i, m in enumerate(msgs):  # what a skipping sender sends: no hole in the seqs
+        if isinstance(m, Frame):
+            msgs[i] = replace(m, seq=seq)
+            seq += 1
+    _, out = _decode(msgs)
+    assert [o.index for o in out] == list(range(13))
+    assert [o.kind for o in out][7:10] == [Kind.INTERPOLATED, Kind.SENT, Kind.INTERPOLATED] or \
+        [o.kind for o in out][7:10] == [Kind.INTERPOLATED] * 3
+    assert [o.index for o in out if o.bridged] == [7, 8, 9]
+    assert not any(o.kind is Kind.CONCEALED for o in out)
