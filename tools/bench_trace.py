@@ -9,7 +9,9 @@ p95 latency, frames lost, the longest display gap, PSNR per segment of the
 trace, and the times the issue's goals are about:
 
 * how long after the drop the sent rate fell below the link rate;
-* how long after the rise it came back within 20% of the higher rate.
+* how long after the rise it came back within 20% of the higher rate, and
+  within 20% of what it sent before the drop (over 3 s): a stream may need
+  less than the link gives.
 """
 
 from __future__ import annotations
@@ -165,15 +167,29 @@ def summarise(result: dict, trace: list[tuple[float, float]], psnr: np.ndarray, 
                            "below_link_after_s": round(hit - change, 1) if hit is not None else None})
         else:
             hit = next((r["t"] for r in later if r["sent_kbps"] >= 0.8 * after), None)
-            events.append({"at_s": round(change, 1), "rise_kbps": [before, after],
-                           "within_20pct_after_s": round(hit - change, 1) if hit is not None else None})
+            event = {"at_s": round(change, 1), "rise_kbps": [before, after],
+                     "within_20pct_after_s": round(hit - change, 1) if hit is not None else None}
+            # A stream may need less than the link gives (this clip at 192x256 used 100-250 kbps of 300): also
+            # when its rate, over 3 s, came back within 20% of what it sent before, at a link rate as high.
+            earlier = [j for j in range(i - 1) if trace[j][0] >= trace[i][0]]
+            if earlier:
+                lo, hi = bounds[earlier[-1]] - start, bounds[earlier[-1] + 1] - start
+                used = [r["sent_kbps"] for r in seconds if lo + 2 <= r["t"] < hi]
+                if used:
+                    mean = sum(used) / len(used)
+                    back = next((a["t"] for a, b, c in zip(later, later[1:], later[2:])
+                                 if (a["sent_kbps"] + b["sent_kbps"] + c["sent_kbps"]) / 3 >= 0.8 * mean), None)
+                    event.update(before_kbps=round(mean, 1),
+                                 back_within_20pct_after_s=round(back - change, 1) if back is not None else None)
+            events.append(event)
     figures["events"] = events
     gaps = sorted(report.display_gaps_ms)
     figures.update(
         frames=report.frames, lost=report.lost, latency_median_ms=round(report.latency(0.5), 1),
         latency_p95_ms=round(report.latency(0.95), 1), longest_gap_ms=round(gaps[-1], 1) if gaps else None,
         skipped_frames=sender.skipped_budget, skipped_for_keyframe=sender.skipped_for_keyframe,
-        keyframe_requests=sender.keyframe_requests, media_kbps=round(sender.media_bytes * 8 / 1000 / max(sender.seconds, 1e-9), 1),
+        keyframe_requests=sender.keyframe_requests, drains=sender.drains,
+        media_kbps=round(sender.media_bytes * 8 / 1000 / max(sender.seconds, 1e-9), 1),
     )
     # PSNR per segment of the trace, output frame i being source frame i (the output runs at the source's rate).
     segment_psnr = []

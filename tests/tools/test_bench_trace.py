@@ -22,7 +22,7 @@ def test_the_summary_times_the_fall_below_the_link_and_the_climb_back():
     # after the rise.
     sent = [200] * 5 + [150, 50, 50, 50, 50] + [60, 80, 120, 160, 200, 250, 250, 250, 250, 250]
     report = SimpleNamespace(sent_kbps=[(1.0 + i, k) for i, k in enumerate(sent)], targets=[], receiver_stats=[],
-                             skipped_budget=0, skipped_for_keyframe=0, keyframe_requests=0, media_bytes=0,
+                             skipped_budget=0, skipped_for_keyframe=0, keyframe_requests=0, media_bytes=0, drains=[],
                              seconds=20.0)
     receiver = SessionReport(frames=600, latencies_ms=[80.0] * 600, display_gaps_ms=[33.0] * 599)
     psnr = np.concatenate([np.full(150, 30.0), np.full(150, 25.0), np.full(300, 29.0)])
@@ -31,5 +31,7 @@ def test_the_summary_times_the_fall_below_the_link_and_the_climb_back():
     drop, rise = figures["events"]
     assert drop["below_link_after_s"] == 2.0
     assert rise["within_20pct_after_s"] == 6.0
+    # And back within 20% of the 200 kbps it sent before the drop, over 3 s, from 3 s after the rise.
+    assert rise["before_kbps"] == 200.0 and rise["back_within_20pct_after_s"] == 3.0
     assert [s["psnr"] for s in figures["segments"]] == [30.0, 25.0, 29.0]
     assert figures["latency_p95_ms"] == 80.0 and figures["longest_gap_ms"] == 33.0
