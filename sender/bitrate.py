@@ -113,8 +113,9 @@ class BitrateKeeper:
         (not a rate that differs from the target, which a still scene or the ladder's floor makes lasting: that
         waits for `REFRESH_S`)."""
         self.group_due = False
-        """Live: the target moved by a halving or more since the group's crf was chosen; a new group (a
-        keyframe at the crf for the new target, already chosen) should start at the next frame sent."""
+        """Live: the target moved by a halving or more since the group began, or the group has run `REFRESH_S`
+        at a crf half a halving off; a new group (a keyframe at the crf already chosen) should start at the
+        next frame sent."""
 
     @property
     def spread_s(self) -> float:
@@ -161,10 +162,10 @@ class BitrateKeeper:
         if delivered:
             low, high = CRF_RANGE[self.codec]
             halving = CRF_PER_HALVING[self.codec]
-            # From the crf that delivered it (a second new target before the new group has begun must not move
-            # the crf again for the same rate).
-            # Up the rate by at most one halving's steps at once: a keyframe at a much lower crf is the largest
-            # frame there is (8 KB at 96x128, a second of a 60 kbps link).
+            # Reckoned from the crf that delivered it (a second new target before the new group has begun must
+            # not move the crf again for the same rate), and up the rate by at most one halving's steps at once:
+            # a keyframe at a much lower crf is the largest frame there is (8 KB at 96x128, a second of a
+            # 60 kbps link).
             shift = max(-halving, halving * math.log2(delivered / (PAYLOAD_SHARE * self.stream_bps)))
             crf = int(min(high, max(low, round(self._group_crf + shift))))
             moved = abs(math.log2(self.target_bps / self._group_target)) >= 1 and abs(shift) >= halving

@@ -58,7 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "over a minute) instead of a quality: each group of pictures gets the crf that keeps to it, and "
                    "the scale and stride you do not give come from the ladder measured by vsa eval")
     p.add_argument("--keyint", type=positive_int, default=60,
-                   help="vp9, h264: sent frames between keyframes (default: 60; lost frames also trigger one)")
+                   help="vp9, h264: sent frames between keyframes (default: 60; lost frames also trigger one; "
+                        "under --kbps a file's groups are at most 2 s, and a live stream's end when its quality "
+                        "must change, at most 20 s apart)")
     p.add_argument("--size", type=size_arg,
                    metavar="HxW", help="working size (default: the model's; INR-V streams always use the model's)")
     add_threads_argument(p)
