@@ -328,14 +328,13 @@ class LiveSession:
             return
         assert self.playout is not None
         if msg.capture_us:
-            wall = time.time()
-            self.playout.arrived(msg.capture_us / 1e6, wall)
+            wall, capture = time.time(), msg.capture_us / 1e6
+            self.playout.arrived(capture, wall)
             # The queue on the path delays a frame's first datagram; a large frame's own length only its last.
-            self._delay.arrived(msg.capture_us / 1e6, wall - (now - self.reassembler.first_seen))
+            self._delay.arrived(capture, wall - (now - self.reassembler.first_seen))
             self._newest_capture_us = max(self._newest_capture_us, msg.capture_us)
             # Whole, the frame is late by the queue ahead of it and by its own length on the link: a keyframe
             # crossing a slow link makes itself and the frames behind it late, for a moment.
-            capture = msg.capture_us / 1e6
             late = (self._delay.above_usual_ms(capture, wall) > LATE_MS
                     or self._delay.above_least_ms(capture, wall) > QUEUED_MS)
             self._arrived.append((msg.capture_us, late))

@@ -160,20 +160,24 @@ class BitrateKeeper:
         # `MAX_CRF_STEP` a group). The crf moves by its steps per halving of the rate.
         delivered = self._delivered_bps(now)
         if delivered:
-            low, high = CRF_RANGE[self.codec]
             halving = CRF_PER_HALVING[self.codec]
             # Reckoned from the crf that delivered it (a second new target before the new group has begun must
             # not move the crf again for the same rate), and up the rate by at most one halving's steps at once:
             # a keyframe at a much lower crf is the largest frame there is (8 KB at 96x128, a second of a
             # 60 kbps link).
             shift = max(-halving, halving * math.log2(delivered / (PAYLOAD_SHARE * self.stream_bps)))
-            crf = int(min(high, max(low, round(self._group_crf + shift))))
+            crf = self._in_range(self._group_crf + shift)
             moved = abs(math.log2(self.target_bps / self._group_target)) >= 1 and abs(shift) >= halving
             aged = self._group is not None and now - self._group[0] >= REFRESH_S
             if (moved or aged) and abs(crf - self._group_crf) >= halving / 2:
                 self.crf, self.group_due = crf, True
             elif self.group_due:
                 self.crf = crf  # the new group not begun yet: at the crf for the latest target
+
+    def _in_range(self, crf: float) -> int:
+        """``crf`` rounded, within the codec's `CRF_RANGE`."""
+        low, high = CRF_RANGE[self.codec]
+        return int(min(high, max(low, round(crf))))
 
     def rescaled(self, ratio: float) -> None:
         """The stream moved to a rung of the ladder whose rate, at the same crf, is ``ratio`` times the last's
@@ -232,8 +236,7 @@ class BitrateKeeper:
         if delivered > 0:
             step = CRF_PER_HALVING[self.codec] * math.log2(delivered / want)
             step = max(-MAX_CRF_STEP, min(MAX_CRF_STEP, step))
-            low, high = CRF_RANGE[self.codec]
-            self.crf = int(min(high, max(low, round(self.crf + step))))
+            self.crf = self._in_range(self.crf + step)
         self._group = (now, self.payload_bytes, self.other_bytes)
         self._rate_scale, self._group_crf, self._group_target = 1.0, self.crf, self.target_bps
         return self.crf
