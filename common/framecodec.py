@@ -36,6 +36,10 @@ DEFAULT_CRF = DEFAULT_CRFS["h264"]
 DEFAULT_WEBP_QUALITY = 90
 VP9_CPU_USED = 2
 """libvpx speed (0 slowest): at 48x64, 2 costs 2 ms a frame and 4 1.2 ms, for 8-10% more bits."""
+KEYFRAME_SHARE_PCT = 300
+"""Under a keyframe cap (`FrameEncoder`'s ``keyframe_bytes``), a vp9 keyframe may take this share of the average
+frame's bits (libvpx's ``max-intra-rate``). The average is set from the cap, so this only fixes the rate ceiling
+that comes with it: an average frame of a third of the cap."""
 
 # vp9 crf -> the h264 crf with the same low-res PSNR: measured at scale 4 on the street and office clips
 # (48x64; vp9 good/cpu-used 2 against x264 veryfast zerolatency, both 4:4:4), averaged.
@@ -100,15 +104,26 @@ class FrameEncoder:
         quality: int = DEFAULT_WEBP_QUALITY,
         keyint: int = 60,
         chroma: str = "444",
+        keyframe_bytes: int = 0,
     ) -> None:
+        """``keyframe_bytes``: vp9 only, the most a keyframe should take (0: no cap). A keyframe is the largest
+        frame there is, and on a slow link every frame behind it waits while it crosses: one of 4 KB at 96x128
+        took 0.6 s of a 60 kbps link. A keyframe over the cap is coded again in a new context under it
+        (libvpx keeps to it within about 20%, to about 1.1 KB at least): coarser, and the inter frames after
+        it refine it (see `_context`). x264's equivalent, a VBV buffer the size of the cap, cost 0.8 dB on
+        the same clip, so h264 takes none."""
         check_lowres_size(codec, width, height)
         if chroma not in ("444", "420"):
             raise ValueError(f"chroma must be 444 or 420, got {chroma!r}")
         self.codec, self.width, self.height = codec, width, height
         self.fps, self.keyint, self.chroma, self.quality = fps, keyint, chroma, quality
         self.crf = default_crf(codec) if crf is None else crf
-        self._next_crf: int | None = None
+        self.keyframe_bytes = keyframe_bytes if codec == "vp9" else 0
+        self._next: tuple[int, int] | None = None
+        """(crf, keyframe_bytes) from the next group of pictures on (`set_crf`)."""
         self._ctx = self._context()
+        self._capped = False
+        """The context codes under the keyframe cap (constrained quality), not at constant quality."""
         self._pts = 0
         # Requests come from any thread (the event loop, when a receiver asks) and `encode` takes them in the
         # coding thread; test-and-clear under a lock, so a request landing mid-`encode` is kept for the next frame
@@ -116,7 +131,7 @@ class FrameEncoder:
         self._force_key = False
         self._key_lock = threading.Lock()
 
-    def _context(self) -> av.CodecContext:
+    def _context(self, capped: bool = False) -> av.CodecContext:
         codec, crf, keyint = self.codec, self.crf, self.keyint
         if codec == "png":
             ctx = av.CodecContext.create("png", "w")
@@ -128,7 +143,7 @@ class FrameEncoder:
         elif codec == "vp9":
             ctx = av.CodecContext.create("libvpx-vp9", "w")
             ctx.pix_fmt = "yuv444p"  # profile 1: as for h264, chroma matters at these sizes
-            ctx.options = {
+            options = {
                 "crf": str(crf),
                 "b": "0",  # constant quality
                 "deadline": "good",
@@ -138,6 +153,18 @@ class FrameEncoder:
                 "g": str(keyint),
                 "threads": "1",
             }
+            if capped:
+                # libvpx caps a keyframe (``max-intra-rate``, a share of the average frame's bits) only under
+                # rate control: constrained quality, the crf with a rate as a ceiling. The ceiling is the one
+                # the cap implies, several times what the inter frames of a stream whose keyframe must cross
+                # in a fraction of a second take, so the crf still sets their quality: on the signing clip at
+                # 96x128 the mean PSNR of 100 frames at the same total rate stayed within 0.1 dB of constant
+                # quality's from 30 to 70 kbps, and 0.4 dB better at 20. It is not the default: at low crfs
+                # constrained quality spent up to a fifth more for the same PSNR.
+                del options["b"]
+                options["max-intra-rate"] = str(KEYFRAME_SHARE_PCT)
+                ctx.bit_rate = round(self.keyframe_bytes * 8 * self.fps * 100 / KEYFRAME_SHARE_PCT)
+            ctx.options = options
         else:
             ctx = av.CodecContext.create("libx264", "w")
             # 4:4:4: at low-res sizes 4:2:0 chroma costs ~6 dB of PSNR for
@@ -167,13 +194,14 @@ class FrameEncoder:
         than at the next ``keyint``-th."""
         self._pts += -self._pts % self.keyint
 
-    def set_crf(self, crf: int) -> None:
-        """Code at ``crf`` from the next group of pictures on (inter codecs). FFmpeg's x264 and libvpx wrappers
-        take no new quality mid-stream, so the codec is restarted at that keyframe, which needs nothing before
-        it anyway."""
+    def set_crf(self, crf: int, keyframe_bytes: int | None = None) -> None:
+        """Code at ``crf`` (and, vp9, with keyframes capped at ``keyframe_bytes``; None: as now) from the next
+        group of pictures on (inter codecs). FFmpeg's x264 and libvpx wrappers take no new quality mid-stream,
+        so the codec is restarted at that keyframe, which needs nothing before it anyway."""
         if self.codec not in INTER_CODECS:
             raise ValueError(f"{self.codec} has no crf")
-        self._next_crf = crf if crf != self.crf else None
+        cap = self.keyframe_bytes if keyframe_bytes is None or self.codec != "vp9" else keyframe_bytes
+        self._next = (crf, cap) if (crf, cap) != (self.crf, self.keyframe_bytes) else None
 
     def request_keyframe(self) -> None:
         """Make the next frame a keyframe (for a receiver that lost its place); safe from any thread."""
@@ -186,15 +214,24 @@ class FrameEncoder:
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
         if self._ctx.pix_fmt != "rgb24":
             frame = frame.reformat(format=self._ctx.pix_fmt)
-        if self._next_crf is not None and self.at_group_start:
-            # One frame in gives one packet out, so the old context holds nothing to flush.
-            self.crf, self._next_crf = self._next_crf, None
-            self._ctx = self._context()
+        if self.at_group_start and (self._next is not None or self._capped):
+            # One frame in gives one packet out, so the old context holds nothing to flush. (A group coded under
+            # the cap ends with it: each group tries constant quality first.)
+            if self._next is not None:
+                (self.crf, self.keyframe_bytes), self._next = self._next, None
+            self._ctx, self._capped = self._context(), False
         frame.pts = self._pts
         self._pts += 1
         if self._take_keyframe_request():
             frame.pict_type = av.video.frame.PictureType.I
-        return self._packets(self._ctx.encode(frame))
+        packets = self._packets(self._ctx.encode(frame))
+        if self.keyframe_bytes and not self._capped and any(
+                p.keyframe and len(p.payload) > self.keyframe_bytes for p in packets):
+            # Over the cap: code it again, the first frame of a context under the cap (a keyframe needs nothing
+            # before it, so the group goes on from there).
+            self._ctx, self._capped = self._context(capped=True), True
+            packets = self._packets(self._ctx.encode(frame))
+        return packets
 
     def _take_keyframe_request(self) -> bool:
         with self._key_lock:

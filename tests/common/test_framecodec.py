@@ -105,3 +105,26 @@ def test_size_rules():
     check_lowres_size("vp9", 7, 4)
     with pytest.raises(ValueError, match="unknown codec"):
         check_lowres_size("mpeg2", 8, 8)
+
+
+def test_a_vp9_keyframe_over_its_cap_is_coded_again_under_it(clip_path):
+    """Live on a slow link a keyframe holds up every frame behind it: over the cap it is coarser, and the inter
+    frames after it make up the quality (the README's rate-control section measures the display gaps)."""
+    frames, _, _ = read_video(clip_path, size=(96, 128), limit=40)
+
+    def stream(cap: int) -> tuple[list[int], float]:
+        enc, dec = FrameEncoder("vp9", 128, 96, crf=20, keyint=100, keyframe_bytes=cap), FrameDecoder("vp9", 128, 96)
+        sizes, out = [], []
+        for frame in frames:
+            (packet,) = enc.encode(frame)
+            sizes.append(len(packet.payload))
+            out.append(dec.decode(packet.payload, packet.keyframe))
+        return sizes, float(psnr(to_tensor(np.stack(out)), to_tensor(frames)).mean())
+
+    free, free_psnr = stream(0)
+    roomy, _ = stream(free[0] + 1)
+    capped, capped_psnr = stream(2000)
+    assert free[0] > 2 * 2000  # the cap binds
+    assert roomy == free  # a keyframe under its cap is coded at constant quality, as without one
+    assert capped[0] <= 1.3 * 2000  # libvpx keeps to it within about a fifth
+    assert capped_psnr > free_psnr - 1.0  # the inter frames refine what the keyframe left out
