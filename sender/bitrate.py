@@ -42,6 +42,11 @@ scene), and a jump of 20 overshot the other way."""
 CRF_RANGE = {"h264": (10, 51), "vp9": (10, 63)}
 """The crfs the keeper may choose (below 10 the low-res frames are near-lossless: bits better spent on a finer
 rung of the ladder)."""
+LIVE_CRF_FLOOR = {"h264": 15, "vp9": 20}
+"""Live, the lowest crf: where there is no finer rung, the bits are better left unspent. On a free 300 kbps link
+(192x256, the shipped base, the top rung) vp9 at crf 10 sent 104 kbps for 34.43 dB, at 20 60 kbps for 34.20, at
+30 39 kbps for 33.65: the last 0.2 dB cost 70% more rate, its 7.9 KB keyframes read as congestion, and a link
+that fell found twice the queue. h264's is the crf of the same low-res PSNR (`vsa.common.framecodec.model_crf`)."""
 PAYLOAD_SHARE = 0.9
 """Live, the share of a new target the crf chosen at once aims its payload at (frame headers take the rest)."""
 MIN_MEASURE_S = 0.5
@@ -59,6 +64,10 @@ the rate meanwhile. Every keyframe is the largest frame there is: at 30-40 kbps 
 to cross a 60 kbps link, a 0.9-s freeze, every 4 s when groups were that long."""
 REFRESH_S = 4.0
 """Live: seconds a group runs before its crf may be corrected by a new group (not just after a target's move)."""
+KEYFRAME_CROSSING_S = 0.25
+"""Live: a keyframe may take this many seconds of the target (`BitrateKeeper.keyframe_bytes`). Every frame behind
+it waits while it crosses: uncapped, the first keyframe after a link fell to 60 kbps (4.5 KB at 96x128) froze
+the picture for 0.6 s, on top of the pause that drained the queue."""
 
 
 def keyint_for(fps: float, stride: int, keyint: int, live: bool = False) -> int:
@@ -83,6 +92,8 @@ class BitrateKeeper:
     """Sent once, up front: the hello and any model blobs."""
     frame_count: int = 0
     """The stream's length in source frames when known (a file), else 0."""
+    live: bool = False
+    """Sent as it is coded, over a network: keyframes are capped (`keyframe_bytes`)."""
 
     def __post_init__(self) -> None:
         if not self.target_bps > 0:
@@ -116,6 +127,11 @@ class BitrateKeeper:
         """Live: the target moved by a halving or more since the group began, or the group has run `REFRESH_S`
         at a crf half a halving off; a new group (a keyframe at the crf already chosen) should start at the
         next frame sent."""
+
+    @property
+    def keyframe_bytes(self) -> int:
+        """Live, the most a keyframe should take: `KEYFRAME_CROSSING_S` of the target (0: no cap, a file)."""
+        return int(KEYFRAME_CROSSING_S * self.target_bps / 8) if self.live else 0
 
     @property
     def spread_s(self) -> float:
@@ -175,8 +191,10 @@ class BitrateKeeper:
                 self.crf = crf  # the new group not begun yet: at the crf for the latest target
 
     def _in_range(self, crf: float) -> int:
-        """``crf`` rounded, within the codec's `CRF_RANGE`."""
+        """``crf`` rounded, within the codec's `CRF_RANGE` (live, above its `LIVE_CRF_FLOOR`)."""
         low, high = CRF_RANGE[self.codec]
+        if self.live:
+            low = LIVE_CRF_FLOOR[self.codec]
         return int(min(high, max(low, round(crf))))
 
     def rescaled(self, ratio: float) -> None:

@@ -128,9 +128,11 @@ class StreamEncoder:
         self.keeper: BitrateKeeper | None = None
         keyint = settings.keyint
         if settings.kbps:
-            keyint = keyint_for(fps, settings.stride, settings.keyint, live=frame_count <= 0 or not synchronous)
+            live = frame_count <= 0 or not synchronous
+            keyint = keyint_for(fps, settings.stride, settings.keyint, live=live)
             fixed = len(encode(hello)) + sum(len(blob) for blob in self.shipment.to_send())
-            self.keeper = BitrateKeeper(settings.kbps * 1000, fps, settings.codec, settings.crf, fixed, frame_count)
+            self.keeper = BitrateKeeper(settings.kbps * 1000, fps, settings.codec, settings.crf, fixed, frame_count,
+                                        live)
         self.keyint = keyint
         self.fps = fps
         self.scale, self.stride = settings.scale, settings.stride
@@ -217,14 +219,15 @@ class StreamEncoder:
         if self.keeper is not None and (self.encoder.at_group_start or self.keeper.group_due):
             if not self.encoder.at_group_start:
                 self.encoder.new_group()  # the target moved far: its crf from this frame, not seconds later
-            self.encoder.set_crf(self.keeper.next_crf(pts))
+            self.encoder.set_crf(self.keeper.next_crf(pts), self.keeper.keyframe_bytes)
         self._pending.append((pts, capture_us, rgb if self.adapter is not None else None))
         return messages + self._frames(self.encoder.encode(self.lowres(rgb)))
 
     def _payload_encoder(self, crf: int) -> FrameEncoder:
         """The payload codec for frames of the current low-res size."""
         return FrameEncoder(self.settings.codec, self.low_w, self.low_h, fps=self.fps, crf=crf,
-                            quality=self.settings.quality, keyint=self.keyint)
+                            quality=self.settings.quality, keyint=self.keyint,
+                            keyframe_bytes=self.keeper.keyframe_bytes if self.keeper is not None else 0)
 
     def switch(self, scale: int, stride: int) -> None:
         """Move to another rung of the ladder from the next frame on (from any thread). A new scale starts a
