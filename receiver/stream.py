@@ -461,10 +461,7 @@ class StreamDecoder(SessionDecoder):
         self._anchor = anchor
         return out
 
-    def _interpolated(self, a: _Anchor | None, b: _Anchor, targets: list[tuple[int, float]]) -> list[OutputFrame]:
-        if not targets:
-            return []
-        assert a is not None and self.reconstructor is not None
+    def _interpolated(self, a: _Anchor, b: _Anchor, targets: list[tuple[int, float]]) -> list[OutputFrame]:
         span = b.pts - a.pts
         # Sent frames missing in between (lost, or not decodable) make this a concealment. (Not a span wider
         # than the hello's stride: a sender under a target changes its stride, and skips frames it never sends.)
@@ -473,8 +470,13 @@ class StreamDecoder(SessionDecoder):
         if kind is Kind.INTERPOLATED:
             # Wider than the stride of late: frames the sender skipped to keep to its target. The least recent
             # span is the stride (a sender under a target skips often, and moves its stride only now and then).
+            # Spans with nothing to interpolate count too: at stride 1, the first skip of a stream (a pause
+            # while a queue drained) otherwise found no span to compare with.
             bridged = bool(self._spans) and span > min(self._spans)
             self._spans.append(span)
+        if not targets:
+            return []
+        assert self.reconstructor is not None
         alphas = [(pos - a.pts) / span for _, pos in targets]
         out = []
         if len(targets) > MAX_INTERPOLATED:

@@ -135,3 +135,20 @@ def test_frames_between_sent_ones_the_sender_skipped_are_marked_bridged(trained_
         [o.kind for o in out][7:10] == [Kind.INTERPOLATED] * 3
     assert [o.index for o in out if o.bridged] == [7, 8, 9]
     assert not any(o.kind is Kind.CONCEALED for o in out)
+
+
+def test_the_first_skip_of_a_stream_at_stride_1_is_bridged_too(trained_bundle, small_frames):
+    """At stride 1 nothing is interpolated until the sender first skips (as while a queue on the path drains):
+    the spans before it still say what the stride is, so the frames across the skip are not taken for what
+    the path costs every frame."""
+    from dataclasses import replace
+
+    msgs = _messages(trained_bundle[1], small_frames[:12], stride=1, drop={5, 6, 7})
+    seq = 0
+    for i, m in enumerate(msgs):
+        if isinstance(m, Frame):
+            msgs[i] = replace(m, seq=seq)
+            seq += 1
+    _, out = _decode(msgs)
+    assert [o.index for o in out] == list(range(12))
+    assert [o.index for o in out if o.bridged] == [5, 6, 7]
