@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from vsa.sender.bitrate import CRF_RANGE, BitrateKeeper, keyint_for
+from vsa.sender.bitrate import CRF_RANGE, KEYFRAME_CROSSING_S, LIVE_CRF_FLOOR, BitrateKeeper, keyint_for
 from vsa.sender.ladder import DEFAULT_LADDER, choose, rung_kbps, settle
 from vsa.sender.stream import StreamSettings
 from vsa.tools.filemode import encode_file
@@ -87,6 +87,23 @@ def test_a_target_that_moves_a_halving_starts_a_group_at_the_crf_for_it():
     rung.rescaled(0.5)
     rung.retarget(30_000, 1.0)
     assert rung.crf == 20 + round(12 * math.log2(120 / 27))
+
+
+def test_live_keyframes_are_capped_by_the_target_and_the_crf_stops_at_the_live_floor():
+    live = BitrateKeeper(60_000, FPS, "vp9", 30, live=True)
+    assert live.keyframe_bytes == int(KEYFRAME_CROSSING_S * 60_000 / 8)
+    live.retarget(30_000, 0.0)
+    assert live.keyframe_bytes == int(KEYFRAME_CROSSING_S * 30_000 / 8)  # follows the target
+    assert BitrateKeeper(60_000, FPS, "vp9", 30, frame_count=300).keyframe_bytes == 0  # a file crosses no link
+    # A stream far under a large target: a file's crf goes to the codec's floor, a live one's stops at the
+    # live floor (the bits better left unspent).
+    crfs = {}
+    for live in (False, True):
+        keeper = BitrateKeeper(300_000, FPS, "vp9", 30, frame_count=0 if live else 3000, live=live)
+        keeper.next_crf(0)
+        for pts in range(60, 600, 60):
+            crfs[live] = _group(keeper, pts, 20.0)
+    assert crfs == {False: CRF_RANGE["vp9"][0], True: LIVE_CRF_FLOOR["vp9"]}
 
 
 def test_the_keeper_counts_the_model_and_stays_within_the_codec_crf_range():
