@@ -28,17 +28,25 @@ arrivals and reports.
   - otherwise, after `STABLE_S` seconds without either, *probe up*: by
     `PROBE_STEP` at the first report, and by twice as much more at each
     calm report after it (up to `MAX_PROBE_STEP`), to the ceiling; but
-    near the rate the path last gave out at, by `NEAR_STEP` of it a report
-    (GCC's additive increase near its link estimate). GCC's
+    near the rate the path last gave out at, by about a packet per response
+    time (`near_increase_bps`, GCC's additive increase near its link
+    estimate). GCC's
     steady 8% a second would take 20 s to climb back from a fifth of a
     link; doubling the step, as TCP's slow start does, takes 6.
   Loss without rising delay is taken for random loss, which FEC repairs;
   loss with rising delay is congestion, which FEC (twice the rate) would
   make worse (`fec_useful`).
+* **Sender: `OwnQueue`.** The queue delay the sender's own frames make at
+  the bottleneck if it carries the rate the controller believes it does
+  (`RateController.believed_bps`): a keyframe or a scene cut crossing a
+  60 kbps link holds the frames behind it for a third of a second, which
+  is no sign of a smaller link. The controller judges the queue delay the
+  receiver reports over and above it.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 
@@ -84,13 +92,20 @@ STABLE_S = 2.0
 PROBE_STEP = 1.08
 """Multiplicative increase at the first probing report (GCC: 8% a second)."""
 PROBE_HEADROOM = 1.5
-"""Probing goes no higher than this times the rate the receiver got."""
+PROBE_SLACK_BPS = 10_000.0
+"""Probing goes no higher than `PROBE_HEADROOM` times the rate the receiver got, plus `PROBE_SLACK_BPS`
+(libwebrtc's rule: the slack keeps a stream at a low rate, whose frames come unevenly, from sticking)."""
 NEAR_CAPACITY = (0.9, 1.15)
 """Between these shares of the rate the path last gave out at (`RateController.capacity_bps`) the target
-grows by `NEAR_STEP` of it per report; above the second, it is forgotten (the path has grown)."""
-NEAR_STEP = 0.04
+grows by `near_increase_bps` per report; above the second, it is forgotten (the path has grown)."""
+RESPONSE_S = 0.3
+"""GCC's response time for its additive increase: twice a round trip (about 50 ms here) plus 100 ms for the
+overuse detector."""
+MIN_NEAR_INCREASE_BPS = 4000.0
 MAX_PROBE_STEP = 1.5
 """The most one report may raise the target by, however long probing has gone well."""
+OWN_HORIZON_S = 2.0
+"""Seconds of frames `OwnQueue` keeps: its model starts from an empty queue that long ago."""
 
 
 def standing_ms(arrival_bps: float) -> float:
@@ -100,6 +115,15 @@ def standing_ms(arrival_bps: float) -> float:
     cross (160 ms at 60 kbps against 32 at 300), which read as a standing queue kept a stream on a free
     60 kbps link at its floor."""
     return STANDING_QUEUE_MS + 1000.0 * DATAGRAM_BYTES * 8 / max(arrival_bps, SLOWEST_LINK_BPS)
+
+
+def near_increase_bps(target_bps: float, fps: float = 30.0) -> float:
+    """GCC's additive increase near the link's estimate, per second: a packet's worth of a frame at
+    ``target_bps`` every `RESPONSE_S`, at least `MIN_NEAR_INCREASE_BPS` (libwebrtc's AimdRateControl). Near
+    50 kbps that is 11% a second; 4% of the estimate, before, took 12 s from the back-off to past the band."""
+    frame_bits = target_bps / fps
+    packets = max(1, math.ceil(frame_bits / (DATAGRAM_BYTES * 8)))
+    return max(MIN_NEAR_INCREASE_BPS, frame_bits / packets / RESPONSE_S)
 
 
 class DelayTrend:
@@ -197,6 +221,43 @@ class ArrivalRate:
         return bits / self.window_s
 
 
+class OwnQueue:
+    """The delay the sender's own frames would wait at the path's bottleneck, were it an empty queue
+    `OWN_HORIZON_S` ago that drains at a given rate (a fluid model), as the receiver measures it
+    (`DelayTrend.queue_ms`: the median over `RECENT_S` of arrivals, each frame's first datagram). Sans-I/O: times
+    in seconds on the sender's clock, sizes in bits."""
+
+    def __init__(self) -> None:
+        self._frames: deque[tuple[float, float, float]] = deque(maxlen=1024)
+        """(capture time, send time, bits) in the order sent."""
+
+    def sent(self, capture_s: float, sent_s: float, bits: float) -> None:
+        self._frames.append((capture_s, sent_s, bits))
+        while self._frames and self._frames[0][1] < sent_s - OWN_HORIZON_S:
+            self._frames.popleft()
+
+    def queue_ms(self, newest_capture_s: float, rate_bps: float) -> float:
+        """The queue delay the receiver would report with frame ``newest_capture_s`` the newest it has seen, on
+        a bottleneck of ``rate_bps`` (0 when nothing is known)."""
+        if rate_bps <= 0:
+            return 0.0
+        backlog = 0.0  # bits ahead of the next frame
+        last: float | None = None
+        waits: list[tuple[float, float]] = []  # (first datagram's arrival, its wait), in seconds
+        for capture, sent, bits in self._frames:
+            if capture > newest_capture_s:
+                break
+            if last is not None:
+                backlog = max(0.0, backlog - (sent - last) * rate_bps)
+            waits.append((sent + backlog / rate_bps, backlog / rate_bps))
+            backlog, last = backlog + bits, sent
+        if not waits:
+            return 0.0
+        newest = max(arrival for arrival, _ in waits)
+        recent = sorted(wait for arrival, wait in waits if arrival >= newest - RECENT_S)
+        return recent[len(recent) // 2] * 1000.0
+
+
 @dataclass(frozen=True)
 class Report:
     """What the sender knows at one receiver report."""
@@ -216,6 +277,9 @@ class Report:
     in_flight_bits: float = 0.0
     """Media the sender sent after the newest frame the report says arrived: on the path still, in its queue
     if there is one (0: not known)."""
+    own_queue_ms: float = 0.0
+    """The part of ``queue_delay_ms`` the sender's own frames make on a path of `RateController.believed_bps`
+    (`OwnQueue`; 0: not known)."""
 
 
 class RateController:
@@ -246,13 +310,17 @@ class RateController:
         self._queued = self._queued + 1 if queued else 0
         rising = report.delay_trend_ms_per_s > OVERUSE_MS_PER_S
         self._rising = self._rising + 1 if rising else 0
-        standing = report.queue_delay_ms > standing_ms(report.arrival_bps or report.received_bps)
+        # The queue the path holds beyond what the sender's own frames make on it at the rate believed: a large
+        # frame crossing a 60 kbps link delays those behind it by a third of a second, which read as congestion
+        # held the target near half the link.
+        queue_ms = max(0.0, report.queue_delay_ms - report.own_queue_ms)
+        standing = queue_ms > standing_ms(report.arrival_bps or report.received_bps)
         self._standing = self._standing + 1 if standing else 0
         # A steep slope alone is a filling queue only once the delay it adds is there too: one keyframe
         # crossing a free link makes the frames behind it late for a moment, and a steep slope with them. A
         # queue over the standing mark that still grows is one at once: waiting for a second report let a
         # link that fell to a fifth queue another 0.3 s of the old rate.
-        hard = (report.delay_trend_ms_per_s > HARD_OVERUSE_MS_PER_S and report.queue_delay_ms > HARD_QUEUE_MS
+        hard = (report.delay_trend_ms_per_s > HARD_OVERUSE_MS_PER_S and queue_ms > HARD_QUEUE_MS
                 or rising and standing)
         congested = (hard or self._rising >= 2
                      or self._queued >= 2 or self._standing >= 2)
@@ -288,15 +356,16 @@ class RateController:
                 # Never far above what actually got through (GCC: 1.5 times the incoming rate): a target the
                 # stream does not use says nothing about the path.
                 grown = min(self.target_bps * (1 + self._step),
-                            max(self.target_bps, PROBE_HEADROOM * report.received_bps))
+                            max(self.target_bps, PROBE_HEADROOM * report.received_bps + PROBE_SLACK_BPS))
                 cap = self.capacity_bps
                 if cap is not None and self.target_bps > NEAR_CAPACITY[1] * cap:
                     self.capacity_bps = cap = None  # no congestion well above it: the path has grown
                 if cap is not None and grown > NEAR_CAPACITY[0] * cap:
-                    # Near the rate the path last gave out at, in small steps (GCC's additive increase): a
-                    # multiplicative step went from 50 to 82 kbps on a 60 kbps link in two reports.
+                    # Near the rate the path last gave out at, in small steps (GCC's additive increase, a report
+                    # about a second): a multiplicative step went from 50 to 82 kbps on a 60 kbps link in two
+                    # reports.
                     grown = max(self.target_bps, min(grown, max(self.target_bps, NEAR_CAPACITY[0] * cap)
-                                                     + NEAR_STEP * cap))
+                                                     + near_increase_bps(self.target_bps)))
                     self._step = PROBE_STEP - 1
                 else:
                     self._step = min(MAX_PROBE_STEP - 1, 2 * self._step)
@@ -306,6 +375,12 @@ class RateController:
                 self.state = "hold"
         self.target_bps = min(self.ceiling_bps, max(self.floor_bps, self.target_bps))
         return self.target_bps
+
+    @property
+    def believed_bps(self) -> float:
+        """The rate the path is taken to carry: what it gave out at last (`capacity_bps`), or the target if more.
+        Too high a belief only makes `OwnQueue` explain less of a queue (as if it were not used)."""
+        return max(self.capacity_bps or 0.0, self.target_bps)
 
     def _calm(self, state: str) -> None:
         """Not calm: restart the stable period and the probing steps."""

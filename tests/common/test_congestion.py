@@ -3,8 +3,9 @@
 import pytest
 
 from vsa.common.congestion import (
-    BACKOFF, DRAIN_TO_MS, HARD_OVERUSE_MS_PER_S, HARD_QUEUE_MS, NEAR_STEP, OVERUSE_MS_PER_S, PROBE_STEP, STABLE_S,
-    STANDING_QUEUE_MS, ArrivalRate, DelayTrend, RateController, Report, standing_ms,
+    BACKOFF, DRAIN_TO_MS, HARD_OVERUSE_MS_PER_S, HARD_QUEUE_MS, MIN_NEAR_INCREASE_BPS, OVERUSE_MS_PER_S,
+    PROBE_HEADROOM, PROBE_SLACK_BPS, PROBE_STEP, RESPONSE_S, STABLE_S, STANDING_QUEUE_MS, ArrivalRate,
+    DelayTrend, OwnQueue, RateController, Report, near_increase_bps, standing_ms,
 )
 
 
@@ -194,8 +195,57 @@ def test_near_the_rate_the_path_gave_out_at_the_target_grows_in_small_steps_and_
     assert rc.capacity_bps == 60_000
     targets = [rc.update(Report(11.0 + k, rc.target_bps)) for k in range(20)]
     near = [t for t in targets if 0.9 * 60_000 <= t <= 1.15 * 60_000]
-    # Within the band, no step above NEAR_STEP of the estimate (a multiplicative one went from 50 to 82 kbps).
-    assert len(near) >= 3 and all(b - a <= NEAR_STEP * 60_000 + 1 for a, b in zip(near, near[1:]))
+    # Within the band, steps of about a packet per response time (a multiplicative one went from 50 to 82 kbps).
+    assert len(near) >= 3 and all(b - a <= near_increase_bps(a) + 1 for a, b in zip(near, near[1:]))
+    assert near_increase_bps(50_000) == pytest.approx(50_000 / 30 / RESPONSE_S)  # one datagram a frame
+    assert near_increase_bps(3_000) == MIN_NEAR_INCREASE_BPS
     # Once past it without congestion, the estimate is forgotten and the growing steps come back.
     past = [t for t in targets if t > 1.15 * 60_000]
     assert rc.capacity_bps is None and max(b / a for a, b in zip(past, past[1:])) > 1.15
+
+
+def _frames(queue: OwnQueue, sizes: list[int], fps: float = 15.0, start: float = 100.0) -> float:
+    """Send frames of ``sizes`` bytes at ``fps``; the capture time of the last."""
+    t = start
+    for size in sizes:
+        queue.sent(t, t + 0.005, size * 8)
+        t += 1 / fps
+    return t - 1 / fps
+
+
+def test_the_sender_reckons_the_queue_its_own_large_frame_makes_on_the_path():
+    """A 3 KB frame on a path of 60 kbps holds the frames behind it for up to 0.4 s; small frames well under the
+    rate make none, and on a path ten times as fast the large one makes little."""
+    steady = OwnQueue()
+    newest = _frames(steady, [250] * 30)
+    assert steady.queue_ms(newest, 60_000) == 0.0
+    cut = OwnQueue()
+    newest = _frames(cut, [250] * 10 + [3000] + [250] * 3)
+    behind = cut.queue_ms(newest, 60_000)
+    assert 200.0 < behind < 3000 * 8 / 60_000 * 1000
+    assert cut.queue_ms(newest, 600_000) < behind / 5
+    # Frames the receiver has not seen yet are not in the figure: it speaks of the newest frame it reports.
+    before_the_cut = cut.queue_ms(newest - 4 / 15, 60_000)
+    assert before_the_cut == 0.0
+    assert OwnQueue().queue_ms(newest, 60_000) == 0.0 and cut.queue_ms(newest, 0.0) == 0.0
+
+
+def test_a_queue_the_sender_s_own_frame_explains_is_not_congestion():
+    """The same steep, deep queue: congestion unless the sender's own large frame accounts for it."""
+    report = dict(received_bps=45_000, delay_trend_ms_per_s=2 * HARD_OVERUSE_MS_PER_S, queue_delay_ms=380.0,
+                  arrival_bps=50_000)
+    own, other = RateController(50_000, 20_000, 300_000), RateController(50_000, 20_000, 300_000)
+    own.update(Report(10.0, own_queue_ms=350.0, **report))
+    other.update(Report(10.0, **report))
+    assert own.target_bps == 50_000 and own.state != "back-off"
+    assert other.target_bps < 50_000 and other.state == "back-off"
+    assert own.believed_bps == 50_000 and other.believed_bps == other.capacity_bps == 50_000
+
+
+def test_probing_may_go_a_little_past_what_a_low_rate_stream_uses():
+    """libwebrtc's slack: 1.5 times the rate received plus 10 kbps, so a stream at a few kbps whose frames come
+    unevenly does not stick."""
+    rc = RateController(20_000, 5_000, 300_000)
+    for k in range(12):
+        rc.update(Report(10.0 + k, 10_000))
+    assert rc.target_bps == pytest.approx(PROBE_HEADROOM * 10_000 + PROBE_SLACK_BPS)
