@@ -29,6 +29,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from vsa.common.framecodec import default_crf
+
 FIXED_SPREAD_S = 60.0
 """Seconds a stream of unknown length (a camera) is taken to last when its model's bytes are spread over it."""
 PAYBACK_S = 2.0
@@ -43,7 +45,9 @@ CRF_RANGE = {"h264": (10, 51), "vp9": (10, 63)}
 """The crfs the keeper may choose (below 10 the low-res frames are near-lossless: bits better spent on a finer
 rung of the ladder)."""
 LIVE_CRF_FLOOR = {"h264": 15, "vp9": 20}
-"""Live, the lowest crf: where there is no finer rung, the bits are better left unspent. On a free 300 kbps link
+"""Live at the finest rung the stream may take (`BitrateKeeper.finest`), the lowest crf: with no finer rung to
+spend them on, the bits are better left unspent (below it, a finer rung spends them better, and a stream held
+at this crf on a coarse rung could not use the target it needs to move up). On a free 300 kbps link
 (192x256, the shipped base, the top rung) vp9 at crf 10 sent 104 kbps for 34.43 dB, at 20 60 kbps for 34.20, at
 30 39 kbps for 33.65: the last 0.2 dB cost 70% more rate, its 7.9 KB keyframes read as congestion, and a link
 that fell found twice the queue. h264's is the crf of the same low-res PSNR (`vsa.common.framecodec.model_crf`)."""
@@ -62,6 +66,14 @@ longest: a group ends early (`BitrateKeeper.group_due`) when the target moves a 
 `REFRESH_S` the crf is half a halving off what the target wants; skipping frames (`BitrateKeeper.behind`) holds
 the rate meanwhile. Every keyframe is the largest frame there is: at 30-40 kbps a 96x128 one of 4-5 KB took 0.7 s
 to cross a 60 kbps link, a 0.9-s freeze, every 4 s when groups were that long."""
+COST_MEASURE_S = 2.0
+"""Seconds a group must have run before what it delivers says what the clip costs (`BitrateKeeper.cost_ratio`):
+its keyframe weighs less then."""
+STARVED = 0.75
+"""A group delivering less than this share of what the target leaves the payload, at a crf within half a halving
+of its floor, is starved (`BitrateKeeper.starved`)."""
+MAX_COST_RATIO = 4.0
+"""The furthest a clip's cost is taken to be from the ladder's, either way."""
 REFRESH_S = 4.0
 """Live: seconds a group runs before its crf may be corrected by a new group (not just after a target's move)."""
 KEYFRAME_CROSSING_S = 0.25
@@ -94,6 +106,9 @@ class BitrateKeeper:
     """The stream's length in source frames when known (a file), else 0."""
     live: bool = False
     """Sent as it is coded, over a network: keyframes are capped (`keyframe_bytes`)."""
+    finest: bool = True
+    """The stream is at the finest rung of the ladder it may take (the sender says, as it moves): live, the crf
+    stops at `LIVE_CRF_FLOOR`."""
 
     def __post_init__(self) -> None:
         if not self.target_bps > 0:
@@ -112,6 +127,8 @@ class BitrateKeeper:
         self._budget_at = 0.0
         """The stream's budget (bits it may have sent) as of ``_budget_at`` seconds: targets change live."""
         self._group: tuple[float, int, int] | None = None
+        self._frames = [0, 0]
+        """Frames of the current group sent, and skipped while over budget (`skipped`)."""
         """(start in seconds, payload bytes, other bytes) when the current group began."""
         self.history: list[tuple[float, int, float]] = []
         """(start in seconds, crf, payload kbps delivered) for each finished group."""
@@ -191,9 +208,9 @@ class BitrateKeeper:
                 self.crf = crf  # the new group not begun yet: at the crf for the latest target
 
     def _in_range(self, crf: float) -> int:
-        """``crf`` rounded, within the codec's `CRF_RANGE` (live, above its `LIVE_CRF_FLOOR`)."""
+        """``crf`` rounded, within the codec's `CRF_RANGE` (live at the finest rung, above `LIVE_CRF_FLOOR`)."""
         low, high = CRF_RANGE[self.codec]
-        if self.live:
+        if self.live and self.finest:
             low = LIVE_CRF_FLOOR[self.codec]
         return int(min(high, max(low, round(crf))))
 
@@ -206,12 +223,53 @@ class BitrateKeeper:
         """The payload rate the current crf gives at the current rung: over this group if it has run
         `MIN_MEASURE_S`, else the last group's (None: not known yet)."""
         if self._group is not None and now - self._group[0] >= MIN_MEASURE_S:
-            rate = (self.payload_bytes - self._group[1]) * 8 / (now - self._group[0])
+            rate = self._group_bps(now)
         elif self.history:
             rate = self.history[-1][2] * 1000
         else:
             return None
         return rate * self._rate_scale if rate > 0 else None
+
+    def starved(self, now: float) -> bool:
+        """The crf is at the low end of its range and the current group still delivers less than `STARVED` of
+        what the target leaves the payload: this rung cannot use the target (a finer one could)."""
+        if self._group is None or now - self._group[0] < COST_MEASURE_S:
+            return False
+        low = LIVE_CRF_FLOOR[self.codec] if self.live and self.finest else CRF_RANGE[self.codec][0]
+        return (self._group_crf <= low + CRF_PER_HALVING[self.codec] / 2
+                and self._group_bps(now) * self._rate_scale < STARVED * PAYLOAD_SHARE * self.stream_bps)
+
+    def cost_ratio(self, rung_kbps: float, now: float) -> float | None:
+        """What this clip costs against the ladder's median clip: the payload rate the current group delivers at
+        its crf over what the ladder says the current rung costs there (``rung_kbps`` at the codec's default
+        crf, halved every `CRF_PER_HALVING` steps above it), within `MAX_COST_RATIO` either way (None before
+        the group has run `COST_MEASURE_S`). The signing clip at 96x128 costs about half the median: by the
+        ladder's rates alone, a stream on a 60 kbps link held a stride it could not fill, and with it a target
+        it could not raise."""
+        if self._group is None or now - self._group[0] < COST_MEASURE_S or rung_kbps <= 0:
+            return None
+        delivered = self._group_bps(now) * self._rate_scale
+        if delivered <= 0:
+            return None
+        halvings = (default_crf(self.codec) - self._group_crf) / CRF_PER_HALVING[self.codec]
+        ratio = delivered / (rung_kbps * 1000 * 2 ** halvings)
+        return min(MAX_COST_RATIO, max(1 / MAX_COST_RATIO, ratio))
+
+    def _group_bps(self, now: float) -> float:
+        """The payload rate of the current group up to ``now`` had it sent every frame: frames skipped to keep
+        to the budget hide what its crf costs. (Measured on the last: at a crf that cost 45 kbps against a
+        30 kbps target, skipping held the rate on target, so the crf never rose, and a third of the frames
+        went unsent for 15 s.)"""
+        assert self._group is not None
+        sent, skipped = self._frames
+        rate = (self.payload_bytes - self._group[1]) * 8 / max(now - self._group[0], 1e-9)
+        return rate * (sent + skipped) / sent if sent else rate
+
+    def skipped(self, now: float) -> None:
+        """A frame was not sent because the stream was over its budget (`behind`); not while it pauses for a
+        queue to drain (`drain`), which says nothing of the crf."""
+        if now >= self._budget_at:
+            self._frames[1] += 1
 
     def drain(self, seconds: float, now: float) -> None:
         """Send nothing for ``seconds`` from ``now`` while a queue on the path drains
@@ -230,19 +288,21 @@ class BitrateKeeper:
         """Bytes that went out: a frame's payload, and the headers or updates around it."""
         self.payload_bytes += payload_bytes
         self.other_bytes += other_bytes
+        if payload_bytes:
+            self._frames[0] += 1
 
     def next_crf(self, pts: int) -> int:
         """Before the keyframe at source frame ``pts``: the crf of the group that starts there."""
         now = pts / self.fps
         if self._group is None or now <= self._group[0] or self.group_due:
             # (A group started for a new target: its crf is already chosen, from the target's move.)
-            self._group = (now, self.payload_bytes, self.other_bytes)
+            self._group, self._frames = (now, self.payload_bytes, self.other_bytes), [0, 0]
             self.group_due, self._rate_scale, self._group_crf = False, 1.0, self.crf
             self._group_target = self.target_bps
             return self.crf
         start, payload0, other0 = self._group
         span = now - start
-        delivered = (self.payload_bytes - payload0) * 8 / span
+        delivered = self._group_bps(now)
         other_bps = (self.other_bytes - other0) * 8 / span
         self.history.append((start, self.crf, delivered / 1000))
         debt = self.debt_bits(now)
@@ -255,6 +315,6 @@ class BitrateKeeper:
             step = CRF_PER_HALVING[self.codec] * math.log2(delivered / want)
             step = max(-MAX_CRF_STEP, min(MAX_CRF_STEP, step))
             self.crf = self._in_range(self.crf + step)
-        self._group = (now, self.payload_bytes, self.other_bytes)
+        self._group, self._frames = (now, self.payload_bytes, self.other_bytes), [0, 0]
         self._rate_scale, self._group_crf, self._group_target = 1.0, self.crf, self.target_bps
         return self.crf

@@ -188,10 +188,14 @@ class StreamEncoder:
             return True
         if pts % self.stride:
             return False
-        if self.keeper is not None and not self.synchronous and (self.backlogged()
-                                                                 or self.keeper.behind(pts / self.fps)):
-            self.frames_skipped += 1
-            return False
+        if self.keeper is not None and not self.synchronous:
+            if self.backlogged():
+                self.frames_skipped += 1
+                return False
+            if self.keeper.behind(pts / self.fps):
+                self.frames_skipped += 1
+                self.keeper.skipped(pts / self.fps)  # what the crf would have cost, had it been sent
+                return False
         return True
 
     def lowres(self, rgb: np.ndarray) -> np.ndarray:

@@ -4,7 +4,9 @@ import math
 
 import pytest
 
-from vsa.sender.bitrate import CRF_RANGE, KEYFRAME_CROSSING_S, LIVE_CRF_FLOOR, BitrateKeeper, keyint_for
+from vsa.sender.bitrate import (
+    COST_MEASURE_S, CRF_RANGE, KEYFRAME_CROSSING_S, LIVE_CRF_FLOOR, BitrateKeeper, keyint_for,
+)
 from vsa.sender.ladder import DEFAULT_LADDER, choose, rung_kbps, settle
 from vsa.sender.stream import StreamSettings
 from vsa.tools.filemode import encode_file
@@ -104,6 +106,54 @@ def test_live_keyframes_are_capped_by_the_target_and_the_crf_stops_at_the_live_f
         for pts in range(60, 600, 60):
             crfs[live] = _group(keeper, pts, 20.0)
     assert crfs == {False: CRF_RANGE["vp9"][0], True: LIVE_CRF_FLOOR["vp9"]}
+
+
+def _frames_at(keeper: BitrateKeeper, seconds: float, frame_bytes: int, send_every: int = 1) -> None:
+    """``seconds`` of 30 fps from the keeper's group start, each frame ``frame_bytes``; only every
+    ``send_every``-th sent, the others skipped for the budget."""
+    start = keeper.history[-1][0] if keeper.history else 0.0
+    for i in range(int(seconds * FPS)):
+        if i % send_every:
+            keeper.skipped(start + i / FPS)
+        else:
+            keeper.sent(frame_bytes, 20)
+
+
+def test_frames_skipped_for_the_budget_do_not_hide_what_the_crf_costs():
+    """A crf that costs 45 kbps against a 30 kbps target, held on budget by skipping a third of the frames:
+    the next group's crf still rises (it read the rate sent, and never moved)."""
+    keeper = BitrateKeeper(30_000, FPS, "vp9", 30, live=True)
+    keeper.next_crf(0)
+    _frames_at(keeper, 4.0, 45_000 // 8 // 30, send_every=3)  # 1 in 3 sent: 15 kbps went out
+    crf = keeper.next_crf(120)
+    assert crf > 30  # 45 kbps had every frame gone: over the target, so the quality falls
+    plain = BitrateKeeper(30_000, FPS, "vp9", 30, live=True)
+    plain.next_crf(0)
+    plain.drain(4.0, 0.0)  # pausing for a queue to drain says nothing of the crf
+    _frames_at(plain, 4.0, 15_000 // 8 // 30)
+    assert plain.next_crf(120) <= 30
+
+
+def test_a_rung_its_target_outgrows_is_starved_and_says_what_the_clip_costs():
+    """At its crf floor a stride-4 stream delivers 25 kbps of a 54 kbps target: starved; and a clip that costs
+    half the ladder's rate at the default crf says so."""
+    keeper = BitrateKeeper(54_000, FPS, "vp9", CRF_RANGE["vp9"][0], live=True)
+    keeper.finest = False
+    keeper.next_crf(0)
+    _frames_at(keeper, COST_MEASURE_S + 1, 25_000 // 8 // 30)
+    now = COST_MEASURE_S + 1
+    assert keeper.starved(now)
+    # The ladder says this rung costs 20 kbps at crf 30: at crf 10 (20 steps, 1.67 halvings lower) 63 kbps.
+    assert keeper.cost_ratio(20.0, now) == pytest.approx(25_000 / (20_000 * 2 ** (20 / 12)), rel=0.05)
+    assert keeper.cost_ratio(200.0, now) == 0.25  # no further than MAX_COST_RATIO from the ladder
+    fed = BitrateKeeper(30_000, FPS, "vp9", CRF_RANGE["vp9"][0], live=True)
+    fed.finest = False
+    fed.next_crf(0)
+    _frames_at(fed, COST_MEASURE_S + 1, 25_000 // 8 // 30)
+    assert not fed.starved(now)  # 25 of 30 kbps: the rung uses its target
+    young = BitrateKeeper(54_000, FPS, "vp9", CRF_RANGE["vp9"][0], live=True)
+    young.next_crf(0)
+    assert not young.starved(1.0) and young.cost_ratio(20.0, 1.0) is None  # too soon to say
 
 
 def test_the_keeper_counts_the_model_and_stays_within_the_codec_crf_range():
