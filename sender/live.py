@@ -38,7 +38,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from vsa.common import webrtc
-from vsa.common.congestion import QUEUE_SECONDS, RateController, Report
+from vsa.common.congestion import QUEUE_SECONDS, OwnQueue, RateController, Report
 from vsa.common.link import LinkSpec
 from vsa.common.tasks import background
 from vsa.common.video import VideoSource, default_working_size, fit_frame
@@ -322,6 +322,8 @@ class LiveSender:
         self._pts_origin: int | None = None
         self._unacked: deque[tuple[int, int]] = deque(maxlen=4096)
         """Under a target: (capture_us, bytes) of each frame sent that no receiver report has yet said arrived."""
+        self._own_queue = OwnQueue()
+        """Under a target: the frames sent of late, for the queue they alone make on the path."""
 
     def _size(self, capture: _Capture) -> tuple[int, int]:
         if self.options.size:
@@ -401,10 +403,12 @@ class LiveSender:
         while self._unacked and self._unacked[0][0] <= stats.newest_capture_us:
             self._unacked.popleft()
         in_flight = sum(size for _, size in self._unacked) * 8 if stats.newest_capture_us else 0
+        own = (self._own_queue.queue_ms(stats.newest_capture_us / 1e6, self.controller.believed_bps)
+               if stats.newest_capture_us else 0.0)
         draining = self.controller.drain_until
         target = self.controller.update(Report(now, stats.media_kbps * 1000, stats.loss, stats.delay_trend,
                                                self.media.bufferedAmount, stats.queue_delay,
-                                               stats.arrival_kbps * 1000, in_flight))
+                                               stats.arrival_kbps * 1000, in_flight, own))
         # The ladder first: a new target's crf is reckoned for the rung the stream will be at.
         self._climb_ladder(target / 1000, now)
         keeper.retarget(target, self._stream_seconds())
@@ -419,31 +423,61 @@ class LiveSender:
     def _climb_ladder(self, kbps: float, now: float) -> None:
         """Move to the ladder's rung for ``kbps``: down at once, up only to a rung whose rate `RUNG_UP_HEADROOM`
         times over fits the target (not squeezed) and the path's last capacity, and not within `RUNG_HOLD_S` of
-        the last move."""
+        the last move. A stream its rung starves (`BitrateKeeper.starved`) goes by what this clip costs against
+        the ladder (`BitrateKeeper.cost_ratio`) instead: up, if that says a finer rung fits."""
         encoder = self.encoder
         if not isinstance(encoder, StreamEncoder) or not any(self.options.ladder):
             return
         if now - self._last_rung < RUNG_HOLD_S:
             return
+        rates = {(r.scale, r.stride): rung_kbps(r, encoder.size, self._fps) for r in self.options.rungs}
+        old = rates.get((encoder.scale, encoder.stride))
         fixed_scale, fixed_stride = not self.options.ladder[0], not self.options.ladder[1]
-        scale, stride = settle(kbps, encoder.size, self._fps, encoder.scale if fixed_scale else None,
-                               encoder.stride if fixed_stride else None, self._rung_scales, self.options.rungs)
+
+        def rung_for(kbps: float) -> tuple[int, int]:
+            return settle(kbps, encoder.size, self._fps, encoder.scale if fixed_scale else None,
+                          encoder.stride if fixed_stride else None, self._rung_scales, self.options.rungs)
+
+        scale, stride = rung_for(kbps)
+        cost = 1.0
+        keeper = encoder.keeper
+        if keeper is not None and old is not None and keeper.starved(self._stream_seconds()):
+            # The ladder's rates are a median clip's: at its crf floor, a cheaper clip cannot use a target that
+            # the ladder says is too small for the finer rung, and the target, held near what is used, cannot
+            # grow to it (on a 60 kbps link the signing clip sat at stride 4 using 25 kbps of a 54 kbps target).
+            cost = keeper.cost_ratio(old, self._stream_seconds()) or 1.0
+            finer = rung_for(kbps / cost)
+            if rates.get(finer, 0.0) > rates.get((scale, stride), 0.0):
+                scale, stride = finer
+            else:
+                cost = 1.0
         if (scale, stride) == (encoder.scale, encoder.stride):
             return
-        rates = {(r.scale, r.stride): rung_kbps(r, encoder.size, self._fps) for r in self.options.rungs}
-        new, old = rates.get((scale, stride)), rates.get((encoder.scale, encoder.stride))
+        new = rates.get((scale, stride))
         cap = self.controller.capacity_bps if self.controller is not None else None
         room = min(kbps, cap / 1000) if cap else kbps
-        if new is not None and old is not None and new > old and new * RUNG_UP_HEADROOM > room:
+        if new is not None and old is not None and new > old and new * cost * RUNG_UP_HEADROOM > room:
             # A finer rung only once the target covers it and its keyframe, and so does the rate the path last
             # gave out at: probing a few kbps over a 60 kbps link, the 55.6 kbps rung's keyframe queued 0.8 s.
             return
         encoder.switch(scale, stride)
         if new is not None and old is not None and encoder.keeper is not None:
             encoder.keeper.rescaled(new / old)
+        self._mark_finest(scale, stride)
         self._last_rung = now
         self.report.rung_switches.append((round(now - self._started, 2), scale, stride))
         log.info("ladder: scale %d, stride %d for %.1f kbps", scale, stride, kbps)
+
+    def _mark_finest(self, scale: int, stride: int) -> None:
+        """Tell the keeper whether (``scale``, ``stride``) is the finest rung this stream may take (what the ladder
+        would choose for any rate): only there does its crf stop at the live floor."""
+        encoder = self.encoder
+        if not isinstance(encoder, StreamEncoder) or encoder.keeper is None:
+            return
+        fixed_scale, fixed_stride = not self.options.ladder[0], not self.options.ladder[1]
+        finest = settle(float("inf"), encoder.size, self._fps, scale if fixed_scale else None,
+                        stride if fixed_stride else None, self._rung_scales, self.options.rungs)
+        encoder.keeper.finest = finest == (scale, stride)
 
     def _keyframe_affordable(self) -> bool:
         """Under a target, whether a keyframe the receiver asked for may go now: not within
@@ -543,7 +577,9 @@ class LiveSender:
             self.recorder.write(msg)
         parts = fragment(encode_message(msg), msg.seq, MAX_DATAGRAM)
         if self.controller is not None and msg.capture_us:
-            self._unacked.append((msg.capture_us, sum(len(p) for p in parts) * (2 if self.fec_active else 1)))
+            size = sum(len(p) for p in parts) * (2 if self.fec_active else 1)
+            self._unacked.append((msg.capture_us, size))
+            self._own_queue.sent(msg.capture_us / 1e6, time.monotonic(), size * 8)
         await self._send_datagrams(parts)
         self.report.frames_sent += 1
         if self.fec_active:
@@ -664,6 +700,8 @@ class LiveSender:
             else:
                 self._rung_scales = (settings.scale,)
         self._fps = info.fps
+        if settings.kbps:
+            self._mark_finest(settings.scale, settings.stride)
         return (f"{size[0]}x{size[1]}, scale {settings.scale}, stride {settings.stride}, {settings.codec}"
                 + (f", target {settings.kbps:g} kbps" if settings.kbps else ""))
 
@@ -680,6 +718,7 @@ class LiveSender:
         self._last_lost = 0
         self._pts_origin = None
         self._unacked.clear()
+        self._own_queue = OwnQueue()
         self._last_heard = time.monotonic()
         self.report.model_sent = False
 
