@@ -35,7 +35,9 @@ from typing import Callable
 import torch
 
 from vsa.common import webrtc
-from vsa.common.congestion import HARD_OVERUSE_MS_PER_S, STANDING_QUEUE_MS, ArrivalRate, DelayTrend, standing_ms
+from vsa.common.congestion import (
+    HARD_OVERUSE_MS_PER_S, SLOWEST_LINK_BPS, STANDING_QUEUE_MS, ArrivalRate, DelayTrend, standing_ms,
+)
 from vsa.common.framecodec import INTER_CODECS
 from vsa.common.tasks import background
 from vsa.protocol.errors import ProtocolError
@@ -58,10 +60,11 @@ LATE_MS = 150.0
 """A sent frame whose whole arrival is this much later than the usual delay of the last second is late for
 something of the moment (a keyframe's length on the link, a queue beginning to fill), as is one behind a
 standing queue (which the sender drains): what waited for it does not lengthen the output clock's delay."""
-QUEUED_MS = 300.0
-"""A sent frame whose whole arrival is this much later than the least delay lately is late for a queue, even
-once a standing one has made that the usual (on a free 60 kbps link, a frame of 1 KB arrives 150-250 ms above
-the least learned at 300 kbps)."""
+QUEUED_MS = STANDING_QUEUE_MS
+"""A sent frame whose whole arrival is this much later than the least delay lately, beyond its own length on the
+link at the rate arriving, is late for a queue, even once a standing one has made that the usual. (A fixed 300 ms,
+set so that a 1 KB frame on a free 60 kbps link, 150-250 ms above the least learned at 300 kbps, was not late,
+let the frames behind a 270 ms queue after a link fell set the output clock's delay to 410 ms.)"""
 MAX_ANCHOR_WAIT_US = 1_000_000
 """How far ahead of an output frame its next sent frame may have been captured for `_behind_a_queue` to count
 it (a wider span is the sender skipping, which marks the frame bridged anyway)."""
@@ -198,8 +201,8 @@ class LiveSession:
         self._arrivals = ArrivalRate()
         self._newest_capture_us = 0
         self._arrived: deque[tuple[int, bool]] = deque(maxlen=256)
-        """(capture_us, whether it came over `LATE_MS` later than the path's usual delay, or `QUEUED_MS` later
-        than its least) of the recent sent frames."""
+        """(capture_us, whether it came over `LATE_MS` later than the path's usual delay, or `QUEUED_MS` beyond
+        its own length later than its least) of the recent sent frames."""
         self._stats_due = asyncio.Event()
         """Set when a queue builds on the path: the next report goes now, not at the next second."""
         self._last_stats_at = time.monotonic()
@@ -335,8 +338,9 @@ class LiveSession:
             self._newest_capture_us = max(self._newest_capture_us, msg.capture_us)
             # Whole, the frame is late by the queue ahead of it and by its own length on the link: a keyframe
             # crossing a slow link makes itself and the frames behind it late, for a moment.
+            own_ms = 8000.0 * len(msg.payload) / max(self._arrivals.bps(now), SLOWEST_LINK_BPS)
             late = (self._delay.above_usual_ms(capture, wall) > LATE_MS
-                    or self._delay.above_least_ms(capture, wall) > QUEUED_MS)
+                    or self._delay.above_least_ms(capture, wall) > QUEUED_MS + own_ms)
             self._arrived.append((msg.capture_us, late))
             if (now - self._last_stats_at >= EARLY_STATS_GAP_S and not self._stats_due.is_set()
                     and self._queue_building(now)):
