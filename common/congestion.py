@@ -308,14 +308,12 @@ class RateController:
         """The target after ``report``."""
         queued = report.queue_bytes * 8 > QUEUE_SECONDS * self.target_bps
         self._queued = self._queued + 1 if queued else 0
+        rising = report.delay_trend_ms_per_s > OVERUSE_MS_PER_S
+        self._rising = self._rising + 1 if rising else 0
         # The queue the path holds beyond what the sender's own frames make on it at the rate believed: a large
         # frame crossing a 60 kbps link delays those behind it by a third of a second, which read as congestion
-        # held the target near half the link. A slope with no queue beyond that is the same frame's shadow (at
-        # two reports in a row, it backed a stream on a lossy 60 kbps link off to its own 25 kbps).
+        # held the target near half the link.
         queue_ms = max(0.0, report.queue_delay_ms - report.own_queue_ms)
-        explained = report.own_queue_ms > 0 and queue_ms <= 0
-        rising = report.delay_trend_ms_per_s > OVERUSE_MS_PER_S and not explained
-        self._rising = self._rising + 1 if rising else 0
         standing = queue_ms > standing_ms(report.arrival_bps or report.received_bps)
         self._standing = self._standing + 1 if standing else 0
         # A steep slope alone is a filling queue only once the delay it adds is there too: one keyframe
