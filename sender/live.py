@@ -44,7 +44,7 @@ from vsa.common.tasks import background
 from vsa.common.video import VideoSource, default_working_size, fit_frame
 from vsa.protocol.errors import ProtocolError
 from vsa.protocol.fragment import MAX_DATAGRAM, fragment
-from vsa.protocol.messages import Bye, Frame, Message
+from vsa.protocol.messages import Bye, Frame, Message, ModelUpdate
 from vsa.protocol.messages import decode as decode_message
 from vsa.protocol.messages import encode as encode_message
 from vsa.protocol.session import KeyframeWanted, ModelWanted, PeerClosed, PeerReady, PeerStats
@@ -148,7 +148,9 @@ class SenderReport:
     keyframe_requests: int = 0
     updates: int = 0
     update_bytes: int = 0
-    """Model updates the trainer made (online adaptation), and their bytes."""
+    """Model updates sent (online adaptation), and their deltas' bytes. One the trainer makes after the last frame
+    is never sent (an update goes out before the next frame coded): counted when made, the last of a stream
+    could be one the receiver never saw."""
     adapt_considered: int = 0
     adapt_steps: int = 0
     adapt_dropped: int = 0
@@ -538,9 +540,7 @@ class LiveSender:
         while not self._relay_stop.is_set():
             update = trainer.next_update(timeout=0.2)
             if update is not None:
-                self.encoder.offer(update)
-                self.report.updates += 1
-                self.report.update_bytes += len(update.delta)
+                self.encoder.offer(update)  # counted once sent (`_send_loop`): one made after the last frame never is
             elif trainer.failed:
                 return  # logged by the trainer: the stream goes on with the model as it is
 
@@ -845,6 +845,9 @@ class LiveSender:
                 if isinstance(msg, Frame):
                     await self._send_frame(msg)
                 else:
+                    if isinstance(msg, ModelUpdate):
+                        self.report.updates += 1
+                        self.report.update_bytes += len(msg.delta)
                     if isinstance(msg, Bye) and self._repeats:
                         await asyncio.wait(self._repeats, timeout=1.0)  # the last frames' repeats first
                     if self.recorder is not None:
