@@ -231,8 +231,9 @@ class BitrateKeeper:
         return rate * self._rate_scale if rate > 0 else None
 
     def starved(self, now: float) -> bool:
-        """The crf is at the low end of its range and the current group still delivers less than `STARVED` of
-        what the target leaves the payload: this rung cannot use the target (a finer one could)."""
+        """The crf is within half a halving of the low end of its range and the current group still delivers less
+        than `STARVED` of what the target leaves the payload: this rung cannot use the target (a finer one
+        could)."""
         if self._group is None or now - self._group[0] < COST_MEASURE_S:
             return False
         low = LIVE_CRF_FLOOR[self.codec] if self.live and self.finest else CRF_RANGE[self.codec][0]
@@ -257,9 +258,9 @@ class BitrateKeeper:
 
     def _group_bps(self, now: float) -> float:
         """The payload rate of the current group up to ``now`` had it sent every frame: frames skipped to keep
-        to the budget hide what its crf costs. (Measured on the last: at a crf that cost 45 kbps against a
-        30 kbps target, skipping held the rate on target, so the crf never rose, and a third of the frames
-        went unsent for 15 s.)"""
+        to the budget hide what its crf costs. (Measured: at a crf that cost 45 kbps against a 30 kbps target,
+        skipping held the rate on target, so the crf never rose, and a third of the frames went unsent for
+        15 s.)"""
         assert self._group is not None
         sent, skipped = self._frames
         rate = (self.payload_bytes - self._group[1]) * 8 / max(now - self._group[0], 1e-9)
