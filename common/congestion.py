@@ -47,6 +47,7 @@ arrivals and reports.
 from __future__ import annotations
 
 import math
+import statistics
 from collections import deque
 from dataclasses import dataclass
 
@@ -108,13 +109,18 @@ OWN_HORIZON_S = 2.0
 """Seconds of frames `OwnQueue` keeps: its model starts from an empty queue that long ago."""
 
 
+def link_ms(nbytes: float, rate_bps: float) -> float:
+    """How long ``nbytes`` take to cross a link of ``rate_bps`` (at least `SLOWEST_LINK_BPS`), in ms."""
+    return 1000.0 * nbytes * 8 / max(rate_bps, SLOWEST_LINK_BPS)
+
+
 def standing_ms(arrival_bps: float) -> float:
     """The queue delay (`DelayTrend.queue_ms`) above which a path holds a standing queue, with media arriving
     at ``arrival_bps``: `STANDING_QUEUE_MS` plus one full datagram's time on a link of that rate. The least
     delay is mostly learned on a fast link; on a slow one each frame's first datagram alone takes longer to
     cross (160 ms at 60 kbps against 32 at 300), which read as a standing queue kept a stream on a free
     60 kbps link at its floor."""
-    return STANDING_QUEUE_MS + 1000.0 * DATAGRAM_BYTES * 8 / max(arrival_bps, SLOWEST_LINK_BPS)
+    return STANDING_QUEUE_MS + link_ms(DATAGRAM_BYTES, arrival_bps)
 
 
 def near_increase_bps(target_bps: float, fps: float = 30.0) -> float:
@@ -159,10 +165,10 @@ class DelayTrend:
         if not self._samples or not self._lows:
             return 0.0
         newest = self._samples[-1][0] if now is None else now
-        delays = sorted(d for t, d in self._samples if t >= newest - RECENT_S)
+        delays = [d for t, d in self._samples if t >= newest - RECENT_S]
         if not delays:
             return 0.0
-        return max(0.0, (delays[len(delays) // 2] - self._lows[0][1]) * 1000.0)
+        return max(0.0, (statistics.median_high(delays) - self._lows[0][1]) * 1000.0)
 
     def above_least_ms(self, capture_s: float, arrival_s: float) -> float:
         """How far a one-way delay (arrival minus capture) sits above the least of the base window, in ms (0
@@ -177,8 +183,8 @@ class DelayTrend:
         a queue that has just begun to fill, rather than for what the path costs every frame."""
         if not self._samples:
             return 0.0
-        delays = sorted(d for _, d in self._samples)
-        return max(0.0, (arrival_s - capture_s - delays[len(delays) // 2]) * 1000.0)
+        usual = statistics.median_high(d for _, d in self._samples)
+        return max(0.0, (arrival_s - capture_s - usual) * 1000.0)
 
     def slope_ms_per_s(self, now: float | None = None) -> float:
         """Least-squares slope of the delay over the window (ending ``now``, on the arrival clock; by default at
@@ -253,9 +259,8 @@ class OwnQueue:
             backlog, last = backlog + bits, sent
         if not waits:
             return 0.0
-        newest = max(arrival for arrival, _ in waits)
-        recent = sorted(wait for arrival, wait in waits if arrival >= newest - RECENT_S)
-        return recent[len(recent) // 2] * 1000.0
+        newest = waits[-1][0]  # first datagrams leave a FIFO in the order they entered it
+        return statistics.median_high(wait for arrival, wait in waits if arrival >= newest - RECENT_S) * 1000.0
 
 
 @dataclass(frozen=True)

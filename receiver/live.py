@@ -36,7 +36,7 @@ import torch
 
 from vsa.common import webrtc
 from vsa.common.congestion import (
-    HARD_OVERUSE_MS_PER_S, SLOWEST_LINK_BPS, STANDING_QUEUE_MS, ArrivalRate, DelayTrend, standing_ms,
+    HARD_OVERUSE_MS_PER_S, STANDING_QUEUE_MS, ArrivalRate, DelayTrend, link_ms, standing_ms,
 )
 from vsa.common.framecodec import INTER_CODECS
 from vsa.common.tasks import background
@@ -338,7 +338,7 @@ class LiveSession:
             self._newest_capture_us = max(self._newest_capture_us, msg.capture_us)
             # Whole, the frame is late by the queue ahead of it and by its own length on the link: a keyframe
             # crossing a slow link makes itself and the frames behind it late, for a moment.
-            own_ms = 8000.0 * len(msg.payload) / max(self._arrivals.bps(now), SLOWEST_LINK_BPS)
+            own_ms = link_ms(len(msg.payload), self._arrivals.bps(now))
             late = (self._delay.above_usual_ms(capture, wall) > LATE_MS
                     or self._delay.above_least_ms(capture, wall) > QUEUED_MS + own_ms)
             self._arrived.append((msg.capture_us, late))

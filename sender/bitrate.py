@@ -207,12 +207,15 @@ class BitrateKeeper:
             elif self.group_due:
                 self.crf = crf  # the new group not begun yet: at the crf for the latest target
 
+    @property
+    def _crf_floor(self) -> int:
+        """The lowest crf the keeper may choose: the codec's `CRF_RANGE`'s, live at the finest rung
+        `LIVE_CRF_FLOOR`."""
+        return LIVE_CRF_FLOOR[self.codec] if self.live and self.finest else CRF_RANGE[self.codec][0]
+
     def _in_range(self, crf: float) -> int:
-        """``crf`` rounded, within the codec's `CRF_RANGE` (live at the finest rung, above `LIVE_CRF_FLOOR`)."""
-        low, high = CRF_RANGE[self.codec]
-        if self.live and self.finest:
-            low = LIVE_CRF_FLOOR[self.codec]
-        return int(min(high, max(low, round(crf))))
+        """``crf`` rounded, from `_crf_floor` to the top of the codec's `CRF_RANGE`."""
+        return int(min(CRF_RANGE[self.codec][1], max(self._crf_floor, round(crf))))
 
     def rescaled(self, ratio: float) -> None:
         """The stream moved to a rung of the ladder whose rate, at the same crf, is ``ratio`` times the last's
@@ -236,8 +239,7 @@ class BitrateKeeper:
         could)."""
         if self._group is None or now - self._group[0] < COST_MEASURE_S:
             return False
-        low = LIVE_CRF_FLOOR[self.codec] if self.live and self.finest else CRF_RANGE[self.codec][0]
-        return (self._group_crf <= low + CRF_PER_HALVING[self.codec] / 2
+        return (self._group_crf <= self._crf_floor + CRF_PER_HALVING[self.codec] / 2
                 and self._group_bps(now) * self._rate_scale < STARVED * PAYLOAD_SHARE * self.stream_bps)
 
     def cost_ratio(self, rung_kbps: float, now: float) -> float | None:

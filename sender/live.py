@@ -434,13 +434,7 @@ class LiveSender:
             return
         rates = {(r.scale, r.stride): rung_kbps(r, encoder.size, self._fps) for r in self.options.rungs}
         old = rates.get((encoder.scale, encoder.stride))
-        fixed_scale, fixed_stride = not self.options.ladder[0], not self.options.ladder[1]
-
-        def rung_for(kbps: float) -> tuple[int, int]:
-            return settle(kbps, encoder.size, self._fps, encoder.scale if fixed_scale else None,
-                          encoder.stride if fixed_stride else None, self._rung_scales, self.options.rungs)
-
-        scale, stride = rung_for(kbps)
+        scale, stride = self._rung_for(kbps, encoder.scale, encoder.stride)
         cost = 1.0
         keeper = encoder.keeper
         if keeper is not None and old is not None and keeper.starved(self._stream_seconds()):
@@ -448,7 +442,7 @@ class LiveSender:
             # the ladder says is too small for the finer rung, and the target, held near what is used, cannot
             # grow to it (on a 60 kbps link the signing clip sat at stride 4 using 25 kbps of a 54 kbps target).
             cost = keeper.cost_ratio(old, self._stream_seconds()) or 1.0
-            finer = rung_for(kbps / cost)
+            finer = self._rung_for(kbps / cost, encoder.scale, encoder.stride)
             if rates.get(finer, 0.0) > rates.get((scale, stride), 0.0):
                 scale, stride = finer
             else:
@@ -476,10 +470,14 @@ class LiveSender:
         encoder = self.encoder
         if not isinstance(encoder, StreamEncoder) or encoder.keeper is None:
             return
+        encoder.keeper.finest = self._rung_for(float("inf"), scale, stride) == (scale, stride)
+
+    def _rung_for(self, kbps: float, scale: int, stride: int) -> tuple[int, int]:
+        """The ladder's rung for ``kbps``, keeping ``scale`` or ``stride`` where the ladder may not move it."""
+        assert isinstance(self.encoder, StreamEncoder)
         fixed_scale, fixed_stride = not self.options.ladder[0], not self.options.ladder[1]
-        finest = settle(float("inf"), encoder.size, self._fps, scale if fixed_scale else None,
-                        stride if fixed_stride else None, self._rung_scales, self.options.rungs)
-        encoder.keeper.finest = finest == (scale, stride)
+        return settle(kbps, self.encoder.size, self._fps, scale if fixed_scale else None,
+                      stride if fixed_stride else None, self._rung_scales, self.options.rungs)
 
     def _keyframe_affordable(self) -> bool:
         """Under a target, whether a keyframe the receiver asked for may go now: not within

@@ -169,7 +169,7 @@ def summarise(result: dict, trace: list[tuple[float, float]], psnr: np.ndarray, 
             hit = next((r["t"] for r in later if r["sent_kbps"] >= 0.8 * after), None)
             event = {"at_s": round(change, 1), "rise_kbps": [before, after],
                      "within_20pct_after_s": round(hit - change, 1) if hit is not None else None}
-            # A stream may need less than the link gives (this clip at 192x256 sent 86-95 kbps of 300): also
+            # A stream may need less than the link gives (this clip at 192x256 sends about 57 kbps of 300): also
             # when its rate, over 3 s, came back within 20% of what it sent before, at a link rate as high.
             earlier = [j for j in range(i - 1) if trace[j][0] >= trace[i][0]]
             if earlier:
