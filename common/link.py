@@ -22,6 +22,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 MAX_QUEUE_BYTES = 16 * 1024 * 1024
+IP_UDP_BYTES = 28
+"""What IPv4 and UDP add to each datagram on a real link: the rate limit and the queue count them too."""
 
 
 @dataclass(frozen=True)
@@ -79,13 +81,15 @@ class Link:
 
     def __init__(self, spec: LinkSpec, seed: int = 0) -> None:
         self.spec = spec
-        self._rng = random.Random(seed)
+        # Separate draws for loss and jitter: which datagrams are lost does not depend on how many queued.
+        self._loss_rng, self._jitter_rng = random.Random(seed), random.Random(f"jitter-{seed}")
         self._free_at = 0.0
         """When the rate limit has sent everything queued so far."""
         self._last_arrival = 0.0
         self.sent = self.lost = self.dropped = 0
         self.bytes_offered = 0
-        """Bytes of every datagram sent into the link, lost and dropped ones included (with their headers)."""
+        """Bytes of every datagram sent into the link, lost and dropped ones included (with every header, IP's and
+        UDP's too)."""
 
     def set_rate(self, rate_bps: float) -> None:
         """A new rate from now on (a bandwidth trace); what is queued keeps its place."""
@@ -98,10 +102,11 @@ class Link:
         return max(0.0, self._free_at - now) * self.spec.rate_bps / 8
 
     def send(self, size: int, now: float) -> float | None:
-        """A datagram of ``size`` bytes sent at ``now`` (seconds): its arrival time, or None."""
+        """A datagram of ``size`` bytes (UDP payload) sent at ``now`` (seconds): its arrival time, or None."""
         self.sent += 1
+        size += IP_UDP_BYTES
         self.bytes_offered += size
-        if self.spec.loss and self._rng.random() < self.spec.loss:
+        if self.spec.loss and self._loss_rng.random() < self.spec.loss:
             self.lost += 1
             return None
         leaves = now
@@ -111,7 +116,7 @@ class Link:
                 return None
             self._free_at = max(now, self._free_at) + size * 8 / self.spec.rate_bps
             leaves = self._free_at
-        jitter = self._rng.uniform(-self.spec.jitter_s, self.spec.jitter_s) if self.spec.jitter_s else 0.0
+        jitter = self._jitter_rng.uniform(-self.spec.jitter_s, self.spec.jitter_s) if self.spec.jitter_s else 0.0
         arrival = max(leaves + max(0.0, self.spec.delay_s + jitter), self._last_arrival)
         self._last_arrival = arrival
         return arrival

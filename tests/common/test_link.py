@@ -6,7 +6,7 @@ import time
 import pytest
 
 from vsa.common import webrtc
-from vsa.common.link import Link, LinkSpec, shape_peer
+from vsa.common.link import IP_UDP_BYTES, Link, LinkSpec, shape_peer
 
 
 def _flow(link: Link, kbps: float, seconds: float, size: int = 1000) -> list[tuple[float, float | None]]:
@@ -20,15 +20,17 @@ def test_the_link_holds_its_rate_delay_and_loss_within_ten_percent():
     link = Link(spec, seed=1)
     flow = _flow(link, kbps=200, seconds=20)  # twice what the link carries
     arrived = [(s, a) for s, a in flow if a is not None]
-    carried_kbps = len(arrived) * 1000 * 8 / 1000 / (arrived[-1][1] - arrived[0][1])
+    carried_kbps = len(arrived) * (1000 + IP_UDP_BYTES) * 8 / 1000 / (arrived[-1][1] - arrived[0][1])
     assert carried_kbps == pytest.approx(100, rel=0.1)
     assert link.lost / link.sent == pytest.approx(0.05, rel=0.3)  # about 20 of 500: the 10% is on the rate
     assert link.dropped > 0 and link.queued_bytes(flow[-1][0]) <= 8 * 1024  # drop-tail, bounded
-    # Below the rate nothing queues: each datagram takes its serialisation time plus the delay, give or take jitter.
+    # Below the rate nothing queues: each datagram takes its serialisation time (IP and UDP headers too) plus the
+    # delay, give or take jitter.
     light = Link(LinkSpec.parse("rate=100k,delay=40ms,jitter=5ms"), seed=2)
     delays = [a - s for s, a in _flow(light, kbps=50, seconds=10)]
-    assert min(delays) >= 0.080 + 0.035 - 1e-9 and max(delays) <= 0.080 + 0.045 + 1e-9
-    assert sum(delays) / len(delays) == pytest.approx(0.120, rel=0.1)
+    serialise = (1000 + IP_UDP_BYTES) * 8 / 100_000
+    assert min(delays) >= serialise + 0.035 - 1e-9 and max(delays) <= serialise + 0.045 + 1e-9
+    assert sum(delays) / len(delays) == pytest.approx(serialise + 0.040, rel=0.1)
     # Jitter never reorders: arrivals keep the order datagrams were sent in.
     arrivals = [a for _, a in _flow(Link(spec, seed=3), kbps=50, seconds=5) if a is not None]
     assert arrivals == sorted(arrivals)
