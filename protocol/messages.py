@@ -47,6 +47,8 @@ jump is asking the receiver for unbounded work. Receivers also stop a stream's t
 frame, whatever ``hello.frame_count`` says."""
 SHA256_BYTES = 32
 MAX_UPDATE_BYTES = 256 * 1024
+NACK_SPAN = 33
+"""Frames one `Nack` can name: its seq and the 32 after it."""
 """Largest model update: one message on an aiortc data channel (whose largest message is 256 KiB)."""
 MAX_MODEL_VERSION = 2**31 - 1
 
@@ -86,6 +88,9 @@ class Hello:
     adapt: bool = False
     """The sender may send `ModelUpdate`s mid-stream (it does only to a receiver whose `Ready` says it applies
     them; a file carries them for any reader, and one that cannot apply them plays the stream without)."""
+    feedback: bool = False
+    """The sender reads `Stats`, `KeyframeRequest` and `Nack` on the media channel as well as on control
+    (`vsa.protocol.session`); a receiver then sends them there. A file's hello says False."""
 
 
 @dataclass(frozen=True)
@@ -175,6 +180,20 @@ class KeyframeRequest:
 
 
 @dataclass(frozen=True)
+class Nack:
+    """Receiver to sender, on the media channel: frames that did not arrive whole; send them again
+    (`vsa.protocol.retransmit`). Like RFC 4585's generic NACK, one seq and a bitmask of the ones after it, so a
+    request is small and bounded by its form."""
+
+    seq: int
+    following: int = 0
+    """Bit ``i`` set: frame ``seq + 1 + i`` is missing too."""
+
+    def seqs(self) -> list[int]:
+        return [self.seq] + [self.seq + 1 + i for i in range(NACK_SPAN - 1) if self.following >> i & 1]
+
+
+@dataclass(frozen=True)
 class Stats:
     """Receiver to sender, about once a second: what the receiver sees."""
 
@@ -184,6 +203,8 @@ class Stats:
     lost: int = 0
     fps: float = 0.0
     media_kbps: float = 0.0
+    """Media received since the last report, in kbps on the path: each datagram with its headers
+    (`vsa.protocol.fragment.WIRE_OVERHEAD`), as a sender's target counts them."""
     latency_ms: float = 0.0
     """Median end-to-end latency over the last second (capture to display)."""
     iterations: int = 0
@@ -201,22 +222,24 @@ class Stats:
     """How far the last 0.3 s's one-way delay sits above the least seen lately, in ms: a standing queue on the
     path, which a delay that no longer grows (a full drop-tail queue) hides from ``delay_trend``."""
     arrival_kbps: float = 0.0
-    """Media received over the last half second, in kbps: what the path delivers now (while a queue holds data,
-    its capacity), where ``media_kbps`` covers the whole interval since the last report."""
+    """Media received over the last half second, in kbps on the path (as ``media_kbps``): what the path delivers
+    now (while a queue holds data, its capacity), where ``media_kbps`` covers the whole interval since the last
+    report."""
     newest_capture_us: int = 0
     """The newest frame received's ``capture_us`` (the sender's clock): which frames the report's delays speak
     of."""
 
 
-Message = Union[Hello, ModelChunk, Frame, ModelUpdate, Bye, ModelRequest, Ready, KeyframeRequest, Stats]
+Message = Union[Hello, ModelChunk, Frame, ModelUpdate, Bye, ModelRequest, Ready, KeyframeRequest, Stats, Nack]
 
 _TYPE_NAMES: dict[type, str] = {
     Hello: "hello", ModelChunk: "model", Frame: "frame", ModelUpdate: "model-update", Bye: "bye",
     ModelRequest: "model-request", Ready: "ready", KeyframeRequest: "keyframe-request", Stats: "stats",
+    Nack: "nack",
 }
 _TYPES_BY_NAME = {name: cls for cls, name in _TYPE_NAMES.items()}
 _TYPE_IDS: dict[type, int] = {Hello: 1, ModelChunk: 2, Frame: 3, Bye: 4, ModelRequest: 5, Ready: 6,
-                              KeyframeRequest: 7, Stats: 8, ModelUpdate: 9}
+                              KeyframeRequest: 7, Stats: 8, ModelUpdate: 9, Nack: 10}
 """Version 2's type ids: fixed forever, new types take new ids."""
 _TYPES_BY_ID = {i: cls for cls, i in _TYPE_IDS.items()}
 
@@ -240,6 +263,7 @@ _SCHEMA: dict[type, dict[str, tuple[str, float, float]]] = {
         "base_size": (_INT, 0, MAX_MODEL_BYTES),
         "crf": (_INT, 0, max(MAX_CRF.values())),
         "adapt": (_BOOL, 0, 1),
+        "feedback": (_BOOL, 0, 1),
     },
     ModelChunk: {
         "offset": (_INT, 0, MAX_MODEL_BYTES),
@@ -269,6 +293,7 @@ _SCHEMA: dict[type, dict[str, tuple[str, float, float]]] = {
     ModelRequest: {"offset": (_INT, 0, MAX_MODEL_BYTES), "sha256": (_BYTES, 0, SHA256_BYTES)},
     Ready: {"adapt": (_BOOL, 0, 1)},
     KeyframeRequest: {"after_seq": (_INT, 0, MAX_SEQ)},
+    Nack: {"seq": (_INT, 0, MAX_SEQ), "following": (_INT, 0, 2 ** (NACK_SPAN - 1) - 1)},
     Stats: {
         "received": (_INT, 0, MAX_SEQ),
         "interpolated": (_INT, 0, MAX_SEQ),

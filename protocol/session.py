@@ -25,20 +25,26 @@ A live receiver talks back on the reliable channel: it answers the hello
 with one `ModelRequest` per blob it lacks (or `Ready` when it lacks none),
 says `Ready` once the model is loaded, and sends `KeyframeRequest` and
 `Stats` while streaming. `SenderSession.receive` checks those replies the
-same way.
+same way. A sender whose hello says ``feedback`` also reads the streaming
+replies on the media channel, unordered and never retransmitted: there a
+lost one is not waited for (on the reliable channel it held every later
+reply until SCTP's retransmission timer fired, a second at least), and a
+`Nack` asks for frames again (`vsa.protocol.retransmit`). The receiver
+repeats what must arrive; `SenderSession.receive_feedback` checks those and
+drops a report older than one already read.
 """
 
 from __future__ import annotations
 
 import enum
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Union
 
 from .errors import ProtocolError, SessionFailed
 from .messages import (
     MAX_CHUNK_BYTES, MAX_MODEL_BYTES, MAX_PTS_STEP, Bye, Frame, Hello, KeyframeRequest, Message, ModelChunk,
-    ModelRequest, ModelUpdate, Ready, Stats, fit_text, validate,
+    ModelRequest, ModelUpdate, Nack, Ready, Stats, fit_text, validate,
 )
 
 
@@ -124,10 +130,19 @@ class PeerStats:
     stats: Stats
 
 
+@dataclass(frozen=True)
+class FramesWanted:
+    """The receiver asks for frames again."""
+
+    nack: Nack
+
+
 Event = Union[StreamStarted, ModelProgress, ModelReady, FrameReceived, UpdateReceived, StreamEnded,
-              ModelWanted, PeerReady, KeyframeWanted, PeerStats, PeerClosed]
+              ModelWanted, PeerReady, KeyframeWanted, PeerStats, PeerClosed, FramesWanted]
 
 _SENDER_BOUND = (ModelRequest, Ready, KeyframeRequest, Stats)
+_FEEDBACK = (KeyframeRequest, Stats, Nack)
+"""What a receiver may send on the media channel, to a sender whose hello says ``feedback``."""
 
 
 def _check_frame_scale(hello: Hello, scale: int) -> None:
@@ -297,6 +312,37 @@ class SenderSession:
         """Whether the receiver said it applies model updates (and the hello announced them)."""
         self.model_version = 0
         """The version of the model frames are coded for now."""
+        self._stats_received = -1
+        """The newest report's ``received``: an older one, overtaken on the unordered channel, is dropped."""
+
+    def offer_feedback(self) -> None:
+        """Say in the hello that this sender reads replies on the media channel (a live sender; before `start`)."""
+        if self.state is not State.WAIT_HELLO:
+            raise ProtocolError("feedback offered after the hello was sent")
+        self.hello = replace(self.hello, feedback=True)
+
+    def receive_feedback(self, msg: Message) -> list[Event]:
+        """Feed one message the receiver sent on the media channel (``hello.feedback``): a `Nack`, a
+        `KeyframeRequest` or `Stats`. Before the receiver's `Ready` they say nothing and cause nothing."""
+        validate(msg)
+        if not self.hello.feedback:
+            raise ProtocolError("feedback on the media channel, which this stream's hello did not offer")
+        if not isinstance(msg, _FEEDBACK):
+            raise ProtocolError(f"{type(msg).__name__} does not belong on the media channel")
+        if not self.peer_ready:
+            return []  # overtook the receiver's `Ready` on the reliable channel: nothing streams yet
+        # (After the sender's bye too: the receiver may still ask for the last frames.)
+        if isinstance(msg, Nack):
+            return [FramesWanted(msg)]
+        return self._streaming_reply(msg)
+
+    def _streaming_reply(self, msg: KeyframeRequest | Stats) -> list[Event]:
+        if isinstance(msg, KeyframeRequest):
+            return [KeyframeWanted(msg)]
+        if msg.received < self._stats_received:
+            return []
+        self._stats_received = msg.received
+        return [PeerStats(msg)]
 
     def receive(self, msg: Message) -> list[Event]:
         """Feed one message from the receiver; return the events it causes."""
@@ -326,10 +372,8 @@ class SenderSession:
             self.peer_ready = True
             self.peer_adapts = msg.adapt and self.hello.adapt
             return [PeerReady(self.peer_adapts)]
-        if isinstance(msg, KeyframeRequest):
-            return [KeyframeWanted(msg)]
-        assert isinstance(msg, Stats)
-        return [PeerStats(msg)]
+        assert isinstance(msg, (KeyframeRequest, Stats))
+        return self._streaming_reply(msg)
 
     def start(self) -> Hello:
         if self.state is not State.WAIT_HELLO:

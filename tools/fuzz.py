@@ -114,18 +114,19 @@ def _messages_target() -> Target:
 
     from vsa.protocol.errors import ProtocolError
     from vsa.protocol.messages import (Bye, Frame, Hello, KeyframeRequest, ModelChunk, ModelRequest, ModelUpdate,
-                                       Ready, Stats, decode, encode)
+                                       Nack, Ready, Stats, decode, encode)
 
     sha = bytes(range(32))
     seeds = [encode(m) for m in (
         Hello(width=320, height=256, fps=30.0, scale=4, stride=2, codec="vp9", payload="frames", frame_count=650,
-              source="asl_office_session.mp4", crf=30, model_sha256=sha, model_size=90_000, adapt=True),
+              source="asl_office_session.mp4", crf=30, model_sha256=sha, model_size=90_000, adapt=True, feedback=True),
         Frame(seq=7, pts=14, keyframe=True, payload=b"\x82\x49\x83" * 40, capture_us=1_700_000_000_000_000),
         ModelChunk(0, 90_000, sha, b"\x28\xb5\x2f\xfd" + b"\x00" * 200),
         ModelUpdate(1, sha, sha[::-1], b"VSAU\x01" + b"\x00" * 60),
         ModelRequest(0, sha), Ready(adapt=True), KeyframeRequest(6), Bye(frames=650, reason="done"),
         Stats(received=10, interpolated=9, concealed=0, lost=0, fps=30.0, media_kbps=20.0, latency_ms=80.0,
               iterations=1, model_version=2, updates_refused=0),
+        Nack(41, 0b1011),
     )]
 
     def structured(rng: random.Random) -> bytes:

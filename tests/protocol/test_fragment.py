@@ -104,3 +104,11 @@ def test_garbage_never_escapes_as_anything_but_protocol_error(datagrams):
             continue
         assert out is None or isinstance(out, bytes)
     assert reassembler.pending <= 8
+
+
+def test_what_a_message_costs_on_the_path_counts_every_datagrams_headers():
+    from vsa.protocol.fragment import HEADER, WIRE_OVERHEAD, wire_bytes, wire_size
+
+    for size in (1, 500, MAX_DATAGRAM - HEADER.size, MAX_DATAGRAM - HEADER.size + 1, 5000):
+        parts = fragment(b"x" * size, 7)
+        assert wire_size(size) == wire_bytes(parts) == size + len(parts) * (HEADER.size + WIRE_OVERHEAD)

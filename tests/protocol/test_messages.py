@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from vsa.protocol.errors import ProtocolError
 from vsa.protocol.messages import (
     MAX_FRAME_PAYLOAD_BYTES, MAX_MESSAGE_BYTES, MAX_UPDATE_BYTES, VERSION, Bye, Frame, Hello, KeyframeRequest,
-    ModelChunk, ModelRequest, ModelUpdate, Ready, Stats, decode, encode,
+    ModelChunk, ModelRequest, ModelUpdate, Nack, Ready, Stats, decode, encode,
 )
 
 SHA = hashlib.sha256(b"model").digest()
@@ -25,6 +25,9 @@ SAMPLES = [
     ModelRequest(offset=0),
     Ready(),
     KeyframeRequest(after_seq=41),
+    Nack(seq=40, following=0b11),
+    Hello(width=448, height=256, fps=30.0, scale=4, stride=2, codec="vp9", model_sha256=SHA, model_size=1000,
+          feedback=True),
     Stats(received=10, interpolated=9, concealed=2, lost=1, fps=30.0, media_kbps=19.5, latency_ms=61.0,
           iterations=2),
 ]

@@ -297,3 +297,32 @@ def test_a_frame_at_another_scale_says_so_and_one_that_does_not_fit_the_stream_i
     assert isinstance(receiver.receive(Frame(0, 0, True, b"p", scale=8))[0], FrameReceived)
     with pytest.raises(ProtocolError, match="does not divide"):
         receiver.receive(Frame(1, 1, True, b"p", scale=5))
+
+
+def test_feedback_on_the_media_channel_only_when_the_hello_offers_it_and_old_reports_are_dropped():
+    from vsa.protocol.messages import KeyframeRequest, Nack, Stats
+    from vsa.protocol.session import FramesWanted, KeyframeWanted, PeerStats
+
+    plain = _started_sender()
+    plain.receive(Ready())
+    with pytest.raises(ProtocolError, match="did not offer"):
+        plain.receive_feedback(Nack(3))
+
+    sender = SenderSession(HELLO)
+    sender.offer_feedback()
+    hello = sender.start()
+    assert hello.feedback
+    with pytest.raises(ProtocolError, match="after the hello"):
+        sender.offer_feedback()
+    # Overtaking `Ready` on the unordered channel says nothing yet, and is no error.
+    assert sender.receive_feedback(Stats(received=1)) == []
+    sender.receive(Ready())
+    assert sender.receive_feedback(Nack(3, 0b1)) == [FramesWanted(Nack(3, 0b1))]
+    assert isinstance(sender.receive_feedback(KeyframeRequest(2))[0], KeyframeWanted)
+    assert isinstance(sender.receive_feedback(Stats(received=10))[0], PeerStats)
+    assert sender.receive_feedback(Stats(received=9)) == []  # overtaken by a newer one
+    assert isinstance(sender.receive(Stats(received=12))[0], PeerStats)  # the same rule on control
+    with pytest.raises(ProtocolError, match="does not belong on the media channel"):
+        sender.receive_feedback(Ready())
+    sender.bye()
+    assert sender.receive_feedback(Nack(4)) == [FramesWanted(Nack(4))]  # the last frames, after the bye
