@@ -18,6 +18,13 @@ one for other clips or models, which `--ladder PATH` reads.
 Rates scale with the stream's pixels per second (the ladder was measured at
 192x256, 30 fps). Clips differ: the static street costs half the median at
 each rung, so the ladder is a default, not a law.
+
+A live stream climbs it with two costs a file does not have. Each frame sent
+is a datagram whose headers cost `LIVE_FRAME_BYTES` on the path (24 kbps at
+30 frames a second: stride 1 costs more than its payload says). And each
+stride costs latency (`rung_latency_ms`): `within_latency` keeps the rungs a
+latency goal allows (`vsend --latency`, 150 ms by default: stride 2 at 30
+fps, where stride 4 took the lossy 60 kbps link's median to 230-400 ms).
 """
 
 from __future__ import annotations
@@ -26,7 +33,14 @@ import json
 import statistics
 from dataclasses import asdict, dataclass
 
+from vsa.protocol.fragment import HEADER, WIRE_OVERHEAD
+
 MAX_RUNGS = 64
+DEFAULT_LATENCY_MS = 150.0
+"""A live stream's latency goal (`within_latency`): ITU-T G.114's bound for one-way delay in conversation."""
+LIVE_FRAME_BYTES = HEADER.size + WIRE_OVERHEAD
+"""What a live stream's frame costs on the path beyond its coded message (one datagram's headers): at 30 frames a
+second, 24 kbps, as much as a whole rung."""
 LADDER_PIXELS_PER_SECOND = 192 * 256 * 30.0
 """Where `DEFAULT_LADDER`'s rates were measured."""
 SQUEEZE = 1.25
@@ -59,13 +73,15 @@ DEFAULT_LADDER: tuple[Rung, ...] = (
 )
 
 
-def rung_kbps(rung: Rung, size: tuple[int, int], fps: float) -> float:
-    """``rung``'s rate for a stream of ``size`` (height, width) at ``fps``."""
-    return rung.kbps * size[0] * size[1] * fps / LADDER_PIXELS_PER_SECOND
+def rung_kbps(rung: Rung, size: tuple[int, int], fps: float, frame_bytes: float = 0.0) -> float:
+    """``rung``'s rate for a stream of ``size`` (height, width) at ``fps``, with ``frame_bytes`` more for every
+    frame sent (a live stream's datagram headers, `LIVE_FRAME_BYTES`: the ladder's rates are the stream's own)."""
+    return (rung.kbps * size[0] * size[1] * fps / LADDER_PIXELS_PER_SECOND
+            + fps / rung.stride * frame_bytes * 8 / 1000)
 
 
 def choose(kbps: float, size: tuple[int, int], fps: float, scales: tuple[int, ...] | None = None,
-           ladder: tuple[Rung, ...] = DEFAULT_LADDER) -> Rung:
+           ladder: tuple[Rung, ...] = DEFAULT_LADDER, frame_bytes: float = 0.0) -> Rung:
     """The highest rung whose rate is at most ``kbps`` times `SQUEEZE` (the lowest when none is) among those
     whose scale divides ``size`` and is one of ``scales`` (the model's; None: any)."""
     usable = [r for r in ladder if size[0] % r.scale == 0 and size[1] % r.scale == 0
@@ -75,18 +91,35 @@ def choose(kbps: float, size: tuple[int, int], fps: float, scales: tuple[int, ..
                          + (f" with a model for scales {', '.join(map(str, scales))}" if scales else "")
                          + "; give --scale and --stride")
     usable.sort(key=lambda r: r.kbps)
-    fitting = [r for r in usable if rung_kbps(r, size, fps) <= kbps * SQUEEZE]
+    fitting = [r for r in usable if rung_kbps(r, size, fps, frame_bytes) <= kbps * SQUEEZE]
     return fitting[-1] if fitting else usable[0]
 
 
 def settle(kbps: float, size: tuple[int, int], fps: float, scale: int | None, stride: int | None,
-           scales: tuple[int, ...] | None = None, ladder: tuple[Rung, ...] = DEFAULT_LADDER) -> tuple[int, int]:
+           scales: tuple[int, ...] | None = None, ladder: tuple[Rung, ...] = DEFAULT_LADDER,
+           frame_bytes: float = 0.0) -> tuple[int, int]:
     """(scale, stride) for a stream with a target: what the caller fixed, the ladder's choice for the rest."""
     if scale is not None and stride is not None:
         return scale, stride
-    rungs = ladder if scale is None else tuple(r for r in ladder if r.scale == scale) or ladder
-    rung = choose(kbps, size, fps, scales if scale is None else None, rungs)
+    # Only the rungs with what the caller fixed: a fixed stride 2 chose its scale by stride 4's rates.
+    rungs = tuple(r for r in ladder if scale in (None, r.scale) and stride in (None, r.stride)) or ladder
+    rung = choose(kbps, size, fps, scales if scale is None else None, rungs, frame_bytes)
     return (scale if scale is not None else rung.scale), (stride if stride is not None else rung.stride)
+
+
+def rung_latency_ms(stride: int, fps: float) -> float:
+    """What a rung's stride adds to latency: its interpolated frames wait up to ``stride - 1`` frame times for the
+    next sent frame, and a sent frame takes about ``stride`` frame times to cross a link the stream fills."""
+    return (2 * stride - 1) / fps * 1000
+
+
+def within_latency(ladder: tuple[Rung, ...], fps: float, latency_ms: float) -> tuple[Rung, ...]:
+    """The rungs whose stride fits a latency of ``latency_ms`` (`rung_latency_ms`; 0: every rung), and the finest
+    stride's whatever it is."""
+    if not latency_ms or not ladder:
+        return ladder
+    finest = min(r.stride for r in ladder)
+    return tuple(r for r in ladder if r.stride == finest or rung_latency_ms(r.stride, fps) <= latency_ms)
 
 
 def from_points(points: list[dict], size: tuple[int, int], mode: str = "live", method: str = "vsa-sr",

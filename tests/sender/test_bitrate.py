@@ -192,6 +192,29 @@ def test_the_ladder_climbs_with_the_rate_and_keeps_to_the_model_scales():
         choose(30, size, FPS, scales=(3,))
 
 
+def test_a_live_stream_counts_each_frames_headers_and_keeps_to_its_latency():
+    from vsa.sender.ladder import LIVE_FRAME_BYTES, rung_latency_ms, within_latency
+
+    size = (192, 256)
+    fine = next(r for r in DEFAULT_LADDER if (r.scale, r.stride) == (2, 1))
+    # 30 datagrams a second of headers: stride 1 costs more than its payload, stride 4 a quarter of that more.
+    extra = rung_kbps(fine, size, FPS, LIVE_FRAME_BYTES) - rung_kbps(fine, size, FPS)
+    assert extra == pytest.approx(FPS * LIVE_FRAME_BYTES * 8 / 1000)
+    coarse = next(r for r in DEFAULT_LADDER if r.stride == 4)
+    assert rung_kbps(coarse, size, FPS, LIVE_FRAME_BYTES) - rung_kbps(coarse, size, FPS) == pytest.approx(extra / 4)
+    # So a live target buys a coarser rung than a file's.
+    assert rung_kbps(choose(50, size, FPS, frame_bytes=LIVE_FRAME_BYTES), size, FPS) < rung_kbps(
+        choose(50, size, FPS), size, FPS)
+    # 150 ms at 30 fps: stride 2 (100 ms), not 4 (233 ms); at 15 fps stride 1 only; no goal: every stride.
+    assert rung_latency_ms(2, 30.0) == pytest.approx(100.0)
+    assert {r.stride for r in within_latency(DEFAULT_LADDER, 30.0, 150.0)} == {1, 2}
+    assert {r.stride for r in within_latency(DEFAULT_LADDER, 15.0, 150.0)} == {1}
+    assert {r.stride for r in within_latency(DEFAULT_LADDER, 2.0, 150.0)} == {1}  # the finest, whatever the goal
+    assert within_latency(DEFAULT_LADDER, 30.0, 0.0) == DEFAULT_LADDER
+    # A fixed stride takes its scale from that stride's rungs (it took stride 4's rates).
+    assert settle(30, size, FPS, None, 2) == (4, 2)
+
+
 def test_a_file_with_a_target_lands_near_it(clip_path, tmp_path):
     """The bundled clip (3.6 s) at 128x192, the shipped base: at its default crf it makes about 22 kbps; asked
     for 50, with keyframes every half second to steer by, the keeper raises its quality to land near 50."""
