@@ -51,7 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="default: auto (cuda, mps, cpu)")
     add_threads_argument(p)
     p.add_argument("--jitter", type=positive_float, default=2.0, metavar="FRAMES",
-                   help="how long a missing frame is waited for before it counts as lost (default: 2 frames)")
+                   help="how long a missing frame is waited for before it counts as lost (default: 2 frames, "
+                   "or as long as asking for it again takes, up to 0.5 s)")
+    p.add_argument("--no-repair", action="store_true",
+                   help="do not ask the sender for a lost frame again: ask for a keyframe at once (for paths whose "
+                   "round trip is longer than a keyframe takes to arrive)")
     p.add_argument("--cache-dir", metavar="DIR", help="where received models are kept by hash "
                    "(default: ~/.cache/vsa/models)")
     p.add_argument("--no-cache", action="store_true", help="neither use nor fill the model cache")
@@ -89,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
             listen=args.listen, token=token_from_env(args.token), bind=args.bind, device=pick_device(args.device),
             iterations=args.iterations, back_project=args.back_project, fps=args.fps, size=args.size,
             output=args.output,
-            jitter_frames=args.jitter, cache=None if args.no_cache else ModelCache(args.cache_dir),
+            jitter_frames=args.jitter, repair=not args.no_repair,
+            cache=None if args.no_cache else ModelCache(args.cache_dir),
             adaptive=not args.fixed_iterations, idle_timeout=args.idle_timeout, with_baseline=bool(args.web),
         )
         display = open_display(scale=args.window_scale) if args.display else None

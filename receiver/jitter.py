@@ -53,6 +53,20 @@ class JitterBuffer:
         self._held[frame.seq] = (frame, now)
         return frame.seq > self.next_seq and (frame.seq - 1) not in self._held
 
+    def missing(self, limit: int = 64) -> list[int]:
+        """Seqs known to be missing (oldest first, at most ``limit``): before the newest frame held, or before the
+        bye's count."""
+        upto = max(self._held, default=self.next_seq)
+        if self._end_seq is not None:
+            upto = max(upto, self._end_seq)
+        out = []
+        for seq in range(self.next_seq, upto):
+            if len(out) >= limit:
+                break
+            if seq not in self._held:
+                out.append(seq)
+        return out
+
     def end(self, total: int, now: float) -> None:
         """The bye says ``total`` frames were sent: no seq at or past it will come."""
         self._end_seq = min(total, self.next_seq + MAX_GAP)

@@ -41,10 +41,11 @@ from vsa.common.congestion import (
 from vsa.common.framecodec import INTER_CODECS
 from vsa.common.tasks import background
 from vsa.protocol.errors import ProtocolError
-from vsa.protocol.fragment import Reassembler
+from vsa.protocol.fragment import WIRE_OVERHEAD, Reassembler, wire_size
 from vsa.protocol.messages import Frame, Hello, KeyframeRequest, Message, Stats
 from vsa.protocol.messages import decode as decode_message
 from vsa.protocol.messages import encode as encode_message
+from vsa.protocol.retransmit import Asker, nacks
 
 from .cache import ModelCache
 from .control import ControlHandler
@@ -56,6 +57,8 @@ from .worker import Worker
 
 log = logging.getLogger("vsa.recv")
 
+KEYFRAME_RETRY_S = 0.25
+"""A keyframe request not answered yet is sent again this often (on the media channel, where it may be lost)."""
 LATE_MS = 150.0
 """A sent frame whose whole arrival is this much later than the usual delay of the last second is late for
 something of the moment (a keyframe's length on the link, a queue beginning to fill), as is one behind a
@@ -88,7 +91,11 @@ class ReceiverOptions:
     """Render size of INR-V streams (default: the sender's); autoencoder streams keep their own."""
     output: str | None = None
     jitter_frames: float = 2.0
-    """How long (in source frames) a missing frame is waited for before it counts as lost."""
+    """How long (in source frames) a missing frame is waited for before it counts as lost (longer while a repair
+    may come: `vsa.protocol.retransmit.Asker.wait_s`)."""
+    repair: bool = True
+    """Ask the sender for frames lost on the way (an inter-coded stream from a sender that reads feedback);
+    False: ask for a keyframe at once."""
     cache: ModelCache | None = None
     adaptive: bool = True
     """Drop reprojection passes when the worker falls behind."""
@@ -123,6 +130,10 @@ class SessionReport:
     """Time between consecutive shown frames."""
     iterations_used: dict[int, int] = field(default_factory=dict)
     keyframe_requests: int = 0
+    repaired: int = 0
+    """Frames that arrived after they were asked for again (`vsa.protocol.retransmit`)."""
+    nacks: int = 0
+    """Requests for a frame to be sent again (a frame asked for twice counts twice)."""
     update_bytes: int = 0
     updates_applied: int = 0
     updates_refused: int = 0
@@ -143,7 +154,9 @@ class SessionReport:
         parts = ", ".join(f"{n} {k}" for k, n in self.counts.items() if n)
         gap = max(self.display_gaps_ms, default=0.0)
         return (
-            f"{self.frames} frames ({parts}); {self.lost} lost in transit, {self.garbage} bad messages\n"
+            f"{self.frames} frames ({parts}); {self.lost} lost in transit, {self.garbage} bad messages"
+            + (f"; {self.repaired} repaired by retransmission ({self.nacks} requests)" if self.nacks else "")
+            + "\n"
             f"media {self.media_bytes * 8 / 1000 / max(self.seconds, 1e-9):.1f} kbps, "
             f"model {'transferred' if self.model_transferred else 'from cache'}\n"
             f"latency median {self.latency(0.5):.0f} ms, p95 {self.latency(0.95):.0f} ms; "
@@ -194,6 +207,14 @@ class LiveSession:
         self._done = asyncio.Event()
         self._last_rx = time.monotonic()
         self._last_keyframe_request = 0.0
+        self._keyframe_wanted: KeyframeRequest | None = None
+        """The request for a keyframe that none has answered yet: repeated on the media channel, where it may be
+        lost."""
+        self.asker: Asker | None = None
+        """Asks for missing frames of an inter-coded stream again (set by the hello)."""
+        self._repaired: set[int] = set()
+        """Seqs that arrived after they were asked for and have not left the jitter buffer yet."""
+        self._base_wait = 0.0
         self._window = _Window()
         self._delay = DelayTrend()
         """How fast one-way delay grows, and the queue it stands for: the sender's congestion control reads
@@ -258,6 +279,21 @@ class LiveSession:
             self.control.send(data)
             self._count_control(len(data))
 
+    def _feedback_on_media(self) -> bool:
+        """Whether the sender reads replies on the media channel (its hello says ``feedback``)."""
+        hello = self.report.hello
+        return hello is not None and hello.feedback and self.media is not None and self.media.readyState == "open"
+
+    def _send_feedback(self, msg: Message) -> None:
+        """A streaming reply (`Stats`, `KeyframeRequest`, `Nack`): on the media channel when the sender reads it
+        there, where a lost one does not hold back the ones after it; else on control."""
+        if not self._feedback_on_media():
+            self._send(msg)
+            return
+        data = encode_message(msg)
+        self.media.send(data)
+        self._count_control(len(data))
+
     def _count_control(self, n: int) -> None:
         self._window.control_bytes += n
         self.report.control_bytes += n
@@ -278,7 +314,12 @@ class LiveSession:
     def stream_started(self, hello: Hello) -> None:
         self.report.hello = hello
         frame_time = 1.0 / hello.fps
-        self.jitter = JitterBuffer(wait=self.options.jitter_frames * frame_time, skip_to_keyframe=hello.codec in INTER_CODECS)
+        inter = hello.codec in INTER_CODECS
+        # An inter-coded stream cannot go on past a hole but by a keyframe: ask for the frame again first, and
+        # wait as long as a repair takes. (An intra-coded one interpolates across it.)
+        self.asker = Asker() if inter and hello.feedback and self.options.repair else None
+        self._base_wait = self.options.jitter_frames * frame_time
+        self.jitter = JitterBuffer(wait=self._repair_wait(), skip_to_keyframe=inter)
         self.playout = Playout(self.decoder.output_fps or hello.fps)
         if hello.payload == "codes":
             what = f"INR-V codes ({hello.codec}, one per {hello.stride} frames)"
@@ -313,8 +354,10 @@ class LiveSession:
         if not isinstance(data, bytes):
             self.report.garbage += 1
             return
-        self._window.media_bytes += len(data)
-        self._arrivals.arrived(now, len(data))
+        # The rates the sender's congestion control reads are what the path carried, every header included: the
+        # sender's target covers them, and a 60 kbps link carries 38 kbps of small frames at 30 a second.
+        self._window.media_bytes += len(data) + WIRE_OVERHEAD
+        self._arrivals.arrived(now, len(data) + WIRE_OVERHEAD)
         self.report.media_bytes += len(data)
         try:
             whole = self.reassembler.feed(data, now)
@@ -330,38 +373,91 @@ class LiveSession:
             log.debug("ignoring bad media message: %s", exc)
             return
         assert self.playout is not None
+        repaired = self._note_repair(msg.seq, now)
         if msg.capture_us:
             wall, capture = time.time(), msg.capture_us / 1e6
             self.playout.arrived(capture, wall)
-            # The queue on the path delays a frame's first datagram; a large frame's own length only its last.
-            self._delay.arrived(capture, wall - (now - self.reassembler.first_seen))
             self._newest_capture_us = max(self._newest_capture_us, msg.capture_us)
-            # Whole, the frame is late by the queue ahead of it and by its own length on the link: a keyframe
-            # crossing a slow link makes itself and the frames behind it late, for a moment.
-            own_ms = link_ms(len(msg.payload), self._arrivals.bps(now))
-            late = (self._delay.above_usual_ms(capture, wall) > LATE_MS
-                    or self._delay.above_least_ms(capture, wall) > QUEUED_MS + own_ms)
+            if repaired:
+                # Late by a round trip, not by a queue: its delay says nothing of the path, and what waited
+                # for it is late for a loss.
+                late = True
+            else:
+                # The queue on the path delays a frame's first datagram; a large frame's own length only its last.
+                self._delay.arrived(capture, wall - (now - self.reassembler.first_seen))
+                # Whole, the frame is late by the queue ahead of it and by its own length on the link: a keyframe
+                # crossing a slow link makes itself and the frames behind it late, for a moment.
+                own_ms = link_ms(wire_size(len(whole)), self._arrivals.bps(now))
+                late = (self._delay.above_usual_ms(capture, wall) > LATE_MS
+                        or self._delay.above_least_ms(capture, wall) > QUEUED_MS + own_ms)
             self._arrived.append((msg.capture_us, late))
-            if (now - self._last_stats_at >= EARLY_STATS_GAP_S and not self._stats_due.is_set()
+            if (not repaired and now - self._last_stats_at >= EARLY_STATS_GAP_S and not self._stats_due.is_set()
                     and self._queue_building(now)):
                 # A queue is building on the path: tell the sender now, not at the next second. Sending 150
                 # kbps into a link that fell to 60 fills a 16 KB queue in about a second.
                 self._stats_due.set()
         log.debug("frame seq %d pts %d%s arrived", msg.seq, msg.pts, " (key)" if msg.keyframe else "")
+        if msg.keyframe and self._keyframe_wanted is not None and msg.seq > self._keyframe_wanted.after_seq:
+            self._keyframe_wanted = None
         if self.jitter.push(msg, now):
             log.debug("hole before seq %d", msg.seq)
-            self._request_keyframe()
+            if self.asker is None:
+                self._request_keyframe()  # no repair to wait for: the keyframe at once
+            else:
+                self._ask_again(now)
         self._pump()
 
+    # -- repair --------------------------------------------------------------------------------
+
+    def _repair_wait(self) -> float:
+        """How long the jitter buffer waits for a missing frame: long enough for it to be sent again."""
+        return max(self._base_wait, self.asker.wait_s) if self.asker is not None else self._base_wait
+
+    def _note_repair(self, seq: int, now: float) -> bool:
+        """Whether frame ``seq``, just arrived, is one that was asked for again (and still wanted)."""
+        if self.asker is None or self.jitter is None or seq < self.jitter.next_seq:
+            return False
+        if not self.asker.arrived(seq, now):
+            return False
+        self._repaired.add(seq)
+        self.report.repaired += 1
+        self.jitter.wait = self._repair_wait()
+        return True
+
+    def _ask_again(self, now: float) -> None:
+        """Ask the sender for the missing frames that are due a request (`Asker.due`), on the media channel."""
+        if self.asker is None or self.jitter is None or not self._feedback_on_media():
+            return
+        missing = self.jitter.missing()
+        if not missing:
+            return
+        self.asker.queue_s = self._delay.queue_ms(time.time()) / 1000
+        self.jitter.wait = self._repair_wait()
+        seqs = self.asker.due(missing, now)
+        if not seqs:
+            return
+        self.report.nacks += len(seqs)
+        log.debug("asking again for frames %s", seqs)
+        for nack in nacks(seqs):
+            self._send_feedback(nack)
+
     def _request_keyframe(self) -> None:
-        # An inter-coded stream cannot go on past a hole; ask at once, not after the jitter wait.
+        # An inter-coded stream cannot go on past a hole: called once the frame is given up on (`_pump`).
         now = time.monotonic()
         hello = self.decoder.hello
         if hello is None or hello.codec not in INTER_CODECS or now - self._last_keyframe_request < 2.0 / hello.fps:
             return
         self._last_keyframe_request = now
         self.report.keyframe_requests += 1
-        self._send(KeyframeRequest(max(0, (self.jitter.next_seq if self.jitter else 1) - 1)))
+        self._keyframe_wanted = KeyframeRequest(max(0, (self.jitter.next_seq if self.jitter else 1) - 1))
+        self._send_feedback(self._keyframe_wanted)
+
+    def _repeat_keyframe_request(self, now: float) -> None:
+        """Ask again for a keyframe not yet come (the sender takes a repeat of a request it answered for one)."""
+        if (self._keyframe_wanted is not None and self._feedback_on_media()
+                and now - self._last_keyframe_request >= KEYFRAME_RETRY_S):
+            self._last_keyframe_request = now
+            self._send_feedback(self._keyframe_wanted)
 
     def _pump(self) -> None:
         if self.jitter is None:
@@ -373,7 +469,12 @@ class LiveSession:
                 log.debug("seq %d lost", item.seq)
                 self._request_keyframe()
                 held_by_loss = True
+            elif item.seq in self._repaired:
+                self._repaired.discard(item.seq)
+                held_by_loss = True
             self.worker.submit(item, held_by_loss).add_done_callback(self._worked)
+        if self.asker is not None:
+            self.asker.settled(self.jitter.next_seq)
         if self.jitter.done and not self._finishing and self.worker.backlog == 0:
             self._finishing = True
             self.worker.submit(None).add_done_callback(self._finished)
@@ -503,8 +604,8 @@ class LiveSession:
             }
             o = self._overlay
             log.info(
-                "media %.1f kbps, control %.1f kbps | %.1f fps | received %d, interpolated %d, concealed %d, "
-                "lost %d | latency %.0f ms | %d passes | model v%d, updates %.1f kbps",
+                "media %.1f kbps on the path, control %.1f kbps | %.1f fps | received %d, interpolated %d, "
+                "concealed %d, lost %d | latency %.0f ms | %d passes | model v%d, updates %.1f kbps",
                 o["media_kbps"], o["control_kbps"], o["fps"], self.decoder.session.frames_received,
                 counts[Kind.INTERPOLATED], counts[Kind.CONCEALED], o["lost"], lat, o["iterations"],
                 o["model_version"], o["update_kbps"],
@@ -516,7 +617,9 @@ class LiveSession:
             if self.decoder.ready:
                 wall = time.time()  # the delays' clock: a report on a silent path says no queue, not the last one
                 trend = self._delay.slope_ms_per_s(wall)
-                self._send(Stats(
+                # The last report, at the session's end, carries the final counts: on the reliable channel.
+                send = self._send if self._done.is_set() else self._send_feedback
+                send(Stats(
                     received=self.decoder.session.frames_received, interpolated=counts[Kind.INTERPOLATED],
                     concealed=counts[Kind.CONCEALED], lost=self.decoder.frames_lost, fps=min(o["fps"], 1000.0),
                     media_kbps=min(o["media_kbps"], 1e7), latency_ms=min(lat, 1e7),
@@ -536,6 +639,8 @@ class LiveSession:
             if self.jitter is not None:
                 self.reassembler.expire(now, self.jitter.wait)
                 self._pump()
+                self._ask_again(now)
+                self._repeat_keyframe_request(now)
             if now - self._last_rx > self.options.idle_timeout:
                 self.report.error = self.report.error or f"nothing received for {self.options.idle_timeout:g} s"
                 self._done.set()

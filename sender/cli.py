@@ -7,8 +7,10 @@ import asyncio
 import sys
 
 from vsa.common.cliargs import (
-    UserError, address, fraction, link_spec, positive_float, positive_int, report_errors, setup_logging, size_arg,
+    UserError, address, fraction, link_spec, non_negative_float, positive_float, positive_int, report_errors,
+    setup_logging, size_arg,
 )
+from vsa.sender.ladder import DEFAULT_LATENCY_MS
 from vsa.sender.adapt_options import add_arguments as add_adapt_arguments
 
 
@@ -89,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "receiver reports a loss")
     p.add_argument("--ladder", metavar="PATH", help="with --kbps: the ladder `vsa eval --ladder` wrote, instead "
                    "of the one measured on vsa's dev clips")
+    p.add_argument("--latency", type=non_negative_float, default=DEFAULT_LATENCY_MS, metavar="MS",
+                   help="with --kbps: the latency the ladder keeps to; a stride that waits longer for the next "
+                   "sent frame is not taken (default: 150 ms, stride 2 at 30 fps; 0: any stride)")
     p.add_argument("--link", type=link_spec, metavar="SPEC",
                    help='send and receive through an emulated link, e.g. "rate=100k,delay=40ms,jitter=5ms,loss=2%%,'
                    'queue=32k" (both directions; every datagram of the connection, so SCTP sees it too)')
@@ -136,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
                                 timeout=args.timeout, fec=args.fec, drop_media=args.simulate_loss, seed=args.seed,
                                 adapt=adapt, record=args.record, link=args.link, reconnect=args.reconnect,
                                 ladder=(bool(kbps) and args.scale is None, bool(kbps) and args.stride is None),
-                                rungs=ladder_mod.load_or_default(args.ladder))
+                                rungs=ladder_mod.load_or_default(args.ladder), latency_ms=args.latency)
         sender = LiveSender(args.model, args.source or "browser camera", options)
         install_uvloop()
         print(asyncio.run(_run_web(sender, args, options.token) if args.web else sender.run()).summary())

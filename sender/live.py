@@ -8,14 +8,17 @@
 3. Capture frames at the source's pace (a file plays at its own frame rate,
    as a camera would deliver it), code every stride-th one, cut each
    message into datagrams of at most 1200 bytes and send them paced.
-4. A `KeyframeRequest` makes the very next captured frame a keyframe, sent
-   even off the stride, so a receiver that lost a frame recovers within one
-   frame time.
+4. A `Nack` from the receiver, on the media channel, names frames that did
+   not arrive whole: their datagrams go again from the last second's
+   (`vsa.protocol.retransmit`). A `KeyframeRequest` (a frame the receiver
+   gave up on) makes the very next captured frame a keyframe, sent even off
+   the stride.
 5. Forward error correction (``fec``): each frame's datagrams go out a
    second time `FEC_SPACING` later, so a frame lost once is still complete at
    the receiver, a few ms late, and nothing freezes. It doubles the media
    rate, so by default (``auto``) it runs only for `FEC_HOLD` seconds after
-   the receiver reports a loss (a keyframe request or a stats message).
+   the receiver reports a frame lost for good (a keyframe request or a stats
+   message): where retransmission is too slow to repair it.
 
 An INR-V model streams one code per clip instead of frames
 (`vsa.sender.inrv_stream.CodeEncoder`), over the same channels. Coding runs
@@ -43,18 +46,19 @@ from vsa.common.link import LinkSpec
 from vsa.common.tasks import background
 from vsa.common.video import VideoSource, default_working_size, fit_frame
 from vsa.protocol.errors import ProtocolError
-from vsa.protocol.fragment import MAX_DATAGRAM, fragment
+from vsa.protocol.fragment import MAX_DATAGRAM, fragment, wire_bytes
 from vsa.protocol.messages import Bye, Frame, Message, ModelUpdate
 from vsa.protocol.messages import decode as decode_message
 from vsa.protocol.messages import encode as encode_message
-from vsa.protocol.session import KeyframeWanted, ModelWanted, PeerClosed, PeerReady, PeerStats
+from vsa.protocol.retransmit import History
+from vsa.protocol.session import FramesWanted, KeyframeWanted, ModelWanted, PeerClosed, PeerReady, PeerStats
 
 from .adapt_options import AdaptSettings
 from .adapt_process import TrainerProcess
 from .inrv_stream import CodeEncoder, CodeSettings
 from .record import Recorder
 from .shipment import load_model
-from .ladder import DEFAULT_LADDER, Rung, rung_kbps, settle
+from .ladder import DEFAULT_LADDER, DEFAULT_LATENCY_MS, LIVE_FRAME_BYTES, Rung, rung_kbps, settle, within_latency
 from .stream import MODEL_CHUNK, StreamEncoder, StreamSettings
 
 log = logging.getLogger("vsa.send")
@@ -123,6 +127,9 @@ class SenderOptions:
     """With ``settings.kbps``: whether the scale and the stride are the ladder's to choose (`vsa.sender.ladder`)."""
     rungs: tuple[Rung, ...] = DEFAULT_LADDER
     """The ladder (`vsend --ladder PATH`: one `vsa eval --ladder` wrote)."""
+    latency_ms: float = DEFAULT_LATENCY_MS
+    """The latency the ladder keeps to (`vsa.sender.ladder.within_latency`; 0: none): strides that interpolate
+    more frames than it leaves time for are not taken."""
 
     def __post_init__(self) -> None:
         if self.fec not in FEC_MODES:
@@ -137,6 +144,11 @@ class SenderReport:
     datagrams: int = 0
     datagrams_dropped: int = 0
     datagrams_redundant: int = 0
+    frames_resent: int = 0
+    """Frames sent again because the receiver asked (`vsa.protocol.retransmit`)."""
+    datagrams_resent: int = 0
+    bad_feedback: int = 0
+    """Messages from the receiver on the media channel that were refused."""
     """Datagrams sent a second time for forward error correction (counted in ``datagrams`` too)."""
     media_bytes: int = 0
     control_bytes: int = 0
@@ -294,6 +306,8 @@ class LiveSender:
         self._force_key = False
         self._key_pending = False
         """Under a target: the receiver asked for a keyframe that has not gone yet (`_keyframe_affordable`)."""
+        self._key_request_seq = -1
+        """The ``after_seq`` of the last keyframe request taken: the receiver repeats one until a keyframe comes."""
         self._fec_until = float("inf") if options.fec == "on" else 0.0
         self._last_lost = 0
         self._repeats: set[asyncio.Task] = set()
@@ -326,6 +340,10 @@ class LiveSender:
         """Under a target: (capture_us, bytes) of each frame sent that no receiver report has yet said arrived."""
         self._own_queue = OwnQueue()
         """Under a target: the frames sent of late, for the queue they alone make on the path."""
+        self._history = History()
+        """The last second's frames, to send again when the receiver asks (`Nack`)."""
+        self._rungs: tuple[Rung, ...] = options.rungs
+        """The ladder's rungs within the latency goal (set with the encoder, once the frame rate is known)."""
 
     def _size(self, capture: _Capture) -> tuple[int, int]:
         if self.options.size:
@@ -352,8 +370,26 @@ class LiveSender:
         except ProtocolError as exc:
             log.warning("ignoring bad message from the receiver: %s", exc)
             return
+        self._on_events(events)
+
+    def _on_feedback(self, data) -> None:
+        """A reply on the media channel (the hello offers it): a `Nack`, a keyframe request or a report."""
+        try:
+            if not isinstance(data, bytes):
+                raise ProtocolError("media channel message is not binary")
+            events = self.encoder.session.receive_feedback(decode_message(data))
+        except ProtocolError as exc:
+            self.report.bad_feedback += 1
+            log.debug("ignoring bad feedback from the receiver: %s", exc)
+            return
+        self._last_heard = time.monotonic()
+        self._on_events(events)
+
+    def _on_events(self, events: list) -> None:
         for event in events:
-            if isinstance(event, ModelWanted):
+            if isinstance(event, FramesWanted):
+                self._send_again(event.nack.seqs())
+            elif isinstance(event, ModelWanted):
                 background(self._send_model(event.offset, event.sha256), "sending the model", self._control_tasks,
                            self._task_failed)
             elif isinstance(event, PeerReady):
@@ -363,6 +399,9 @@ class LiveSender:
             elif isinstance(event, PeerClosed):
                 self._end(f"the receiver ended the session: {event.reason}")
             elif isinstance(event, KeyframeWanted):
+                if event.request.after_seq == self._key_request_seq:
+                    continue  # the receiver repeats a request until a keyframe comes: this one is answered or due
+                self._key_request_seq = event.request.after_seq
                 self._loss_reported()
                 self.report.keyframe_requests += 1
                 if self.controller is not None:
@@ -432,7 +471,9 @@ class LiveSender:
             return
         if now - self._last_rung < RUNG_HOLD_S:
             return
-        rates = {(r.scale, r.stride): rung_kbps(r, encoder.size, self._fps) for r in self.options.rungs}
+        # On the path (what the target is in), and the payload alone (what the keeper measures and codes).
+        rates = {(r.scale, r.stride): rung_kbps(r, encoder.size, self._fps, LIVE_FRAME_BYTES) for r in self._rungs}
+        payload = {(r.scale, r.stride): rung_kbps(r, encoder.size, self._fps) for r in self._rungs}
         old = rates.get((encoder.scale, encoder.stride))
         scale, stride = self._rung_for(kbps, encoder.scale, encoder.stride)
         cost = 1.0
@@ -441,7 +482,7 @@ class LiveSender:
             # The ladder's rates are a median clip's: at its crf floor, a cheaper clip cannot use a target that
             # the ladder says is too small for the finer rung, and the target, held near what is used, cannot
             # grow to it (on a 60 kbps link the signing clip sat at stride 4 using 25 kbps of a 54 kbps target).
-            cost = keeper.cost_ratio(old, self._stream_seconds()) or 1.0
+            cost = keeper.cost_ratio(payload[encoder.scale, encoder.stride], self._stream_seconds()) or 1.0
             finer = self._rung_for(kbps / cost, encoder.scale, encoder.stride)
             if rates.get(finer, 0.0) > rates.get((scale, stride), 0.0):
                 scale, stride = finer
@@ -456,9 +497,10 @@ class LiveSender:
             # A finer rung only once the target covers it and its keyframe, and so does the rate the path last
             # gave out at: probing a few kbps over a 60 kbps link, the 55.6 kbps rung's keyframe queued 0.8 s.
             return
+        encoder_was = (encoder.scale, encoder.stride)
         encoder.switch(scale, stride)
         if new is not None and old is not None and encoder.keeper is not None:
-            encoder.keeper.rescaled(new / old)
+            encoder.keeper.rescaled(payload[scale, stride] / payload[encoder_was])
         self._mark_finest(scale, stride)
         self._last_rung = now
         self.report.rung_switches.append((round(now - self._started, 2), scale, stride))
@@ -477,7 +519,7 @@ class LiveSender:
         assert isinstance(self.encoder, StreamEncoder)
         fixed_scale, fixed_stride = not self.options.ladder[0], not self.options.ladder[1]
         return settle(kbps, self.encoder.size, self._fps, scale if fixed_scale else None,
-                      stride if fixed_stride else None, self._rung_scales, self.options.rungs)
+                      stride if fixed_stride else None, self._rung_scales, self._rungs, LIVE_FRAME_BYTES)
 
     def _keyframe_affordable(self) -> bool:
         """Under a target, whether a keyframe the receiver asked for may go now: not within
@@ -573,9 +615,13 @@ class LiveSender:
             return
         if self.recorder is not None:
             self.recorder.write(msg)
-        parts = fragment(encode_message(msg), msg.seq, MAX_DATAGRAM)
+        encoded = encode_message(msg)
+        parts = fragment(encoded, msg.seq, MAX_DATAGRAM)
+        self._history.add(msg.seq, parts, time.monotonic())
+        wire = wire_bytes(parts)
+        self._spent(wire - len(encoded))  # the encoder counted the message; the datagrams' headers are ours
         if self.controller is not None and msg.capture_us:
-            size = sum(len(p) for p in parts) * (2 if self.fec_active else 1)
+            size = wire * (2 if self.fec_active else 1)
             self._unacked.append((msg.capture_us, size))
             self._own_queue.sent(msg.capture_us / 1e6, time.monotonic(), size * 8)
         await self._send_datagrams(parts)
@@ -587,9 +633,26 @@ class LiveSender:
         await asyncio.sleep(FEC_SPACING)
         await self._send_datagrams(parts)
         self.report.datagrams_redundant += len(parts)
+        self._spent(wire_bytes(parts))
+
+    def _send_again(self, seqs: list[int]) -> None:
+        """The receiver asks for frames again (`vsa.protocol.retransmit`): send what is still kept."""
+        log.debug("receiver asks again for frames %s", seqs)
+        for parts in self._history.resend(seqs, time.monotonic()):
+            self.report.frames_resent += 1
+            background(self._resend(parts), "a frame sent again", self._repeats, self._task_failed)
+
+    async def _resend(self, parts: list[bytes]) -> None:
+        await self._send_datagrams(parts)
+        self.report.datagrams_resent += len(parts)
+        self._spent(wire_bytes(parts))
+
+    def _spent(self, nbytes: int) -> None:
+        """Bytes on the path besides the coded messages (headers, FEC, frames sent again): under a target they
+        count against it, and the payload gets what is left."""
         keeper = getattr(self.encoder, "keeper", None)
         if keeper is not None:
-            keeper.sent(0, sum(len(p) for p in parts))  # a target covers FEC: the payload gets what is left
+            keeper.sent(0, nbytes)
 
     async def _send_datagrams(self, parts: list[bytes]) -> None:
         rate = self.options.pace_kbps * 1000 / 8
@@ -675,10 +738,11 @@ class LiveSender:
             return f"INR-V codes ({codes.codes}, {codes.code_format}) at {self.encoder.size[0]}x{self.encoder.size[1]}"
         adapt = o.adapt if o.adapt is not None and self.bundle.arch.adapts else None
         settings = o.settings
+        self._rungs = within_latency(o.rungs, info.fps, o.latency_ms)
         if settings.kbps and any(o.ladder):
             scale, stride = settle(settings.kbps, size, info.fps, None if o.ladder[0] else settings.scale,
                                    None if o.ladder[1] else settings.stride,
-                                   getattr(self.bundle.config, "scales", None), o.rungs)
+                                   getattr(self.bundle.config, "scales", None), self._rungs, LIVE_FRAME_BYTES)
             if scale != settings.scale:
                 self.bundle, self.shipment = load_model(self.model_path, scale)
                 self.wire = self.shipment.model
@@ -713,10 +777,12 @@ class LiveSender:
         self._ended = None
         self._force_key = False
         self._key_pending = False
+        self._key_request_seq = -1
         self._last_lost = 0
         self._pts_origin = None
         self._unacked.clear()
         self._own_queue = OwnQueue()
+        self._history = History()
         self._last_heard = time.monotonic()
         self.report.model_sent = False
 
@@ -728,6 +794,7 @@ class LiveSender:
         self.control = pc.createDataChannel(webrtc.CONTROL_LABEL)
         self.media = pc.createDataChannel(webrtc.MEDIA_LABEL, ordered=False, maxRetransmits=0)
         self.control.on("message", self._on_control)
+        self.media.on("message", self._on_feedback)
         self.control.on("close", self._closed.set)
         host = o.connect[0]
         bind = o.bind or (host if webrtc.is_loopback(host) else None)
@@ -740,6 +807,7 @@ class LiveSender:
                      capture.info.fps, what)
             self._last_heard = time.monotonic()
             stats = background(self._stats_loop(), "the stats loop", on_error=self._task_failed)
+            self.encoder.session.offer_feedback()  # `_on_feedback` reads the media channel
             hello = self.encoder.session.start()
             if o.record and self.recorder is None:
                 self.recorder = Recorder(o.record, hello, self.encoder.shipment)

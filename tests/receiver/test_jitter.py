@@ -144,3 +144,19 @@ def test_frames_late_for_other_reasons_never_set_the_delay_even_in_an_empty_wind
         t = i / fps
         play.due(t, t + 1.5, adapt=False)
     assert play.delay == 0.0
+
+
+def test_the_buffer_names_the_frames_it_misses_for_a_retransmission_request():
+    jb = JitterBuffer(wait=0.3)
+    assert jb.missing() == []
+    jb.push(frame(0), now=0.0)
+    jb.pop(now=0.0)
+    jb.push(frame(3), now=0.1)
+    jb.push(frame(5), now=0.1)
+    assert jb.missing() == [1, 2, 4]
+    assert jb.missing(limit=2) == [1, 2]
+    jb.push(frame(1), now=0.15)
+    jb.pop(now=0.15)
+    assert jb.missing() == [2, 4]
+    jb.end(8, now=0.2)  # the bye: 6 and 7 were sent too
+    assert jb.missing() == [2, 4, 6, 7]
