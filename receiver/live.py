@@ -207,6 +207,7 @@ class LiveSession:
         self._done = asyncio.Event()
         self._last_rx = time.monotonic()
         self._last_keyframe_request = 0.0
+        self._keyframe_repeated_at = 0.0
         self._keyframe_wanted: KeyframeRequest | None = None
         """The request for a keyframe that none has answered yet: repeated on the media channel, where it may be
         lost."""
@@ -453,10 +454,12 @@ class LiveSession:
         self._send_feedback(self._keyframe_wanted)
 
     def _repeat_keyframe_request(self, now: float) -> None:
-        """Ask again for a keyframe not yet come (the sender takes a repeat of a request it answered for one)."""
+        """Ask again for a keyframe not yet come (the sender takes a repeat of a request it answered for one).
+        Repeats have a clock of their own: on `_last_keyframe_request`'s they held back a new request, for a
+        keyframe lost on the way, and the repeats of the answered one went unheeded until the next group."""
         if (self._keyframe_wanted is not None and self._feedback_on_media()
-                and now - self._last_keyframe_request >= KEYFRAME_RETRY_S):
-            self._last_keyframe_request = now
+                and now - max(self._last_keyframe_request, self._keyframe_repeated_at) >= KEYFRAME_RETRY_S):
+            self._keyframe_repeated_at = now
             self._send_feedback(self._keyframe_wanted)
 
     def _pump(self) -> None:

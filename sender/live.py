@@ -144,12 +144,12 @@ class SenderReport:
     datagrams: int = 0
     datagrams_dropped: int = 0
     datagrams_redundant: int = 0
+    """Datagrams sent a second time for forward error correction (counted in ``datagrams`` too)."""
     frames_resent: int = 0
     """Frames sent again because the receiver asked (`vsa.protocol.retransmit`)."""
     datagrams_resent: int = 0
     bad_feedback: int = 0
     """Messages from the receiver on the media channel that were refused."""
-    """Datagrams sent a second time for forward error correction (counted in ``datagrams`` too)."""
     media_bytes: int = 0
     control_bytes: int = 0
     model_sent: bool = False
