@@ -467,10 +467,14 @@ class LiveSession:
             return
         # Frames released after a loss waited in the buffer for it: late because data was lost.
         held_by_loss = False
-        for item in self.jitter.pop(time.monotonic()):
+        items = self.jitter.pop(time.monotonic())
+        for i, item in enumerate(items):
             if isinstance(item, Lost):
                 log.debug("seq %d lost", item.seq)
-                self._request_keyframe()
+                # Not when a keyframe behind the hole ended the wait: the decoder starts again there. (Asked for,
+                # each keyframe that answered a loss set off another, for the holes it overtook.)
+                if not any(isinstance(later, Frame) and later.keyframe for later in items[i + 1:]):
+                    self._request_keyframe()
                 held_by_loss = True
             elif item.seq in self._repaired:
                 self._repaired.discard(item.seq)
