@@ -493,10 +493,22 @@ class LiveSender:
         new = rates.get((scale, stride))
         cap = self.controller.capacity_bps if self.controller is not None else None
         room = min(kbps, cap / 1000) if cap else kbps
-        if new is not None and old is not None and new > old and new * cost * RUNG_UP_HEADROOM > room:
+
+        def fits(rung: tuple[int, int]) -> bool:
             # A finer rung only once the target covers it and its keyframe, and so does the rate the path last
             # gave out at: probing a few kbps over a 60 kbps link, the 55.6 kbps rung's keyframe queued 0.8 s.
-            return
+            # The headroom is for the payload's keyframe; the headers come with every frame, keyframe or not.
+            return payload[rung] * cost * RUNG_UP_HEADROOM + (rates[rung] - payload[rung]) <= room
+
+        if new is not None and old is not None and new > old and not fits((scale, stride)):
+            # The finest rung between that does fit, if any: aiming only at the target's rung, a stream at scale
+            # 4 stride 2 never climbed back after the link rose, its target (held within 1.5 times what it used)
+            # stalling just short of scale 2 stride 1 with its headers.
+            between = [r for r in rates if old < rates[r] < new and fits(r) and self._may_take(r)]
+            if not between:
+                return
+            scale, stride = max(between, key=rates.__getitem__)
+            new = rates[scale, stride]
         encoder_was = (encoder.scale, encoder.stride)
         encoder.switch(scale, stride)
         if new is not None and old is not None and encoder.keeper is not None:
@@ -505,6 +517,16 @@ class LiveSender:
         self._last_rung = now
         self.report.rung_switches.append((round(now - self._started, 2), scale, stride))
         log.info("ladder: scale %d, stride %d for %.1f kbps", scale, stride, kbps)
+
+    def _may_take(self, rung: tuple[int, int]) -> bool:
+        """Whether the ladder may move this stream to ``rung``: a scale that divides its size and its model carries,
+        and only what the ladder may change of scale and stride."""
+        encoder = self.encoder
+        assert isinstance(encoder, StreamEncoder)
+        return (encoder.size[0] % rung[0] == 0 and encoder.size[1] % rung[0] == 0
+                and (self.options.ladder[0] or rung[0] == encoder.scale)
+                and (self.options.ladder[1] or rung[1] == encoder.stride)
+                and (self._rung_scales is None or rung[0] in self._rung_scales))
 
     def _mark_finest(self, scale: int, stride: int) -> None:
         """Tell the keeper whether (``scale``, ``stride``) is the finest rung this stream may take (what the ladder
