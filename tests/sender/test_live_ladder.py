@@ -1,0 +1,51 @@
+"""The live sender's moves along the ladder, without a network: `_climb_ladder` on a sender whose encoder is
+built but which never connects."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from vsa.sender.ladder import LIVE_FRAME_BYTES, rung_kbps
+from vsa.sender.live import LiveSender, SenderOptions
+from vsa.sender.stream import StreamSettings
+
+SIZE, FPS = (192, 256), 30.0
+
+
+def _sender(kbps: float) -> LiveSender:
+    sender = LiveSender(None, "unused.mp4", SenderOptions(
+        settings=StreamSettings(scale=4, stride=2, kbps=kbps), ladder=(True, True), adapt=None))
+    sender._make_encoder(SIZE, SimpleNamespace(fps=FPS, name="clip"), 0)
+    return sender
+
+
+def test_the_climb_takes_the_finest_rung_that_fits_when_the_targets_own_does_not():
+    sender = _sender(300.0)
+    encoder = sender.encoder
+    assert (encoder.scale, encoder.stride) == (2, 1)  # the finest rung within the 150 ms latency goal
+    encoder.switch(4, 2)  # where a link at 60 kbps left it
+    encoder._take_rung()  # (as the next frame would)
+    sender._last_rung = -100.0
+    # 93 kbps: the ladder's rung for it is scale 2 stride 1 (80 kbps with its headers), whose keyframe headroom
+    # needs 94; the stream once sat at scale 4 for good there. It moves to the finest rung that fits instead.
+    fine = rung_kbps(next(r for r in sender._rungs if (r.scale, r.stride) == (2, 1)), SIZE, FPS, LIVE_FRAME_BYTES)
+    assert 80 < fine < 93
+    sender._climb_ladder(93.0, now=0.0)
+    encoder._take_rung()
+    assert (encoder.scale, encoder.stride) == (2, 2), sender.report.rung_switches
+    # And no move at all where nothing finer fits.
+    encoder.switch(4, 2)
+    encoder._take_rung()
+    sender._last_rung = -100.0
+    sender._climb_ladder(35.0, now=10.0)
+    encoder._take_rung()
+    assert (encoder.scale, encoder.stride) == (4, 2)
+
+
+def test_a_live_stream_keeps_to_its_latency_goal_unless_told_otherwise():
+    assert {r.stride for r in _sender(300.0)._rungs} == {1, 2}
+    free = LiveSender(None, "unused.mp4", SenderOptions(
+        settings=StreamSettings(scale=4, stride=2, kbps=30.0), ladder=(True, True), adapt=None, latency_ms=0.0))
+    free._make_encoder(SIZE, SimpleNamespace(fps=FPS, name="clip"), 0)
+    assert 4 in {r.stride for r in free._rungs}
+    assert free.encoder.stride == 4  # 30 kbps: scale 2 every fourth frame, as the ladder measured best
