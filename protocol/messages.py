@@ -47,9 +47,9 @@ jump is asking the receiver for unbounded work. Receivers also stop a stream's t
 frame, whatever ``hello.frame_count`` says."""
 SHA256_BYTES = 32
 MAX_UPDATE_BYTES = 256 * 1024
+"""Largest model update: one message on an aiortc data channel (whose largest message is 256 KiB)."""
 NACK_SPAN = 33
 """Frames one `Nack` can name: its seq and the 32 after it."""
-"""Largest model update: one message on an aiortc data channel (whose largest message is 256 KiB)."""
 MAX_MODEL_VERSION = 2**31 - 1
 
 FRAME_CODECS = ("png", "webp", "h264", "vp9")

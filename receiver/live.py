@@ -421,7 +421,6 @@ class LiveSession:
         if not self.asker.arrived(seq, now):
             return False
         self._repaired.add(seq)
-        self.report.repaired += 1
         self.jitter.wait = self._repair_wait()
         return True
 
@@ -437,7 +436,6 @@ class LiveSession:
         seqs = self.asker.due(missing, now)
         if not seqs:
             return
-        self.report.nacks += len(seqs)
         log.debug("asking again for frames %s", seqs)
         for nack in nacks(seqs):
             self._send_feedback(nack)
@@ -688,6 +686,7 @@ class LiveSession:
         r.model_resumed_at = self.control_handler.model_resumed_at
         r.lost = self.decoder.frames_lost
         r.late = self.jitter.late if self.jitter else 0
+        r.repaired, r.nacks = (self.asker.repaired, self.asker.asked) if self.asker else (0, 0)
         r.seconds = time.monotonic() - self._started
         r.updates_applied = getattr(self.decoder, "updates_applied", 0)
         r.updates_refused = getattr(self.decoder, "updates_refused", 0)

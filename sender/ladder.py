@@ -80,12 +80,19 @@ def rung_kbps(rung: Rung, size: tuple[int, int], fps: float, frame_bytes: float 
             + fps / rung.stride * frame_bytes * 8 / 1000)
 
 
+def suitable(ladder: tuple[Rung, ...], size: tuple[int, int], scales: tuple[int, ...] | None = None,
+             scale: int | None = None, stride: int | None = None) -> tuple[Rung, ...]:
+    """The rungs a stream of ``size`` may take: a scale that divides it and is one of ``scales`` (the model's),
+    and the ``scale`` and ``stride`` the caller fixed (None: any of each)."""
+    return tuple(r for r in ladder if size[0] % r.scale == 0 and size[1] % r.scale == 0
+                 and (scales is None or r.scale in scales) and scale in (None, r.scale) and stride in (None, r.stride))
+
+
 def choose(kbps: float, size: tuple[int, int], fps: float, scales: tuple[int, ...] | None = None,
            ladder: tuple[Rung, ...] = DEFAULT_LADDER, frame_bytes: float = 0.0) -> Rung:
     """The highest rung whose rate is at most ``kbps`` times `SQUEEZE` (the lowest when none is) among those
     whose scale divides ``size`` and is one of ``scales`` (the model's; None: any)."""
-    usable = [r for r in ladder if size[0] % r.scale == 0 and size[1] % r.scale == 0
-              and (scales is None or r.scale in scales)]
+    usable = list(suitable(ladder, size, scales))
     if not usable:
         raise ValueError(f"no rung of the ladder suits a {size[0]}x{size[1]} stream"
                          + (f" with a model for scales {', '.join(map(str, scales))}" if scales else "")
@@ -102,7 +109,7 @@ def settle(kbps: float, size: tuple[int, int], fps: float, scale: int | None, st
     if scale is not None and stride is not None:
         return scale, stride
     # Only the rungs with what the caller fixed: a fixed stride 2 chose its scale by stride 4's rates.
-    rungs = tuple(r for r in ladder if scale in (None, r.scale) and stride in (None, r.stride)) or ladder
+    rungs = suitable(ladder, size, None, scale, stride) or ladder
     rung = choose(kbps, size, fps, scales if scale is None else None, rungs, frame_bytes)
     return (scale if scale is not None else rung.scale), (stride if stride is not None else rung.stride)
 

@@ -58,7 +58,9 @@ from .adapt_process import TrainerProcess
 from .inrv_stream import CodeEncoder, CodeSettings
 from .record import Recorder
 from .shipment import load_model
-from .ladder import DEFAULT_LADDER, DEFAULT_LATENCY_MS, LIVE_FRAME_BYTES, Rung, rung_kbps, settle, within_latency
+from .ladder import (
+    DEFAULT_LADDER, DEFAULT_LATENCY_MS, LIVE_FRAME_BYTES, Rung, rung_kbps, settle, suitable, within_latency,
+)
 from .stream import MODEL_CHUNK, StreamEncoder, StreamSettings
 
 log = logging.getLogger("vsa.send")
@@ -504,7 +506,11 @@ class LiveSender:
             # The finest rung between that does fit, if any: aiming only at the target's rung, a stream at scale
             # 4 stride 2 never climbed back after the link rose, its target (held within 1.5 times what it used)
             # stalling just short of scale 2 stride 1 with its headers.
-            between = [r for r in rates if old < rates[r] < new and fits(r) and self._may_take(r)]
+            fixed_scale, fixed_stride = not self.options.ladder[0], not self.options.ladder[1]
+            allowed = suitable(self._rungs, encoder.size, self._rung_scales, encoder.scale if fixed_scale else None,
+                               encoder.stride if fixed_stride else None)
+            between = [(r.scale, r.stride) for r in allowed if old < rates[r.scale, r.stride] < new
+                       and fits((r.scale, r.stride))]
             if not between:
                 return
             scale, stride = max(between, key=rates.__getitem__)
@@ -517,16 +523,6 @@ class LiveSender:
         self._last_rung = now
         self.report.rung_switches.append((round(now - self._started, 2), scale, stride))
         log.info("ladder: scale %d, stride %d for %.1f kbps", scale, stride, kbps)
-
-    def _may_take(self, rung: tuple[int, int]) -> bool:
-        """Whether the ladder may move this stream to ``rung``: a scale that divides its size and its model carries,
-        and only what the ladder may change of scale and stride."""
-        encoder = self.encoder
-        assert isinstance(encoder, StreamEncoder)
-        return (encoder.size[0] % rung[0] == 0 and encoder.size[1] % rung[0] == 0
-                and (self.options.ladder[0] or rung[0] == encoder.scale)
-                and (self.options.ladder[1] or rung[1] == encoder.stride)
-                and (self._rung_scales is None or rung[0] in self._rung_scales))
 
     def _mark_finest(self, scale: int, stride: int) -> None:
         """Tell the keeper whether (``scale``, ``stride``) is the finest rung this stream may take (what the ladder
