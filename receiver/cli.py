@@ -11,8 +11,21 @@ from vsa.common.cliargs import (
 )
 
 
+def on_time_pct(text: str) -> int:
+    """`--on-time`: a whole percentage from 50 to 100 (below a half, at stride 2 the clock would not wait for the
+    frames interpolated toward the next sent one)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole percentage, got {text!r}") from None
+    if not 50 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"must be from 50 to 100, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     from vsa.common.device import DEVICE_CHOICES, add_threads_argument
+    from vsa.receiver.playout import ON_TIME
     from vsa.common.webrtc import DEFAULT_HOST, DEFAULT_PORT, TOKEN_ENV
     from vsa.receiver.web import DEFAULT_WEB
 
@@ -53,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jitter", type=positive_float, default=2.0, metavar="FRAMES",
                    help="how long a missing frame is waited for before it counts as lost (default: 2 frames, "
                    "or as long as asking for it again takes, up to 0.5 s)")
+    p.add_argument("--on-time", type=on_time_pct, default=round(ON_TIME * 100), metavar="PCT",
+                   help="the share of frames the output clock waits for; the rest are shown late, as soon as they "
+                   f"are ready (default: {round(ON_TIME * 100)}; higher is smoother and later: 90 waits for the "
+                   "encoder's periodic large frames, 100 for the slowest)")
     p.add_argument("--no-repair", action="store_true",
                    help="do not ask the sender for a lost frame again: ask for a keyframe at once (for paths whose "
                    "round trip is longer than a keyframe takes to arrive)")
@@ -93,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             listen=args.listen, token=token_from_env(args.token), bind=args.bind, device=pick_device(args.device),
             iterations=args.iterations, back_project=args.back_project, fps=args.fps, size=args.size,
             output=args.output,
-            jitter_frames=args.jitter, repair=not args.no_repair,
+            jitter_frames=args.jitter, on_time=args.on_time / 100, repair=not args.no_repair,
             cache=None if args.no_cache else ModelCache(args.cache_dir),
             adaptive=not args.fixed_iterations, idle_timeout=args.idle_timeout, with_baseline=bool(args.web),
         )

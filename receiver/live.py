@@ -51,7 +51,7 @@ from .cache import ModelCache
 from .control import ControlHandler
 from .jitter import JitterBuffer, Lost
 from .decoder import make_decoder
-from .playout import Playout
+from .playout import ON_TIME, Playout
 from .stream import Kind, OutputFrame, SessionDecoder
 from .worker import Worker
 
@@ -93,6 +93,9 @@ class ReceiverOptions:
     jitter_frames: float = 2.0
     """How long (in source frames) a missing frame is waited for before it counts as lost (longer while a repair
     may come: `vsa.protocol.retransmit.Asker.wait_s`)."""
+    on_time: float = ON_TIME
+    """The share of recent frames the output clock's delay waits for (`vsa.receiver.playout.ON_TIME`): higher is
+    smoother and later."""
     repair: bool = True
     """Ask the sender for frames lost on the way (an inter-coded stream from a sender that reads feedback);
     False: ask for a keyframe at once."""
@@ -321,7 +324,7 @@ class LiveSession:
         self.asker = Asker() if inter and hello.feedback and self.options.repair else None
         self._base_wait = self.options.jitter_frames * frame_time
         self.jitter = JitterBuffer(wait=self._repair_wait(), skip_to_keyframe=inter)
-        self.playout = Playout(self.decoder.output_fps or hello.fps)
+        self.playout = Playout(self.decoder.output_fps or hello.fps, quantile=self.options.on_time)
         if hello.payload == "codes":
             what = f"INR-V codes ({hello.codec}, one per {hello.stride} frames)"
         else:

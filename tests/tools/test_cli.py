@@ -124,3 +124,15 @@ def test_a_missing_optional_package_is_one_line_naming_the_extra(monkeypatch, ca
     assert err == "vsa eval: error: vsa eval needs bjontegaard: pip install 'vsa[eval]'"
     assert main(["bench", "codecs", "--curves"]) == 2
     assert "pip install 'vsa[eval]'" in capsys.readouterr().err
+
+
+def test_vrecv_on_time_is_a_bounded_percentage(capsys):
+    from vsa.receiver.cli import build_parser
+    from vsa.receiver.playout import ON_TIME
+
+    assert build_parser().parse_args([]).on_time == round(ON_TIME * 100)
+    assert build_parser().parse_args(["--on-time", "90"]).on_time == 90
+    for bad in ("30", "101", "0.9"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["--on-time", bad])
+        assert "--on-time" in capsys.readouterr().err
