@@ -53,6 +53,10 @@ class JitterBuffer:
         self._held[frame.seq] = (frame, now)
         return frame.seq > self.next_seq and (frame.seq - 1) not in self._held
 
+    def seen(self, seq: int) -> bool:
+        """Whether frame ``seq`` has come before (held, passed on, or given up on): a copy now is one sent again."""
+        return seq < self.next_seq or seq in self._held
+
     def missing(self, limit: int = 64) -> list[int]:
         """Seqs known to be missing (oldest first, at most ``limit``): before the newest frame held, or before the
         bye's count."""

@@ -378,11 +378,15 @@ class LiveSession:
             return
         assert self.playout is not None
         repaired = self._note_repair(msg.seq, now)
+        # A copy of a frame already held, played or given up on (sent again after the wait ended, or an FEC
+        # repeat): late by a round trip and a wait, not by a queue. Read as a delay, one such copy on the lossy
+        # 60 kbps link made the reported queue a second long (1028 ms) while the link's queue was empty.
+        again = repaired or self.jitter.seen(msg.seq)
         if msg.capture_us:
             wall, capture = time.time(), msg.capture_us / 1e6
             self.playout.arrived(capture, wall)
             self._newest_capture_us = max(self._newest_capture_us, msg.capture_us)
-            if repaired:
+            if again:
                 # Late by a round trip, not by a queue: its delay says nothing of the path, and what waited
                 # for it is late for a loss.
                 late = True
@@ -395,7 +399,7 @@ class LiveSession:
                 late = (self._delay.above_usual_ms(capture, wall) > LATE_MS
                         or self._delay.above_least_ms(capture, wall) > QUEUED_MS + own_ms)
             self._arrived.append((msg.capture_us, late))
-            if (not repaired and now - self._last_stats_at >= EARLY_STATS_GAP_S and not self._stats_due.is_set()
+            if (not again and now - self._last_stats_at >= EARLY_STATS_GAP_S and not self._stats_due.is_set()
                     and self._queue_building(now)):
                 # A queue is building on the path: tell the sender now, not at the next second. Sending 150
                 # kbps into a link that fell to 60 fills a 16 KB queue in about a second.

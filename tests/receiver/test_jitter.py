@@ -189,3 +189,13 @@ def test_the_buffer_names_the_frames_it_misses_for_a_retransmission_request():
     assert jb.missing() == [2, 4]
     jb.end(8, now=0.2)  # the bye: 6 and 7 were sent too
     assert jb.missing() == [2, 4, 6, 7]
+
+
+def test_the_buffer_knows_a_frame_it_has_seen_so_a_copy_is_not_read_as_a_delay():
+    jb = JitterBuffer(wait=0.1)
+    jb.push(frame(0), now=0.0)
+    jb.pop(now=0.0)
+    jb.push(frame(2), now=0.05)  # 1 missing
+    assert jb.seen(0) and jb.seen(2) and not jb.seen(1) and not jb.seen(3)
+    assert seqs(jb.pop(now=0.2)) == [("lost", 1), 2]
+    assert jb.seen(1)  # given up on: a copy sent again now is late by the wait, not by a queue
