@@ -206,6 +206,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from vsa.tools import soak
 
         return soak.main(args.rest)
+    if args.which == "lossy":
+        from vsa.tools import bench_lossy
+
+        return bench_lossy.main(args.rest)
     if args.which == "web":
         require_extra(("aiohttp", "playwright"), "web,dev", "vsa bench web")
         from vsa.tools import bench_web
@@ -428,11 +432,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("rest", nargs=argparse.REMAINDER)
         p.set_defaults(func=func)
 
-    p = sub.add_parser("bench", help="benchmarks: `vsa bench model|codecs|stream|soak|web --help`",
+    p = sub.add_parser("bench", help="benchmarks: `vsa bench model|codecs|stream|lossy|soak|web --help`",
                        description="Benchmarks that print figures and write JSON.")
-    p.add_argument("which", choices=["model", "codecs", "stream", "soak", "web"],
+    p.add_argument("which", choices=["model", "codecs", "stream", "lossy", "soak", "web"],
                    help="model: size and receiver speed of each preset; codecs: bytes per low-res frame; "
-                   "stream: live receiver fps and loopback latency; soak: a long looped stream, its memory, "
+                   "stream: live receiver fps and loopback latency; lossy: the 60 kbps link with 5%% loss, two "
+                   "processes, run after run beside a baseline; soak: a long looped stream, its memory, "
                    "descriptors and threads over time; web: the browser viewer in headless Chromium")
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_bench)
