@@ -25,8 +25,8 @@ def on_time_pct(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from vsa.common.device import DEVICE_CHOICES, add_threads_argument
-    from vsa.receiver.playout import ON_TIME
     from vsa.common.webrtc import DEFAULT_HOST, DEFAULT_PORT, TOKEN_ENV
+    from vsa.receiver.playout import ON_TIME
     from vsa.receiver.web import DEFAULT_WEB
 
     p = argparse.ArgumentParser(
