@@ -36,8 +36,8 @@ ON_TIME = 0.75
 """The share of recent lags the delay covers (`vrecv --on-time`). The encoder's periodic large frames sit above it:
 libvpx refreshes its golden frame every 10 frames sent, at 5-10 times an inter frame's size, and on a 60 kbps
 link that frame and the one interpolated toward it are ready 100-200 ms after the rest. At the 90th percentile the
-delay covered them, and every frame waited: on the lossy 60 kbps link (`vsa bench lossy`, five rounds) latency
-median 168-201 ms at the 90th, 130-136 ms at the 75th in four rounds of five (262 in one; README, Rate control).
+delay covered them, and every frame waited: on the lossy 60 kbps link (`vsa bench lossy`, ten rounds) latency
+median 148-233 ms at the 90th, 127-262 ms at the 75th, lower in 8 rounds of 10 (README, Rate control).
 Above a half, so that at stride 2 the delay still covers the interpolated frames' wait for the next sent one."""
 
 
