@@ -6,8 +6,9 @@ on loopback. One run's latency median moves by tens of ms with this VM's
 load, so a claim needs several runs, and a change needs its baseline run
 beside it: each round runs the receiver as it is (``--recv-args``) and as
 the baseline (``--baseline-recv-args``, by default `--on-time 90`, the
-output clock before it waited for three frames in four), one after the
-other. The figures are each receiver's and sender's closing summary.
+output clock before it waited for three frames in four; and
+``--baseline-send-args`` for a sender's change), one after the other. The
+figures are each receiver's and sender's closing summary.
 """
 
 from __future__ import annotations
@@ -115,21 +116,24 @@ def main(argv: list[str] | None = None) -> int:
                    "--recv-args=\"--on-time 80\")")
     p.add_argument("--baseline-recv-args", default="--on-time 90",
                    help="vrecv arguments of the baseline runs (default: %(default)s; '' for none)")
-    p.add_argument("--send-args", default="", help="extra vsend arguments for both")
+    p.add_argument("--send-args", default="", help="extra vsend arguments for the runs measured")
+    p.add_argument("--baseline-send-args", default=None,
+                   help="vsend arguments of the baseline runs (default: --send-args's)")
     p.add_argument("-o", "--output", default="bench_lossy.json")
     args = p.parse_args(argv)
     if args.runs < 1 or args.limit < 2:
         raise ValueError("--runs must be 1 or more and --limit 2 or more")
     out = Path(args.output)
     log_dir = out.resolve().parent
-    variants = {"measured": shlex.split(args.recv_args)}
-    if args.baseline_recv_args.strip():
-        variants["baseline"] = shlex.split(args.baseline_recv_args)
+    baseline_send = args.send_args if args.baseline_send_args is None else args.baseline_send_args
+    variants = {"measured": (shlex.split(args.recv_args), shlex.split(args.send_args))}
+    if args.baseline_recv_args.strip() or baseline_send != args.send_args:
+        variants["baseline"] = (shlex.split(args.baseline_recv_args), shlex.split(baseline_send))
     runs: dict[str, list[dict]] = {name: [] for name in variants}
     started = time.monotonic()
     for i in range(args.runs):
-        for name, recv_args in variants.items():
-            r = run_once(args.video, args.limit, recv_args, shlex.split(args.send_args), log_dir, f"{name}_{i + 1}")
+        for name, (recv_args, send_args) in variants.items():
+            r = run_once(args.video, args.limit, recv_args, send_args, log_dir, f"{name}_{i + 1}")
             runs[name].append(r)
             if "error" in r:
                 print(f"{name} run {i + 1}: {r['error']}")
@@ -138,11 +142,13 @@ def main(argv: list[str] | None = None) -> int:
                       f"ms, longest gap {r['longest_gap_ms']} ms, {r['concealed']} concealed, {r['lost']} lost"
                       + (f", target down to {r['lowest_target_kbps']:g} kbps" if "lowest_target_kbps" in r else ""))
     result = {"video": Path(args.video).name, "link": LINK, "kbps": KBPS, "limit": args.limit,
-              "recv_args": variants, "send_args": args.send_args, "seconds": round(time.monotonic() - started, 1),
+              "args": {name: {"vrecv": r, "vsend": s} for name, (r, s) in variants.items()},
+              "seconds": round(time.monotonic() - started, 1),
               "runs": runs, "summary": {name: summarise(r) for name, r in runs.items()}}
     for name, s in result["summary"].items():
         if s.get("finished"):
-            print(f"{name} ({' '.join(variants[name]) or 'as it is'}): latency medians {s['latency_medians_ms']} "
+            label = " ".join(variants[name][0] + variants[name][1]) or "as it is"
+            print(f"{name} ({label}): latency medians {s['latency_medians_ms']} "
                   f"ms, {s['under_goal']} of {s['finished']} under {GOAL_MS:g}; p95 {s['latency_p95_ms'][0]}-"
                   f"{s['latency_p95_ms'][1]} ms; longest gaps {s['longest_gap_ms'][0]}-{s['longest_gap_ms'][1]} ms")
         else:
