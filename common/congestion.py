@@ -105,6 +105,9 @@ overuse detector."""
 MIN_NEAR_INCREASE_BPS = 4000.0
 MAX_PROBE_STEP = 1.5
 """The most one report may raise the target by, however long probing has gone well."""
+QUEUE_TARGET_STEP = 0.92
+"""With a queue target (`RateController`'s ``queue_target_ms``), the target's share kept at each report whose queue,
+and the last one's, were over it (LEDBAT's idea: a delay-based sender aims at a queue, not at a full link)."""
 OWN_HORIZON_S = 2.0
 """Seconds of frames `OwnQueue` keeps: its model starts from an empty queue that long ago."""
 
@@ -290,10 +293,14 @@ class Report:
 class RateController:
     """Turns receiver reports into a target bitrate between ``floor_bps`` and ``ceiling_bps``."""
 
-    def __init__(self, start_bps: float, floor_bps: float, ceiling_bps: float) -> None:
+    def __init__(self, start_bps: float, floor_bps: float, ceiling_bps: float, queue_target_ms: float = 0.0) -> None:
+        """``queue_target_ms``: the queue on the path the stream may keep (`QUEUE_TARGET_STEP`; 0: no bound but
+        the standing mark's)."""
         if not 0 < floor_bps <= start_bps <= ceiling_bps:
             raise ValueError(f"need 0 < floor <= start <= ceiling, got {floor_bps}, {start_bps}, {ceiling_bps}")
         self.floor_bps, self.ceiling_bps = floor_bps, ceiling_bps
+        self.queue_target_ms = queue_target_ms
+        self._over_target = 0
         self.target_bps = start_bps
         self.state = "probe"
         """probe (growing or at the ceiling), hold (waiting to be sure), or back-off (just cut)."""
@@ -321,6 +328,8 @@ class RateController:
         queue_ms = max(0.0, report.queue_delay_ms - report.own_queue_ms)
         standing = queue_ms > standing_ms(report.arrival_bps or report.received_bps)
         self._standing = self._standing + 1 if standing else 0
+        over = self.queue_target_ms > 0 and queue_ms > self.queue_target_ms
+        self._over_target = self._over_target + 1 if over else 0
         # A steep slope alone is a filling queue only once the delay it adds is there too: one keyframe
         # crossing a free link makes the frames behind it late for a moment, and a steep slope with them. A
         # queue over the standing mark that still grows is one at once: waiting for a second report let a
@@ -352,6 +361,11 @@ class RateController:
         elif report.loss > HIGH_LOSS:
             self.target_bps *= 1 - 0.5 * report.loss
             self._calm("back-off")
+        elif self._over_target >= 2:
+            # A queue over the target that neither grows nor stands past the mark: the stream fills the link
+            # to within its own burstiness. A little less, without a pause, until it is under the target.
+            self.target_bps *= QUEUE_TARGET_STEP
+            self._calm("hold")
         elif report.loss > LOW_LOSS:
             self._calm("hold")
         else:

@@ -4,8 +4,8 @@ import pytest
 
 from vsa.common.congestion import (
     BACKOFF, DRAIN_TO_MS, HARD_OVERUSE_MS_PER_S, HARD_QUEUE_MS, MIN_NEAR_INCREASE_BPS, OVERUSE_MS_PER_S,
-    PROBE_HEADROOM, PROBE_SLACK_BPS, PROBE_STEP, RESPONSE_S, STABLE_S, STANDING_QUEUE_MS, ArrivalRate,
-    DelayTrend, OwnQueue, RateController, Report, near_increase_bps, standing_ms,
+    PROBE_HEADROOM, PROBE_SLACK_BPS, PROBE_STEP, QUEUE_TARGET_STEP, RESPONSE_S, STABLE_S, STANDING_QUEUE_MS,
+    ArrivalRate, DelayTrend, OwnQueue, RateController, Report, near_increase_bps, standing_ms,
 )
 
 
@@ -249,3 +249,22 @@ def test_probing_may_go_a_little_past_what_a_low_rate_stream_uses():
     for k in range(12):
         rc.update(Report(10.0 + k, 10_000))
     assert rc.target_bps == pytest.approx(PROBE_HEADROOM * 10_000 + PROBE_SLACK_BPS)
+
+
+def test_a_queue_over_the_target_shrinks_the_rate_gently_and_only_with_a_target():
+    """A stream near a slow link's rate keeps a queue that neither grows nor stands past the mark; with a queue
+    target the controller gives up a little rate a report until the queue is under it (no pause, no halving)."""
+    def run(queue_target_ms: float, queues: list[float]) -> list[float]:
+        rc = RateController(50_000, 10_000, 50_000, queue_target_ms=queue_target_ms)
+        out = []
+        for i, q in enumerate(queues):
+            out.append(rc.update(Report(float(i), 45_000, queue_delay_ms=q, arrival_bps=45_000)))
+        assert rc.drain_until == float("-inf")  # never a pause
+        return out
+
+    assert run(0.0, [120.0] * 4) == [50_000] * 4  # no target: a 120 ms queue is not congestion
+    shrunk = run(60.0, [120.0] * 4)
+    assert shrunk[0] == 50_000  # one report over it may be a keyframe's moment
+    assert shrunk[1] == pytest.approx(50_000 * QUEUE_TARGET_STEP)
+    assert shrunk[3] == pytest.approx(50_000 * QUEUE_TARGET_STEP ** 3)
+    assert run(60.0, [120.0, 30.0, 120.0, 30.0]) == [50_000] * 4  # never twice running: left alone
