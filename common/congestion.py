@@ -25,6 +25,9 @@ arrivals and reports.
     link and the new target (the frames in it keep arriving meanwhile);
   - *loss* above `HIGH_LOSS`: shrink by half the loss (GCC's loss-based
     rule), whatever the delay says;
+  - with a queue target (``queue_target_ms``, `vsend --queue-target`; off
+    by default), a queue over it at two reports running, though neither
+    growing nor standing: shrink by `QUEUE_TARGET_STEP`, without a pause;
   - otherwise, after `STABLE_S` seconds without either, *probe up*: by
     `PROBE_STEP` at the first report, and by twice as much more at each
     calm report after it (up to `MAX_PROBE_STEP`), to the ceiling; but
