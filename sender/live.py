@@ -510,9 +510,7 @@ class LiveSender:
             # The finest rung between that does fit, if any: aiming only at the target's rung, a stream at scale
             # 4 stride 2 never climbed back after the link rose, its target (held within 1.5 times what it used)
             # stalling just short of scale 2 stride 1 with its headers.
-            fixed_scale, fixed_stride = not self.options.ladder[0], not self.options.ladder[1]
-            allowed = suitable(self._rungs, encoder.size, self._rung_scales, encoder.scale if fixed_scale else None,
-                               encoder.stride if fixed_stride else None)
+            allowed = suitable(self._rungs, encoder.size, self._rung_scales, *self._held(encoder.scale, encoder.stride))
             between = [(r.scale, r.stride) for r in allowed if old < rates[r.scale, r.stride] < new
                        and fits((r.scale, r.stride))]
             if not between:
@@ -536,12 +534,15 @@ class LiveSender:
             return
         encoder.keeper.finest = self._rung_for(float("inf"), scale, stride) == (scale, stride)
 
+    def _held(self, scale: int, stride: int) -> tuple[int | None, int | None]:
+        """``scale`` and ``stride`` where the ladder may not move them (the user fixed them), else None."""
+        return (None if self.options.ladder[0] else scale), (None if self.options.ladder[1] else stride)
+
     def _rung_for(self, kbps: float, scale: int, stride: int) -> tuple[int, int]:
         """The ladder's rung for ``kbps``, keeping ``scale`` or ``stride`` where the ladder may not move it."""
         assert isinstance(self.encoder, StreamEncoder)
-        fixed_scale, fixed_stride = not self.options.ladder[0], not self.options.ladder[1]
-        return settle(kbps, self.encoder.size, self._fps, scale if fixed_scale else None,
-                      stride if fixed_stride else None, self._rung_scales, self._rungs, LIVE_FRAME_BYTES)
+        return settle(kbps, self.encoder.size, self._fps, *self._held(scale, stride), self._rung_scales, self._rungs,
+                      LIVE_FRAME_BYTES)
 
     def _keyframe_affordable(self) -> bool:
         """Under a target, whether a keyframe the receiver asked for may go now: not within
