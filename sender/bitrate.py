@@ -106,6 +106,11 @@ class BitrateKeeper:
     """The stream's length in source frames when known (a file), else 0."""
     live: bool = False
     """Sent as it is coded, over a network: keyframes are capped (`keyframe_bytes`)."""
+    copies: int = 1
+    """Live: how many times each frame goes out (2 while forward error correction repeats every frame; the sender
+    says, as it turns it on and off). A new target's crf is reckoned for the payload's share of it over this: with
+    every frame sent twice, a crf for the whole share put twice the target on the path, and 35-40% of the frames
+    were skipped to keep to it on the lossy 60 kbps link, each one's neighbours waiting for the next sent frame."""
     finest: bool = True
     """The stream is at the finest rung of the ladder it may take (the sender says, as it moves): live, the crf
     stops at `LIVE_CRF_FLOOR`."""
@@ -136,10 +141,10 @@ class BitrateKeeper:
         """The rate of the rung the stream is at against that of the rung the current group began at."""
         self._group_crf = self.crf
         """The crf the current group is coded at."""
-        self._group_target = self.target_bps
-        """The target when the current group began: only a move of a halving from it starts a new one at once
-        (not a rate that differs from the target, which a still scene or the ladder's floor makes lasting: that
-        waits for `REFRESH_S`)."""
+        self._group_target = self._payload_bps
+        """What the target left the payload when the current group began: only a move of a halving from it starts
+        a new one at once (not a rate that differs from the target, which a still scene or the ladder's floor makes
+        lasting: that waits for `REFRESH_S`)."""
         self.group_due = False
         """Live: the target moved by a halving or more since the group began, or the group has run `REFRESH_S`
         at a crf half a halving off; a new group (a keyframe at the crf already chosen) should start at the
@@ -198,14 +203,19 @@ class BitrateKeeper:
             # not move the crf again for the same rate), and up the rate by at most one halving's steps at once:
             # a keyframe at a much lower crf is the largest frame there is (8 KB at 96x128, a second of a
             # 60 kbps link).
-            shift = max(-halving, halving * math.log2(delivered / (PAYLOAD_SHARE * self.stream_bps)))
+            shift = max(-halving, halving * math.log2(delivered / self._payload_bps))
             crf = self._in_range(self._group_crf + shift)
-            moved = abs(math.log2(self.target_bps / self._group_target)) >= 1 and abs(shift) >= halving
+            moved = abs(math.log2(self._payload_bps / self._group_target)) >= 1 and abs(shift) >= halving
             aged = self._group is not None and now - self._group[0] >= REFRESH_S
             if (moved or aged) and abs(crf - self._group_crf) >= halving / 2:
                 self.crf, self.group_due = crf, True
             elif self.group_due:
                 self.crf = crf  # the new group not begun yet: at the crf for the latest target
+
+    @property
+    def _payload_bps(self) -> float:
+        """What the target leaves the payload, live (`PAYLOAD_SHARE` of it, over the ``copies`` sent)."""
+        return PAYLOAD_SHARE * self.stream_bps / max(1, self.copies)
 
     @property
     def _crf_floor(self) -> int:
@@ -240,7 +250,7 @@ class BitrateKeeper:
         if self._group is None or now - self._group[0] < COST_MEASURE_S:
             return False
         return (self._group_crf <= self._crf_floor + CRF_PER_HALVING[self.codec] / 2
-                and self._group_bps(now) * self._rate_scale < STARVED * PAYLOAD_SHARE * self.stream_bps)
+                and self._group_bps(now) * self._rate_scale < STARVED * self._payload_bps)
 
     def cost_ratio(self, rung_kbps: float, now: float) -> float | None:
         """What this clip costs against the ladder's median clip: the payload rate the current group delivers at
@@ -301,7 +311,7 @@ class BitrateKeeper:
             # (A group started for a new target: its crf is already chosen, from the target's move.)
             self._group, self._frames = (now, self.payload_bytes, self.other_bytes), [0, 0]
             self.group_due, self._rate_scale, self._group_crf = False, 1.0, self.crf
-            self._group_target = self.target_bps
+            self._group_target = self._payload_bps
             return self.crf
         start, payload0, other0 = self._group
         span = now - start
@@ -319,5 +329,5 @@ class BitrateKeeper:
             step = max(-MAX_CRF_STEP, min(MAX_CRF_STEP, step))
             self.crf = self._in_range(self.crf + step)
         self._group, self._frames = (now, self.payload_bytes, self.other_bytes), [0, 0]
-        self._rate_scale, self._group_crf, self._group_target = 1.0, self.crf, self.target_bps
+        self._rate_scale, self._group_crf, self._group_target = 1.0, self.crf, self._payload_bps
         return self.crf

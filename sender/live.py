@@ -458,6 +458,7 @@ class LiveSender:
                                                stats.arrival_kbps * 1000, in_flight, own))
         # The ladder first: a new target's crf is reckoned for the rung the stream will be at.
         self._climb_ladder(target / 1000, now)
+        keeper.copies = 2 if self.fec_active else 1
         keeper.retarget(target, self._stream_seconds())
         if self.controller.drain_until > max(draining, now):
             keeper.drain(self.controller.drain_until - now, self._stream_seconds())
@@ -566,6 +567,11 @@ class LiveSender:
             if self._fec_until < time.monotonic():
                 log.info("loss reported: sending every frame twice for %g s (forward error correction)", FEC_HOLD)
             self._fec_until = time.monotonic() + FEC_HOLD
+            keeper = getattr(self.encoder, "keeper", None)
+            if keeper is not None and keeper.copies != 2:
+                # Every frame twice from now on: the payload's share of the target halves.
+                keeper.copies = 2
+                keeper.retarget(keeper.target_bps, self._stream_seconds())
 
     @property
     def fec_active(self) -> bool:

@@ -91,6 +91,29 @@ def test_a_target_that_moves_a_halving_starts_a_group_at_the_crf_for_it():
     assert rung.crf == 20 + round(12 * math.log2(120 / 27))
 
 
+def test_frames_sent_twice_take_a_new_target_crf_for_half_the_payload():
+    """With forward error correction every frame goes out twice: the crf a target moves to is one halving's steps
+    higher, and turning it on halves the payload's share, which starts a group at once when the crf must move that
+    far. (For the whole share, twice the target went out, and a third of the frames were skipped to keep to it.)"""
+    def crf_after(copies: int) -> int:
+        keeper = BitrateKeeper(300_000, FPS, "vp9", 20)
+        keeper.next_crf(0)
+        keeper.sent(int(240_000 / 8 * 1.0))
+        keeper.copies = copies
+        keeper.retarget(120_000, 1.0)
+        return keeper.crf
+
+    assert crf_after(2) == crf_after(1) + 12 == 20 + round(12 * math.log2(240 / 54))
+    keeper = BitrateKeeper(50_000, FPS, "vp9", 30)
+    keeper.next_crf(0)
+    keeper.sent(int(45_000 / 8 * 1.0))  # on target at crf 30
+    keeper.retarget(50_000, 1.0)
+    assert not keeper.group_due
+    keeper.copies = 2  # FEC on
+    keeper.retarget(50_000, 1.0)
+    assert keeper.group_due and keeper.crf == 30 + round(12 * math.log2(45 / 22.5))
+
+
 def test_live_keyframes_are_capped_by_the_target_and_the_crf_stops_at_the_live_floor():
     live = BitrateKeeper(60_000, FPS, "vp9", 30, live=True)
     assert live.keyframe_bytes == int(KEYFRAME_CROSSING_S * 60_000 / 8)

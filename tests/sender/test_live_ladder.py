@@ -49,3 +49,17 @@ def test_a_live_stream_keeps_to_its_latency_goal_unless_told_otherwise():
     free._make_encoder(SIZE, SimpleNamespace(fps=FPS, name="clip"), 0)
     assert 4 in {r.stride for r in free._rungs}
     assert free.encoder.stride == 4  # 30 kbps: scale 2 every fourth frame, as the ladder measured best
+
+
+def test_fec_after_a_loss_halves_the_payloads_share_of_the_target():
+    """Every frame twice: the keeper reckons the next crf for half the payload (`BitrateKeeper.copies`), or the
+    stream puts twice its target on the path and skips frames to keep to it."""
+    sender = _sender(300.0)
+    keeper = sender.encoder.keeper
+    keeper.next_crf(0)
+    keeper.sent(int(280_000 / 8 * 1.0))  # a second at the payload's share of the target
+    sender._last_pts = int(FPS)
+    sender.controller.fec_useful = True  # as a report of loss without a queue leaves it
+    sender._loss_reported()
+    assert sender.fec_active and keeper.copies == 2
+    assert keeper.group_due and keeper.crf > keeper._group_crf
