@@ -25,9 +25,12 @@ arrivals and reports.
     link and the new target (the frames in it keep arriving meanwhile);
   - *loss* above `HIGH_LOSS`: shrink by half the loss (GCC's loss-based
     rule), whatever the delay says;
-  - with a queue target (``queue_target_ms``, `vsend --queue-target`; off
-    by default), a queue over it at two reports running, though neither
-    growing nor standing: shrink by `QUEUE_TARGET_STEP`, without a pause;
+  - with a transit target (``transit_target_ms``; `vsend` derives it from
+    its latency goal), frames that took longer than it on the path at two
+    reports running (`Report.transit_ms`: the queue ahead of each and its
+    own length on the link), though no queue grows or stands: shrink by
+    `TRANSIT_STEP`, without a pause; and no probing while they take over
+    `TRANSIT_HOLD` of it;
   - otherwise, after `STABLE_S` seconds without either, *probe up*: by
     `PROBE_STEP` at the first report, and by twice as much more at each
     calm report after it (up to `MAX_PROBE_STEP`), to the ceiling; but
@@ -68,6 +71,9 @@ RECENT_S = 0.3
 """Seconds of arrivals whose median is the queue delay reported: the path's queue now. Over the trend's whole
 second, a queue that filled in the 0.3 s after a link fell to a fifth was reported at half its delay, once it
 was already full; a single frame would read one queue behind a keyframe as a standing queue."""
+TRANSIT_SHARE = 0.75
+"""The percentile of frames' transit (`DelayTrend.transit_ms`) the receiver reports: the output clock's
+(`vsa.receiver.playout.ON_TIME`), whose delay is what the viewer waits."""
 ARRIVAL_WINDOW_S = 0.5
 """Seconds over which the receiver counts what arrives now (`ArrivalRate`)."""
 BASE_WINDOW_S = 30.0
@@ -108,9 +114,13 @@ overuse detector."""
 MIN_NEAR_INCREASE_BPS = 4000.0
 MAX_PROBE_STEP = 1.5
 """The most one report may raise the target by, however long probing has gone well."""
-QUEUE_TARGET_STEP = 0.92
-"""With a queue target (`RateController`'s ``queue_target_ms``), the target's share kept at each report whose queue,
-and the last one's, were over it (LEDBAT's idea: a delay-based sender aims at a queue, not at a full link)."""
+TRANSIT_STEP = 0.92
+"""With a transit target (`RateController`'s ``transit_target_ms``), the target's share kept at each report whose
+frames, and the last one's, took longer than it on the path (LEDBAT's idea: a delay-based sender aims at a delay,
+not at a full link)."""
+TRANSIT_HOLD = 0.8
+"""With a transit target, frames taking more than this share of it on the path hold the rate where it is: probing
+up from just under the target crossed it again a few seconds later, a saw-tooth around it."""
 OWN_HORIZON_S = 2.0
 """Seconds of frames `OwnQueue` keeps: its model starts from an empty queue that long ago."""
 
@@ -150,6 +160,8 @@ class DelayTrend:
         self._lows: deque[tuple[float, float]] = deque(maxlen=4096)
         """(arrival time, one-way delay) of the frames that may yet be the least of the base window: each is
         lower than every later one (a monotonic queue), so the base is the first."""
+        self._whole: deque[tuple[float, float]] = deque(maxlen=4096)
+        """(time, capture to the frame's last datagram) of the frames whole over the trend's window."""
 
     def arrived(self, capture_s: float, arrival_s: float) -> None:
         delay = arrival_s - capture_s
@@ -161,6 +173,25 @@ class DelayTrend:
         self._lows.append((arrival_s, delay))
         while self._lows[0][0] < arrival_s - self.base_window_s:
             self._lows.popleft()
+
+    def completed(self, capture_s: float, complete_s: float) -> None:
+        """A frame captured at ``capture_s`` was whole (its last datagram in) at ``complete_s``; its first
+        datagram went to `arrived` before."""
+        self._whole.append((complete_s, complete_s - capture_s))
+        while self._whole and self._whole[0][0] < complete_s - self.window_s:
+            self._whole.popleft()
+
+    def transit_ms(self, now: float | None = None, share: float = TRANSIT_SHARE) -> float:
+        """The ``share`` percentile of the frames whole over the window (ending ``now``; by default at the newest)
+        of their time on the path above the least one-way delay, in ms (0 with none): the queue ahead of each
+        frame and its own length on the link, the path's part of the latency a viewer sees."""
+        if not self._whole or not self._lows:
+            return 0.0
+        newest = self._whole[-1][0] if now is None else now
+        delays = sorted(d for t, d in self._whole if t >= newest - self.window_s)
+        if not delays:
+            return 0.0
+        return max(0.0, (delays[min(len(delays) - 1, int(share * len(delays)))] - self._lows[0][1]) * 1000.0)
 
     def queue_ms(self, now: float | None = None) -> float:
         """The median one-way delay of the arrivals of the last `RECENT_S` (before ``now``, on the arrival
@@ -291,19 +322,23 @@ class Report:
     own_queue_ms: float = 0.0
     """The part of ``queue_delay_ms`` the sender's own frames make on a path of `RateController.believed_bps`
     (`OwnQueue`; 0: not known)."""
+    transit_ms: float = 0.0
+    """The receiver's 75th percentile of the frames' time on the path (`DelayTrend.transit_ms`; 0: not known)."""
 
 
 class RateController:
     """Turns receiver reports into a target bitrate between ``floor_bps`` and ``ceiling_bps``."""
 
-    def __init__(self, start_bps: float, floor_bps: float, ceiling_bps: float, queue_target_ms: float = 0.0) -> None:
-        """``queue_target_ms``: the queue on the path the stream may keep (`QUEUE_TARGET_STEP`; 0: no bound but
-        the standing mark's)."""
+    def __init__(self, start_bps: float, floor_bps: float, ceiling_bps: float, transit_target_ms: float = 0.0) -> None:
+        """``transit_target_ms``: how long the frames may take on the path (`Report.transit_ms`, `TRANSIT_STEP`;
+        0: no bound but the congestion rules'; the sender may change it as it goes)."""
         if not 0 < floor_bps <= start_bps <= ceiling_bps:
             raise ValueError(f"need 0 < floor <= start <= ceiling, got {floor_bps}, {start_bps}, {ceiling_bps}")
         self.floor_bps, self.ceiling_bps = floor_bps, ceiling_bps
-        self.queue_target_ms = queue_target_ms
+        self.transit_target_ms = transit_target_ms
         self._over_target = 0
+        self._backed_off_at = float("-inf")
+        """When (``time_s``'s clock) the last congestion or loss cut the target."""
         self.target_bps = start_bps
         self.state = "probe"
         """probe (growing or at the ceiling), hold (waiting to be sure), or back-off (just cut)."""
@@ -331,7 +366,15 @@ class RateController:
         queue_ms = max(0.0, report.queue_delay_ms - report.own_queue_ms)
         standing = queue_ms > standing_ms(report.arrival_bps or report.received_bps)
         self._standing = self._standing + 1 if standing else 0
-        over = self.queue_target_ms > 0 and queue_ms > self.queue_target_ms
+        # The transit target bounds the frames' whole time on the path, the queue their own burstiness makes and
+        # their own length on the link included: that is the latency a viewer gets. (Judged on the queue beyond the
+        # stream's own, as congestion is, a queue target was explained away at the rate believed, the target
+        # itself, and on a 60 kbps link a stream at 45-50 kbps showed 20-60 ms of queue at 180-240 ms latency.)
+        # Not while the queue a back-off found drains (at most `MAX_DRAIN_S`): the frames are slow for what was
+        # sent before the cut, and trimming for them too cut a trace's 60 kbps stream from 46 to 36 kbps in three
+        # reports while its latency stayed at 0.4-0.7 s.
+        over = (self.transit_target_ms > 0 and report.transit_ms > self.transit_target_ms
+                and report.time_s - self._backed_off_at >= MAX_DRAIN_S)
         self._over_target = self._over_target + 1 if over else 0
         # A steep slope alone is a filling queue only once the delay it adds is there too: one keyframe
         # crossing a free link makes the frames behind it late for a moment, and a steep slope with them. A
@@ -361,20 +404,25 @@ class RateController:
             if queue_s > 0:
                 self.drain_until = max(self.drain_until, report.time_s + min(MAX_DRAIN_S, queue_s))
             self._calm("back-off")
+            self._backed_off_at = report.time_s
         elif report.loss > HIGH_LOSS:
             self.target_bps *= 1 - 0.5 * report.loss
             self._calm("back-off")
+            self._backed_off_at = report.time_s
         elif self._over_target >= 2:
-            # A queue over the target that neither grows nor stands past the mark: the stream fills the link
-            # to within its own burstiness. A little less, without a pause, until it is under the target.
-            self.target_bps *= QUEUE_TARGET_STEP
+            # Frames too long on a path whose queue neither grows nor stands past the mark: the stream fills the
+            # link to within its own burstiness. A little less, without a pause, until they cross in time.
+            self.target_bps *= TRANSIT_STEP
             self._calm("hold")
         elif report.loss > LOW_LOSS:
             self._calm("hold")
         else:
             if self._calm_since is None:
                 self._calm_since = report.time_s
-            if report.time_s - self._calm_since >= STABLE_S:
+            if self.transit_target_ms > 0 and report.transit_ms > TRANSIT_HOLD * self.transit_target_ms:
+                # Just within the transit target: more would cross it.
+                self.state, self._step = "hold", PROBE_STEP - 1
+            elif report.time_s - self._calm_since >= STABLE_S:
                 # Never far above what actually got through (GCC: 1.5 times the incoming rate): a target the
                 # stream does not use says nothing about the path.
                 grown = min(self.target_bps * (1 + self._step),

@@ -228,6 +228,9 @@ class Stats:
     newest_capture_us: int = 0
     """The newest frame received's ``capture_us`` (the sender's clock): which frames the report's delays speak
     of."""
+    transit_ms: float = 0.0
+    """The 75th percentile over the last second of the frames' time on the path above the least one-way delay,
+    first datagram sent to last arrived, in ms: the queue ahead of each and its own length on the link."""
 
 
 Message = Union[Hello, ModelChunk, Frame, ModelUpdate, Bye, ModelRequest, Ready, KeyframeRequest, Stats, Nack]
@@ -310,6 +313,7 @@ _SCHEMA: dict[type, dict[str, tuple[str, float, float]]] = {
         "queue_delay": (_FLOAT, 0.0, 1e7),
         "arrival_kbps": (_FLOAT, 0.0, 1e7),
         "newest_capture_us": (_INT, 0, 2**63 - 1),
+        "transit_ms": (_FLOAT, 0.0, 1e7),
     },
 }
 

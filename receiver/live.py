@@ -393,6 +393,7 @@ class LiveSession:
             else:
                 # The queue on the path delays a frame's first datagram; a large frame's own length only its last.
                 self._delay.arrived(capture, wall - (now - self.reassembler.first_seen))
+                self._delay.completed(capture, wall)
                 # Whole, the frame is late by the queue ahead of it and by its own length on the link: a keyframe
                 # crossing a slow link makes itself and the frames behind it late, for a moment.
                 own_ms = link_ms(wire_size(len(whole)), self._arrivals.bps(now))
@@ -640,6 +641,7 @@ class LiveSession:
                     delay_trend=max(-1e5, min(1e5, trend)), queue_delay=min(self._delay.queue_ms(wall), 1e7),
                     loss=lost / (lost + received) if lost + received else 0.0,
                     arrival_kbps=min(self._arrivals.bps(now) / 1000, 1e7), newest_capture_us=self._newest_capture_us,
+                    transit_ms=min(self._delay.transit_ms(wall), 1e7),
                 ))
             w.reset()
 

@@ -94,10 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latency", type=non_negative_float, default=DEFAULT_LATENCY_MS, metavar="MS",
                    help="with --kbps: the latency the ladder keeps to; a stride that waits longer for the next "
                    "sent frame is not taken (default: 150 ms, stride 2 at 30 fps; 0: any stride)")
-    p.add_argument("--queue-target", type=non_negative_float, default=0.0, metavar="MS",
-                   help="with --kbps: the queue on the path the rate controller lets the stream keep, e.g. 60; over "
-                   "it two reports running, the target shrinks by 8%% a report (default: 0, only a growing or "
-                   "standing queue counts; README, Rate control)")
+    p.add_argument("--transit-target", type=non_negative_float, default=None, metavar="MS",
+                   help="with --kbps: how long the frames may take on the path (the queue ahead of each and its own "
+                   "length on the link, at the receiver's 75th percentile); over it two reports running, the target "
+                   "shrinks by 8%% a report (default: what --latency leaves the path, after 50 ms of coding and "
+                   "reconstruction and the stride's wait for the next sent frame: 67 ms at stride 2 and 30 fps; "
+                   "0: off, only a growing or standing queue counts)")
     p.add_argument("--link", type=link_spec, metavar="SPEC",
                    help='send and receive through an emulated link, e.g. "rate=100k,delay=40ms,jitter=5ms,loss=2%%,'
                    'queue=32k" (both directions; every datagram of the connection, so SCTP sees it too)')
@@ -146,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
                                 adapt=adapt, record=args.record, link=args.link, reconnect=args.reconnect,
                                 ladder=(bool(kbps) and args.scale is None, bool(kbps) and args.stride is None),
                                 rungs=ladder_mod.load_or_default(args.ladder), latency_ms=args.latency,
-                                queue_target_ms=args.queue_target)
+                                transit_target_ms=args.transit_target)
         sender = LiveSender(args.model, args.source or "browser camera", options)
         install_uvloop()
         print(asyncio.run(_run_web(sender, args, options.token) if args.web else sender.run()).summary())

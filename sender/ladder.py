@@ -38,6 +38,12 @@ from vsa.protocol.fragment import HEADER, WIRE_OVERHEAD
 MAX_RUNGS = 64
 DEFAULT_LATENCY_MS = 150.0
 """A live stream's latency goal (`within_latency`): ITU-T G.114's bound for one-way delay in conversation."""
+PIPELINE_MS = 50.0
+"""Capture to display less the path, for a sent frame: coding it (14 ms median) and reconstructing it once whole
+(34 ms) on this 2-core machine, in one process at 60 kbps (README, Rate control)."""
+MIN_TRANSIT_MS = 30.0
+"""The least a latency goal leaves the frames' time on the path (`transit_budget_ms`): one small frame's length on
+a slow link."""
 LIVE_FRAME_BYTES = HEADER.size + WIRE_OVERHEAD
 """What a live stream's frame costs on the path beyond its coded message (one datagram's headers): at 30 frames a
 second, 24 kbps, as much as a whole rung."""
@@ -118,6 +124,12 @@ def rung_latency_ms(stride: int, fps: float) -> float:
     """What a rung's stride adds to latency: its interpolated frames wait up to ``stride - 1`` frame times for the
     next sent frame, and a sent frame takes about ``stride`` frame times to cross a link the stream fills."""
     return (2 * stride - 1) / fps * 1000
+
+
+def transit_budget_ms(latency_ms: float, stride: int, fps: float) -> float:
+    """What a latency goal of ``latency_ms`` leaves the frames' time on the path at ``stride``: the goal less
+    `PIPELINE_MS` and the interpolated frames' wait for the next sent one, at least `MIN_TRANSIT_MS`."""
+    return max(MIN_TRANSIT_MS, latency_ms - PIPELINE_MS - (stride - 1) / fps * 1000)
 
 
 def within_latency(ladder: tuple[Rung, ...], fps: float, latency_ms: float) -> tuple[Rung, ...]:

@@ -59,7 +59,8 @@ from .inrv_stream import CodeEncoder, CodeSettings
 from .record import Recorder
 from .shipment import load_model
 from .ladder import (
-    DEFAULT_LADDER, DEFAULT_LATENCY_MS, LIVE_FRAME_BYTES, Rung, rung_kbps, settle, suitable, within_latency,
+    DEFAULT_LADDER, DEFAULT_LATENCY_MS, LIVE_FRAME_BYTES, Rung, rung_kbps, settle, suitable, transit_budget_ms,
+    within_latency,
 )
 from .stream import MODEL_CHUNK, StreamEncoder, StreamSettings
 
@@ -132,10 +133,9 @@ class SenderOptions:
     latency_ms: float = DEFAULT_LATENCY_MS
     """The latency the ladder keeps to (`vsa.sender.ladder.within_latency`; 0: none): strides that interpolate
     more frames than it leaves time for are not taken."""
-    queue_target_ms: float = 0.0
-    """The queue on the path the rate controller lets the stream keep (`vsa.common.congestion.RateController`;
-    0: none but its standing mark). Off by default: on the lossy 60 kbps link 60 ms gave latency medians of
-    131-197 ms against 119-262 in ten rounds beside it, but the trace's longest gaps 0.30-1.1 s (README)."""
+    transit_target_ms: float | None = None
+    """How long the frames may take on the path (`vsa.common.congestion.RateController`'s transit target; 0: no
+    bound but congestion's; None: what the latency goal leaves the path, `vsa.sender.ladder.transit_budget_ms`)."""
 
     def __post_init__(self) -> None:
         if self.fec not in FEC_MODES:
@@ -424,9 +424,9 @@ class LiveSender:
                     self._loss_reported()
                 self._last_lost = s.lost
                 self.report.receiver_stats.append({**s.__dict__, "at_s": round(time.monotonic() - self._started, 2)})
-                log.info("receiver: %.1f fps, %d received, %d interpolated, %d concealed, %d lost, latency %.0f ms, "
-                         "%d passes", s.fps, s.received, s.interpolated, s.concealed, s.lost, s.latency_ms,
-                         s.iterations)
+                log.info("receiver: %.1f fps, %d received, %d interpolated, %d concealed, %d lost, latency %.0f ms "
+                         "(queue %.0f ms, transit %.0f ms), %d passes", s.fps, s.received, s.interpolated, s.concealed,
+                         s.lost, s.latency_ms, s.queue_delay, s.transit_ms, s.iterations)
 
     def _end(self, why: str) -> None:
         """End the session early: the waits raise ConnectionError(why) and the stream stops."""
@@ -453,9 +453,10 @@ class LiveSender:
         own = (self._own_queue.queue_ms(stats.newest_capture_us / 1e6, self.controller.believed_bps)
                if stats.newest_capture_us else 0.0)
         draining = self.controller.drain_until
+        self.controller.transit_target_ms = self._transit_target()
         target = self.controller.update(Report(now, stats.media_kbps * 1000, stats.loss, stats.delay_trend,
                                                self.media.bufferedAmount, stats.queue_delay,
-                                               stats.arrival_kbps * 1000, in_flight, own))
+                                               stats.arrival_kbps * 1000, in_flight, own, stats.transit_ms))
         # The ladder first: a new target's crf is reckoned for the rung the stream will be at.
         self._climb_ladder(target / 1000, now)
         keeper.copies = 2 if self.fec_active else 1
@@ -467,6 +468,16 @@ class LiveSender:
         if abs(target - before) > 0.05 * before:
             log.info("network: %s, target %.1f kbps (received %.1f kbps, loss %.0f%%, delay %+.0f ms/s)",
                      self.controller.state, target / 1000, stats.media_kbps, 100 * stats.loss, stats.delay_trend)
+
+    def _transit_target(self) -> float:
+        """How long the frames may take on the path now (`SenderOptions.transit_target_ms`): by default what the
+        latency goal leaves at the stream's stride."""
+        o = self.options
+        if o.transit_target_ms is not None:
+            return o.transit_target_ms
+        if not o.latency_ms or not isinstance(self.encoder, StreamEncoder):
+            return 0.0
+        return transit_budget_ms(o.latency_ms, self.encoder.stride, self._fps)
 
     def _climb_ladder(self, kbps: float, now: float) -> None:
         """Move to the ladder's rung for ``kbps``: down at once, up only to a rung whose rate `RUNG_UP_HEADROOM`
@@ -783,8 +794,7 @@ class LiveSender:
             self.encoder.backlogged = lambda: (self.media is not None
                                                and self.media.bufferedAmount > self._backlog_limit())
             ceiling = settings.kbps * 1000
-            self.controller = RateController(ceiling, max(MIN_TARGET_BPS, FLOOR_SHARE * ceiling), ceiling,
-                                             queue_target_ms=o.queue_target_ms)
+            self.controller = RateController(ceiling, max(MIN_TARGET_BPS, FLOOR_SHARE * ceiling), ceiling)
             # The scales the receiver's model can take mid-stream: a delta, and online updates, carry only
             # the hello's branch; the shipped base and whole models carry every one.
             if adapt is None and self.shipment.base is None:

@@ -142,7 +142,7 @@ def _trace_main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     with tempfile.TemporaryDirectory() as tmp:
         out = str(Path(tmp) / "trace.mkv")
         result = asyncio.run(run_trace(args.model, args.video, size, args.kbps, args.link or LinkSpec(), trace, out,
-                                       fps, args.stride))
+                                       fps, args.stride, args.transit_target))
         figures = summarise(result, trace, psnr_per_frame(out, args.video, size), fps)
     figures.update(trace=args.trace or DEFAULT_TRACE, link=str(args.link), kbps=args.kbps, size=list(size),
                    video=Path(args.video).name)
@@ -188,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
                        help=f"link rates and how long each lasts (default: {DEFAULT_TRACE})")
     trace.add_argument("--kbps", type=float, default=300.0, help="the sender's target and ceiling (default: 300)")
     trace.add_argument("--stride", type=int, help="fix the stride (default: the ladder's)")
+    trace.add_argument("--transit-target", type=float, default=None, metavar="MS",
+                       help="the sender's transit target (`vsend --transit-target`; default: its own; 0: off)")
     trace.add_argument("--plot", default="bench_trace.png", help="the trace's plot (default: bench_trace.png)")
     parser.add_argument("-o", "--output", default="bench_stream.json")
     args = parser.parse_args(argv)

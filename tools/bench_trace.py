@@ -87,7 +87,8 @@ def psnr_per_frame(output: str, source: str, size: tuple[int, int]) -> np.ndarra
 
 
 async def run_trace(model_path: str | None, clip: str, size: tuple[int, int], kbps: float, link: LinkSpec,
-                    trace: list[tuple[float, float]], output: str, fps: float, stride: int | None = None) -> dict:
+                    trace: list[tuple[float, float]], output: str, fps: float, stride: int | None = None,
+                    transit_target_ms: float | None = None) -> dict:
     from vsa.common import webrtc
     from vsa.receiver.cache import ModelCache
     from vsa.receiver.live import ReceiverOptions, serve
@@ -104,7 +105,8 @@ async def run_trace(model_path: str | None, clip: str, size: tuple[int, int], kb
         sender = LiveSender(model_path, clip, SenderOptions(
             connect=("127.0.0.1", server.port), bind="127.0.0.1", size=size, loop=True,
             limit=int(total * fps), link=replace(link, rate_bps=trace[0][0]), adapt=None,
-            settings=StreamSettings(scale=4, stride=stride or 2, kbps=kbps), ladder=(True, stride is None)))
+            settings=StreamSettings(scale=4, stride=stride or 2, kbps=kbps), ladder=(True, stride is None),
+            transit_target_ms=transit_target_ms))
         driving = asyncio.create_task(_drive(sender, trace, marks))
         samples: list[tuple[float, int, int, int, int]] = []
         sampling = asyncio.create_task(_sample(sender, samples))

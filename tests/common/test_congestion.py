@@ -3,8 +3,8 @@
 import pytest
 
 from vsa.common.congestion import (
-    BACKOFF, DRAIN_TO_MS, HARD_OVERUSE_MS_PER_S, HARD_QUEUE_MS, MIN_NEAR_INCREASE_BPS, OVERUSE_MS_PER_S,
-    PROBE_HEADROOM, PROBE_SLACK_BPS, PROBE_STEP, QUEUE_TARGET_STEP, RESPONSE_S, STABLE_S, STANDING_QUEUE_MS,
+    BACKOFF, DRAIN_TO_MS, HARD_OVERUSE_MS_PER_S, HARD_QUEUE_MS, MAX_DRAIN_S, MIN_NEAR_INCREASE_BPS, OVERUSE_MS_PER_S,
+    PROBE_HEADROOM, PROBE_SLACK_BPS, PROBE_STEP, RESPONSE_S, STABLE_S, STANDING_QUEUE_MS, TRANSIT_HOLD, TRANSIT_STEP,
     ArrivalRate, DelayTrend, OwnQueue, RateController, Report, near_increase_bps, standing_ms,
 )
 
@@ -251,20 +251,63 @@ def test_probing_may_go_a_little_past_what_a_low_rate_stream_uses():
     assert rc.target_bps == pytest.approx(PROBE_HEADROOM * 10_000 + PROBE_SLACK_BPS)
 
 
-def test_a_queue_over_the_target_shrinks_the_rate_gently_and_only_with_a_target():
-    """A stream near a slow link's rate keeps a queue that neither grows nor stands past the mark; with a queue
-    target the controller gives up a little rate a report until the queue is under it (no pause, no halving)."""
-    def run(queue_target_ms: float, queues: list[float]) -> list[float]:
-        rc = RateController(50_000, 10_000, 50_000, queue_target_ms=queue_target_ms)
+def test_transit_is_each_frames_whole_time_on_the_path_above_the_least():
+    """The queue counts a frame's first datagram; the transit its last too: a 600-byte frame on a 60 kbps link
+    takes 80 ms to cross after its first datagram, which the viewer waits for and the queue does not show."""
+    trend = DelayTrend()
+    for i in range(30):
+        capture = i / 30
+        first = capture + 0.010
+        trend.arrived(capture, first)
+        trend.completed(capture, first + (0.080 if i % 2 else 0.0))
+    assert trend.queue_ms() == pytest.approx(0.0)
+    assert trend.transit_ms() == pytest.approx(80.0)  # the 75th percentile: a long frame
+    assert trend.transit_ms(share=0.25) == pytest.approx(0.0)
+    assert trend.transit_ms(now=5.0) == 0.0  # nothing whole in the last second: no news
+    assert DelayTrend().transit_ms() == 0.0
+
+
+def test_frames_slower_than_the_transit_target_shrink_the_rate_gently_and_only_with_a_target():
+    """A stream near a slow link's rate makes its frames wait behind each other and take long to cross, with no
+    queue that grows or stands past the mark; with a transit target the controller gives up a little rate a
+    report until they cross in time (no pause, no halving). The queue alone would not say so: the frames' own
+    length on the link is most of it."""
+    def run(target_ms: float, transits: list[float]) -> list[float]:
+        rc = RateController(50_000, 10_000, 50_000, transit_target_ms=target_ms)
         out = []
-        for i, q in enumerate(queues):
-            out.append(rc.update(Report(float(i), 45_000, queue_delay_ms=q, arrival_bps=45_000)))
+        for i, t in enumerate(transits):
+            out.append(rc.update(Report(float(i), 45_000, queue_delay_ms=20.0, arrival_bps=45_000, transit_ms=t)))
         assert rc.drain_until == float("-inf")  # never a pause
         return out
 
-    assert run(0.0, [120.0] * 4) == [50_000] * 4  # no target: a 120 ms queue is not congestion
+    assert run(0.0, [120.0] * 4) == [50_000] * 4  # no target: slow frames are not congestion
     shrunk = run(60.0, [120.0] * 4)
     assert shrunk[0] == 50_000  # one report over it may be a keyframe's moment
-    assert shrunk[1] == pytest.approx(50_000 * QUEUE_TARGET_STEP)
-    assert shrunk[3] == pytest.approx(50_000 * QUEUE_TARGET_STEP ** 3)
+    assert shrunk[1] == pytest.approx(50_000 * TRANSIT_STEP)
+    assert shrunk[3] == pytest.approx(50_000 * TRANSIT_STEP ** 3)
     assert run(60.0, [120.0, 30.0, 120.0, 30.0]) == [50_000] * 4  # never twice running: left alone
+
+
+def test_frames_slow_for_the_queue_a_back_off_drains_do_not_shrink_the_rate_again():
+    """After a cut, the queue it found drains for up to `MAX_DRAIN_S`, and the frames crossing meanwhile are slow for
+    what was sent before it: the transit target waits that long before it counts them."""
+    rc = RateController(300_000, 10_000, 300_000, transit_target_ms=60.0)
+    cut = rc.update(Report(0.0, 55_000, delay_trend_ms_per_s=400.0, queue_delay_ms=500.0, arrival_bps=55_000))
+    assert rc.state == "back-off" and cut < 55_000
+    after = [rc.update(Report(t, 40_000, queue_delay_ms=30.0, arrival_bps=40_000, transit_ms=300.0))
+             for t in (0.5, 1.0, 1.5, 2.0)]
+    assert after[:3] == [cut] * 3  # while it drains: held
+    assert rc.update(Report(2.5, 40_000, queue_delay_ms=30.0, arrival_bps=40_000, transit_ms=300.0)) < cut
+
+
+def test_frames_just_within_the_transit_target_hold_the_rate():
+    """Probing up from just under the target would cross it again: within `TRANSIT_HOLD` of it the rate holds, and
+    below that it probes as before."""
+    def run(transit_ms: float) -> float:
+        rc = RateController(20_000, 10_000, 100_000, transit_target_ms=60.0)
+        for i in range(8):
+            rc.update(Report(float(i), 20_000, arrival_bps=20_000, transit_ms=transit_ms))
+        return rc.target_bps
+
+    assert run(TRANSIT_HOLD * 60.0 + 5) == 20_000
+    assert run(TRANSIT_HOLD * 60.0 - 5) > 20_000 * PROBE_STEP

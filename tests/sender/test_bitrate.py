@@ -234,6 +234,11 @@ def test_a_live_stream_counts_each_frames_headers_and_keeps_to_its_latency():
     assert {r.stride for r in within_latency(DEFAULT_LADDER, 15.0, 150.0)} == {1}
     assert {r.stride for r in within_latency(DEFAULT_LADDER, 2.0, 150.0)} == {1}  # the finest, whatever the goal
     assert within_latency(DEFAULT_LADDER, 30.0, 0.0) == DEFAULT_LADDER
+    # What the goal leaves the path: less the coding and reconstruction, and at stride 2 a frame's wait.
+    from vsa.sender.ladder import MIN_TRANSIT_MS, PIPELINE_MS, transit_budget_ms
+    assert transit_budget_ms(150.0, 1, 30.0) == pytest.approx(150.0 - PIPELINE_MS)
+    assert transit_budget_ms(150.0, 2, 30.0) == pytest.approx(150.0 - PIPELINE_MS - 1000 / 30)
+    assert transit_budget_ms(60.0, 2, 30.0) == MIN_TRANSIT_MS
     # A fixed stride takes its scale from that stride's rungs (it took stride 4's rates).
     assert settle(30, size, FPS, None, 2) == (4, 2)
 

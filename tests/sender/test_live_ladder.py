@@ -51,6 +51,20 @@ def test_a_live_stream_keeps_to_its_latency_goal_unless_told_otherwise():
     assert free.encoder.stride == 4  # 30 kbps: scale 2 every fourth frame, as the ladder measured best
 
 
+def test_the_transit_target_is_what_the_latency_goal_leaves_the_path_at_the_streams_stride():
+    from vsa.sender.ladder import transit_budget_ms
+    sender = _sender(300.0)
+    assert sender.encoder.stride == 1
+    assert sender._transit_target() == transit_budget_ms(150.0, 1, FPS)
+    sender.encoder.switch(4, 2)
+    sender.encoder._take_rung()
+    assert sender._transit_target() == transit_budget_ms(150.0, 2, FPS) < transit_budget_ms(150.0, 1, FPS)
+    fixed = LiveSender(None, "unused.mp4", SenderOptions(
+        settings=StreamSettings(scale=4, stride=2, kbps=30.0), ladder=(True, True), adapt=None, transit_target_ms=0.0))
+    fixed._make_encoder(SIZE, SimpleNamespace(fps=FPS, name="clip"), 0)
+    assert fixed._transit_target() == 0.0  # off
+
+
 def test_fec_after_a_loss_halves_the_payloads_share_of_the_target():
     """Every frame twice: the keeper reckons the next crf for half the payload (`BitrateKeeper.copies`), or the
     stream puts twice its target on the path and skips frames to keep to it."""
