@@ -229,8 +229,8 @@ class Stats:
     """The newest frame received's ``capture_us`` (the sender's clock): which frames the report's delays speak
     of."""
     transit_ms: float = 0.0
-    """The 75th percentile over the last second of the frames' time on the path above the least one-way delay,
-    first datagram sent to last arrived, in ms: the queue ahead of each and its own length on the link."""
+    """The 75th percentile over the last second of the frames' capture to last datagram in, above the least one-way
+    delay, in ms: the queue ahead of each and its own length on the link."""
 
 
 Message = Union[Hello, ModelChunk, Frame, ModelUpdate, Bye, ModelRequest, Ready, KeyframeRequest, Stats, Nack]

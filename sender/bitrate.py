@@ -109,8 +109,8 @@ class BitrateKeeper:
     copies: int = 1
     """Live: how many times each frame goes out (2 while forward error correction repeats every frame; the sender
     says, as it turns it on and off). A new target's crf is reckoned for the payload's share of it over this: with
-    every frame sent twice, a crf for the whole share put twice the target on the path, and 35-40% of the frames
-    were skipped to keep to it on the lossy 60 kbps link, each one's neighbours waiting for the next sent frame."""
+    every frame sent twice, a crf for the whole share put twice the target on the path, and up to 41% of the sent
+    frames were skipped to keep to it on the lossy 60 kbps link, each one's neighbours waiting for the next."""
     finest: bool = True
     """The stream is at the finest rung of the ladder it may take (the sender says, as it moves): live, the crf
     stops at `LIVE_CRF_FLOOR`."""
