@@ -55,6 +55,7 @@ from vsa.protocol.session import FramesWanted, KeyframeWanted, ModelWanted, Peer
 
 from .adapt_options import AdaptSettings
 from .adapt_process import TrainerProcess
+from .bitrate import BitrateKeeper
 from .inrv_stream import CodeEncoder, CodeSettings
 from .record import Recorder
 from .shipment import load_model
@@ -459,7 +460,7 @@ class LiveSender:
                                                stats.arrival_kbps * 1000, in_flight, own, stats.transit_ms))
         # The ladder first: a new target's crf is reckoned for the rung the stream will be at.
         self._climb_ladder(target / 1000, now)
-        keeper.copies = 2 if self.fec_active else 1
+        self._sync_copies(keeper)
         keeper.retarget(target, self._stream_seconds())
         if self.controller.drain_until > max(draining, now):
             keeper.drain(self.controller.drain_until - now, self._stream_seconds())
@@ -579,10 +580,15 @@ class LiveSender:
                 log.info("loss reported: sending every frame twice for %g s (forward error correction)", FEC_HOLD)
             self._fec_until = time.monotonic() + FEC_HOLD
             keeper = getattr(self.encoder, "keeper", None)
-            if keeper is not None and keeper.copies != 2:
-                # Every frame twice from now on: the payload's share of the target halves.
-                keeper.copies = 2
+            if keeper is not None and self._sync_copies(keeper):
+                # Every frame twice from now on: the payload's share of the target halves, and its crf moves now.
                 keeper.retarget(keeper.target_bps, self._stream_seconds())
+
+    def _sync_copies(self, keeper: BitrateKeeper) -> bool:
+        """Tell ``keeper`` how many times each frame goes out now (twice while FEC is on); whether that changed."""
+        copies = 2 if self.fec_active else 1
+        changed, keeper.copies = keeper.copies != copies, copies
+        return changed
 
     @property
     def fec_active(self) -> bool:

@@ -34,7 +34,7 @@ import torch
 
 from vsa.common import bundle as bundle_mod
 from vsa.common.assets import DEFAULT_CLIP
-from vsa.common.cliargs import link_spec
+from vsa.common.cliargs import link_spec, non_negative_float
 from vsa.common.framecodec import FrameDecoder
 from vsa.common.resample import to_tensor, upscale
 from vsa.protocol.messages import Frame, Hello
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
                        help=f"link rates and how long each lasts (default: {DEFAULT_TRACE})")
     trace.add_argument("--kbps", type=float, default=300.0, help="the sender's target and ceiling (default: 300)")
     trace.add_argument("--stride", type=int, help="fix the stride (default: the ladder's)")
-    trace.add_argument("--transit-target", type=float, default=None, metavar="MS",
+    trace.add_argument("--transit-target", type=non_negative_float, default=None, metavar="MS",
                        help="the sender's transit target (`vsend --transit-target`; default: its own; 0: off)")
     trace.add_argument("--plot", default="bench_trace.png", help="the trace's plot (default: bench_trace.png)")
     parser.add_argument("-o", "--output", default="bench_stream.json")
